@@ -1,0 +1,8 @@
+// Two projects: unit tests need no root; e2e tests build namespaces and need root + the built binary.
+const tsJest = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] };
+module.exports = {
+  projects: [
+    { displayName: 'unit', testMatch: ['<rootDir>/{pkg,plugins,ipam}/**/*.test.ts'], transform: tsJest, testEnvironment: 'node' },
+    { displayName: 'e2e', testMatch: ['<rootDir>/e2e/**/*.e2e.ts'], transform: tsJest, testEnvironment: 'node' },
+  ],
+};

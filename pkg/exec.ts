@@ -1,0 +1,59 @@
+// The single place that runs external programs: argv arrays, no shell, bounded time.
+// execa is required lazily so that commands which spawn nothing (VERSION, IPAM) skip its load cost.
+import type { ExecaReturnValue } from 'execa';
+import { CniError, ErrCode } from './cni/errors';
+
+export interface RunOptions {
+  input?: string;
+  /** milliseconds; the kernel tools we call answer in a few ms, so a hang is a bug worth surfacing */
+  timeout?: number;
+  /** return the result instead of throwing on a non-zero exit */
+  allowFailure?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+let execaModule: typeof import('execa') | undefined;
+
+export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  execaModule ??= require('execa') as typeof import('execa');
+  let r: ExecaReturnValue;
+  try {
+    r = await execaModule(file, args as string[], {
+      input: opts.input,
+      timeout: opts.timeout ?? 20_000,
+      reject: false,
+      stripFinalNewline: false,
+      env: opts.env,
+      extendEnv: opts.env === undefined ? true : false,
+      shell: false,
+    });
+  } catch (e) {
+    throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
+  }
+  if (r.failed && r.exitCode === undefined) {
+    throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(r as unknown as { shortMessage?: string }).shortMessage ?? 'spawn error'}`);
+  }
+  const res: RunResult = { stdout: r.stdout ?? '', stderr: r.stderr ?? '', exitCode: r.exitCode ?? -1 };
+  if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
+  if (res.exitCode !== 0 && !opts.allowFailure) {
+    throw new CommandError(file, args, res);
+  }
+  return res;
+}
+
+/** A non-zero exit of an external program, keeping its stderr for callers that match on it. */
+export class CommandError extends CniError {
+  constructor(
+    readonly file: string,
+    readonly args: readonly string[],
+    readonly result: RunResult,
+  ) {
+    super(ErrCode.Internal, `${file} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+  }
+}

@@ -1,0 +1,41 @@
+// One multi-call executable: the name it is invoked as picks the plugin (bridge, host-local, ...).
+// `tscni <name> ...` works too, for running from a checkout and for subcommands.
+import * as path from 'path';
+import { registerInProcess } from '../pkg/cni/delegate';
+import { runPlugin } from '../pkg/cni/skel';
+import type { Plugin } from '../pkg/cni/types';
+
+// Lazy requires: a call loads only the plugin it runs.
+const PLUGINS: Record<string, () => Plugin> = {
+  'host-local': () => require('../ipam/host-local/plugin').plugin,
+};
+
+for (const [name, load] of Object.entries(PLUGINS)) registerInProcess(name, load);
+
+async function main(): Promise<number> {
+  let name = path.basename(process.argv0 || process.argv[0]);
+  let rest = process.argv.slice(2);
+  if (!(name in PLUGINS)) {
+    // invoked as tscni (or node + script): the first argument names the plugin
+    name = rest[0] ?? '';
+    rest = rest.slice(1);
+  }
+  const load = PLUGINS[name];
+  if (!load) {
+    process.stderr.write(`usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n`);
+    return 2;
+  }
+  void rest;
+  return runPlugin(name, load);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    // runPlugin turns every error into CNI JSON; reaching here is a bug, so keep stdout clean and say it on stderr
+    process.stderr.write(`tscni: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

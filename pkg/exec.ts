@@ -10,6 +10,8 @@ export interface RunOptions {
   /** return the result instead of throwing on a non-zero exit */
   allowFailure?: boolean;
   env?: Record<string, string>;
+  /** run inside this network namespace, given by path: prefixes the command with `nsenter --net=<path>` */
+  netns?: string;
 }
 
 export interface RunResult {
@@ -22,6 +24,7 @@ let execaModule: typeof import('execa') | undefined;
 
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   execaModule ??= require('execa') as typeof import('execa');
+  if (opts.netns) [file, args] = ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]];
   let r: ExecaReturnValue;
   try {
     r = await execaModule(file, args as string[], {

@@ -1,0 +1,32 @@
+// MAC addresses we choose ourselves, so a result needs no read-back from the kernel.
+import { createHash, randomBytes } from 'crypto';
+
+function format(b: Buffer): string {
+  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** Random, unicast and locally administered (first octet x2, x6, xA or xE). */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return format(b);
+}
+
+/** Stable MAC derived from a seed (e.g. a node IP for a VTEP), unicast and locally administered. */
+export function stableMac(seed: string): string {
+  const b = createHash('sha256').update(seed).digest();
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return format(b);
+}
+
+export function isValidMac(s: string): boolean {
+  return /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(s);
+}
+
+/** IPv6 link-local address from a MAC by modified EUI-64 (fe80::ecee:eeff:feee:eeee for ee:ee:ee:ee:ee:ee). */
+export function linkLocalFromMac(mac: string): string {
+  const b = mac.split(':').map((x) => parseInt(x, 16));
+  b[0] ^= 0x02;
+  const w = [(b[0] << 8) | b[1], (b[2] << 8) | 0xff, (0xfe << 8) | b[3], (b[4] << 8) | b[5]];
+  return 'fe80::' + w.map((x) => x.toString(16)).join(':');
+}

@@ -1,0 +1,84 @@
+// The node's Linux bridge: created once with a fixed MAC (so it never follows its ports), then reused.
+import { CniError, ErrCode } from '../cni/errors';
+import { BatchError, ipBatch, ipJson, type IpCommand } from '../ip/batch';
+import { randomMac } from '../ip/mac';
+import { readLink, type SysLink } from '../ip/sysfs';
+import { setSysctls } from '../ip/sysctl';
+import { formatCIDR, networkOf, parseCIDR, overlaps } from '../ipnet';
+
+export interface BridgeSpec {
+  name: string;
+  mtu: number;
+  promisc: boolean;
+  vlanFiltering: boolean;
+}
+
+/** Make sure the bridge exists and is up; tolerate a concurrent ADD creating it first. */
+export async function ensureBridge(spec: BridgeSpec): Promise<SysLink> {
+  let link = readLink(spec.name);
+  if (!link) {
+    const add: IpCommand = ['link', 'add', 'name', spec.name, 'address', randomMac(), 'mtu', String(spec.mtu), 'type', 'bridge'];
+    if (spec.vlanFiltering) add.push('vlan_filtering', '1');
+    try {
+      await ipBatch([add]);
+    } catch (e) {
+      if (!(e instanceof BatchError && /File exists/.test(e.reason))) throw e;
+    }
+    link = readLink(spec.name);
+    if (!link) throw new CniError(ErrCode.KernelOperation, `bridge ${spec.name} vanished after creation`);
+  }
+  if (!link.isBridge) {
+    throw new CniError(ErrCode.InvalidConfig, `invalid config: bridge: ${JSON.stringify(spec.name)} already exists but is not a bridge`);
+  }
+  const fix: IpCommand[] = [];
+  if (spec.vlanFiltering) fix.push(['link', 'set', spec.name, 'type', 'bridge', 'vlan_filtering', '1']);
+  if (spec.promisc) fix.push(['link', 'set', spec.name, 'promisc', 'on']);
+  if (link.operstate === 'down' || spec.promisc || spec.vlanFiltering || fix.length) fix.push(['link', 'set', spec.name, 'up']);
+  await ipBatch(fix);
+  // a bridge that accepts router advertisements could pick up a default route from a pod
+  await setSysctls({ [`net/ipv6/conf/${spec.name}/accept_ra`]: '0' }).catch(() => undefined);
+  return link;
+}
+
+interface AddrInfo {
+  family: 'inet' | 'inet6';
+  local: string;
+  prefixlen: number;
+  scope?: string;
+}
+
+/** Global addresses of a link in our namespace. */
+export async function linkAddresses(dev: string, netns?: string): Promise<AddrInfo[]> {
+  const links = await ipJson<{ addr_info?: AddrInfo[] }>(['addr', 'show', 'dev', dev], netns);
+  return (links[0]?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host');
+}
+
+/**
+ * Commands that put each gateway (CIDR: gateway address with the pod subnet's prefix) on the bridge.
+ * An IPv4 bridge address other than the gateway, or an IPv6 one overlapping it, is a conflict (a node whose pod
+ * subnet changed): an error naming it, or with forceAddress, removed.
+ */
+export function gatewayCommands(dev: string, gateways: string[], existing: AddrInfo[], forceAddress: boolean): IpCommand[] {
+  const cmds: IpCommand[] = [];
+  for (const gw of gateways) {
+    const want = parseCIDR(gw)!;
+    for (const a of existing) {
+      const have = parseCIDR(`${a.local}/${a.prefixlen}`)!;
+      if (have.family !== want.family) continue;
+      const same = have.ip === want.ip && have.prefix === want.prefix;
+      const conflicting = !same && (want.family === 4 ? !gateways.includes(`${a.local}/${a.prefixlen}`) : overlaps(have, want));
+      if (!conflicting) continue;
+      if (!forceAddress) {
+        throw new CniError(
+          ErrCode.InvalidConfig,
+          `invalid config: ${dev} already has an IP address ${a.local}/${a.prefixlen} different from ${gw} ` +
+            `(subnet ${formatCIDR(networkOf(want))}); set forceAddress to replace it`,
+        );
+      }
+      cmds.push(['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', dev]);
+    }
+    // nodad: pods need their IPv6 gateway at once, not after duplicate address detection
+    cmds.push(want.family === 6 ? ['addr', 'replace', gw, 'dev', dev, 'nodad'] : ['addr', 'replace', gw, 'dev', dev]);
+  }
+  return cmds;
+}

@@ -1,0 +1,164 @@
+// A pod on a node-local bridge: ADD, DEL and CHECK of the wiring that bridge, host-gw, ipip and vxlan share.
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../cni/delegate';
+import { CniError, ErrCode } from '../cni/errors';
+import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
+import { ipJson } from '../ip/batch';
+import { bridgeBatch } from '../ip/bridgevlan';
+import { randomMac } from '../ip/mac';
+import { netnsExists } from '../ip/netns';
+import { linkExists, readLink } from '../ip/sysfs';
+import { readSysctl, setSysctls } from '../ip/sysctl';
+import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq, type MasqBackend } from '../nat';
+import { ensureBridge, gatewayCommands, linkAddresses } from './bridge';
+import { calcGateways, vlanBridgeCommands, vlanGatewayDevCommands } from './gateway';
+import { hostVethName } from './names';
+import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, waitOperUp } from './pod';
+import { applyVeth, deleteLink, planVeth } from './veth';
+
+export interface BridgePodConf {
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  ipMasqBackend?: MasqBackend;
+  /** CIDRs besides the pod's own subnet that are not masqueraded (a cluster's pod CIDR) */
+  masqExcluded: string[];
+  mtu: number;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  vlan: number;
+  enabledad: boolean;
+  portIsolation: boolean;
+  disableContainerInterface: boolean;
+  isLayer3: boolean;
+  mac?: string;
+  dns?: DNS;
+}
+
+function attachment(a: CmdArgs) {
+  return { network: a.conf.name, containerId: a.containerId, ifName: a.ifName };
+}
+
+export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {
+  if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
+  const hostName = hostVethName(a.containerId, a.ifName);
+
+  // 1. the bridge (created once per node)
+  const existed = linkExists(conf.bridge);
+  await ensureBridge({ name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 });
+
+  // 2. an address from IPAM; from here on a failure releases it
+  const result: Result = conf.isLayer3 ? await ipamAdd(a) : { cniVersion: a.conf.cniVersion };
+  try {
+    if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
+    const gw = calcGateways(result, conf);
+
+    // 3. the gateway on the bridge (or its VLAN device), checked against what the bridge already holds
+    const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
+    const held = conf.isGateway && existed && linkExists(gwDev) ? await linkAddresses(gwDev) : [];
+    const nodeAfter = [...vlanGatewayDevCommands(conf), ...(conf.isGateway ? gatewayCommands(gwDev, gw.bridgeAddrs, held, conf.forceAddress) : [])];
+
+    // 4. the veth pair: node end on the bridge, pod end configured inside the pod
+    const podMac = conf.mac ?? randomMac();
+    const plan = planVeth(
+      { name: hostName, mac: randomMac(), mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation, after: nodeAfter },
+      {
+        netns: a.netns,
+        ifName: a.ifName,
+        mac: podMac,
+        mtu: conf.mtu,
+        addresses: (result.ips ?? []).map((ip) => ip.address),
+        nodad: !conf.enabledad,
+        routes: podRoutes(result, a.ifName),
+        sysctls: podSysctls(a.ifName, result, conf.enabledad),
+        up: !conf.disableContainerInterface,
+      },
+    );
+    await applyVeth(plan, hostName);
+    await bridgeBatch(vlanBridgeCommands(conf, hostName));
+    await setSysctls({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' }).catch(() => undefined);
+
+    // 5. forwarding and masquerade
+    if (conf.isGateway) await setSysctls(forwardingSysctls(result));
+    if (conf.ipMasq && conf.isLayer3) {
+      await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, result, conf.masqExcluded));
+    }
+    if (!conf.disableContainerInterface) await waitOperUp(hostName);
+
+    // 6. the result: bridge, node veth, pod interface
+    result.interfaces = [
+      { name: conf.bridge, mac: readLink(conf.bridge)?.mac },
+      { name: hostName, mac: readLink(hostName)?.mac },
+      { name: a.ifName, mac: podMac, mtu: conf.mtu, sandbox: a.netns },
+    ];
+    if (gw.vlanDev) result.interfaces.push({ name: gwDev, mac: readLink(gwDev)?.mac });
+    if (conf.dns && Object.keys(conf.dns).length) result.dns = conf.dns;
+    return result;
+  } catch (e) {
+    await deleteLink(hostName).catch(() => undefined);
+    if (conf.ipMasq) await teardownMasq(attachment(a)).catch(() => undefined);
+    if (conf.isLayer3) await ipamDel(a).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function delBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<void> {
+  const hostName = hostVethName(a.containerId, a.ifName);
+  // The pod end goes with its netns; deleting the node end removes both while the netns lives
+  // (also when the runtime sends no CNI_NETNS, as containerd does for a stopped container).
+  if (netnsExists(a.netns)) await deleteLink(a.ifName, a.netns);
+  if (linkExists(hostName)) await deleteLink(hostName);
+  // rules are found by attachment, not by address: this works when the netns is long gone
+  if (conf.ipMasq) await teardownMasq(attachment(a));
+  if (conf.isLayer3) await ipamDel(a);
+}
+
+export async function checkBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<string[]> {
+  const prev = a.conf.prevResult;
+  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'invalid config: prevResult: required for CHECK');
+  if (conf.isLayer3) await ipamCheck(a);
+  const problems: string[] = [];
+  const bridge = readLink(conf.bridge);
+  const prevBridge = prev.interfaces?.find((i) => i.name === conf.bridge);
+  if (!bridge?.isBridge) problems.push(`bridge ${conf.bridge} is missing`);
+  else if (prevBridge?.mac && prevBridge.mac !== bridge.mac) problems.push(`bridge ${conf.bridge} has MAC ${bridge.mac}, expected ${prevBridge.mac}`);
+  if (bridge && conf.promiscMode) {
+    const l = await ipJson<{ flags?: string[] }>(['link', 'show', 'dev', conf.bridge]);
+    if (!l[0]?.flags?.includes('PROMISC')) problems.push(`bridge ${conf.bridge} is not promiscuous`);
+  }
+
+  const hostName = hostVethName(a.containerId, a.ifName);
+  const host = readLink(hostName);
+  const prevHost = prev.interfaces?.find((i) => i.name === hostName);
+  if (!host) problems.push(`node veth ${hostName} is missing`);
+  else {
+    if (host.master !== conf.bridge) problems.push(`node veth ${hostName} is not a port of ${conf.bridge}`);
+    if (prevHost?.mac && prevHost.mac !== host.mac) problems.push(`node veth ${hostName} has MAC ${host.mac}, expected ${prevHost.mac}`);
+    if (host.mtu !== conf.mtu) problems.push(`node veth ${hostName} has MTU ${host.mtu}, expected ${conf.mtu}`);
+  }
+  problems.push(...(await checkPod(a, prev, { mtu: conf.mtu, peerIfindex: host?.ifindex })));
+  if (conf.isGateway) {
+    for (const [k, v] of Object.entries(forwardingSysctls(prev))) {
+      const have = readSysctl(k);
+      if (have !== v) problems.push(`sysctl ${k.replace(/\//g, '.')} is ${have}, expected ${v}`);
+    }
+  }
+  if (conf.ipMasq && conf.isLayer3) {
+    problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, prev, conf.masqExcluded))));
+  }
+  return problems;
+}
+
+/** GC goes on past failures and reports them all, as the spec asks. */
+export async function gcBridgePods(a: CmdArgs, conf: BridgePodConf, valid: Attachment[]): Promise<void> {
+  const errors: string[] = [];
+  const keep = valid.map((v) => ({ network: a.conf.name, containerId: v.containerID, ifName: v.ifname }));
+  await gcMasq(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
+  if (conf.isLayer3) await ipamGc(a).catch((e: Error) => errors.push(e.message));
+  if (errors.length) throw new CniError(ErrCode.Internal, `GC: ${errors.join('; ')}`);
+}
+
+export async function statusBridgePods(a: CmdArgs, conf: BridgePodConf): Promise<void> {
+  if (conf.isLayer3) await ipamStatus(a);
+}

@@ -1,0 +1,163 @@
+import { parseNetConf } from '../../pkg/cni/skel';
+import type { CmdArgs, Result } from '../../pkg/cni/types';
+import { CniError } from '../../pkg/cni/errors';
+import { gatewayCommands } from '../../pkg/wiring/bridge';
+import { planVeth } from '../../pkg/wiring/veth';
+import { podRoutes, podSysctls, masqRules } from '../../pkg/wiring/pod';
+import { hostVethName } from '../../pkg/wiring/names';
+import { parseBridgeConf } from './config';
+import { calcGateways, vlanBridgeCommands } from '../../pkg/wiring/gateway';
+
+function args(conf: Record<string, unknown>, cniArgs: Record<string, string> = {}): CmdArgs {
+  const stdin = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam: {}, ...conf }));
+  return { command: 'ADD', containerId: 'c1', netns: '/var/run/netns/p', ifName: 'eth0', args: cniArgs, path: [], stdin, conf: parseNetConf(stdin) };
+}
+
+function pc(a: CmdArgs) {
+  return { ...parseBridgeConf(a), mtu: 1500, masqExcluded: [] };
+}
+
+function err(f: () => unknown): CniError {
+  try {
+    f();
+  } catch (e) {
+    return e as CniError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('bridge config', () => {
+  it('applies the reference defaults', () => {
+    const c = parseBridgeConf(args({}));
+    expect(c).toMatchObject({ bridge: 'cni0', isGateway: false, ipMasq: false, vlan: 0, isLayer3: false, mtu: undefined });
+  });
+  it('isDefaultGateway implies isGateway', () => {
+    expect(parseBridgeConf(args({ isDefaultGateway: true })).isGateway).toBe(true);
+  });
+  it.each([
+    [{ isGateway: 'yes' }, 7, 'isGateway'],
+    [{ mtu: 'big' }, 7, 'mtu'],
+    [{ mtu: 20 }, 7, 'mtu'],
+    [{ vlan: 5000 }, 7, 'vlan'],
+    [{ bridge: 'a/b' }, 7, 'bridge'],
+    [{ bridge: 'averyveryverylongname' }, 7, 'bridge'],
+    [{ ipMasqBackend: 'pf' }, 2, 'ipMasqBackend'],
+    [{ hairpinMode: true, promiscMode: true }, 7, 'hairpinMode'],
+    [{ ipam: { type: 'host-local' }, disableContainerInterface: true }, 7, 'disableContainerInterface'],
+    [{ vlanTrunk: [{ id: 5 }] }, 2, 'vlanTrunk'],
+    [{ runtimeConfig: { mac: 'zz:00:00:00:00:00' } }, 7, 'runtimeConfig.mac'],
+  ])('rejects %j with code %d naming %s', (conf, code, key) => {
+    const e = err(() => parseBridgeConf(args(conf)));
+    expect(e.code).toBe(code);
+    expect(e.message).toContain(key);
+  });
+  it('requires ipam', () => {
+    const stdin = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'bridge' }));
+    const a = { ...args({}), stdin, conf: parseNetConf(stdin) };
+    expect(err(() => parseBridgeConf(a)).message).toContain('ipam');
+  });
+  it('takes the MAC from runtimeConfig over args over CNI_ARGS', () => {
+    expect(parseBridgeConf(args({}, { MAC: '0a:00:00:00:00:01' })).mac).toBe('0a:00:00:00:00:01');
+    expect(parseBridgeConf(args({ args: { cni: { mac: '0a:00:00:00:00:02' } } }, { MAC: '0a:00:00:00:00:01' })).mac).toBe('0a:00:00:00:00:02');
+    expect(parseBridgeConf(args({ runtimeConfig: { mac: '0A:00:00:00:00:03' }, args: { cni: { mac: '0a:00:00:00:00:02' } } })).mac).toBe('0a:00:00:00:00:03');
+  });
+  it('refuses unknown CNI_ARGS unless IgnoreUnknown', () => {
+    expect(err(() => parseBridgeConf(args({}, { FOO: '1' }))).code).toBe(4);
+    expect(() => parseBridgeConf(args({}, { FOO: '1', IgnoreUnknown: '1' }))).not.toThrow();
+  });
+});
+
+describe('gateways', () => {
+  const result = (): Result => ({
+    cniVersion: '1.0.0',
+    ips: [{ address: '10.22.0.5/16' }, { address: 'fd00:22::5/64', gateway: 'fd00:22::1' }],
+    routes: [],
+  });
+  it('fills missing gateways with the first address and adds default routes', () => {
+    const r = result();
+    const g = calcGateways(r, pc(args({ isDefaultGateway: true })));
+    expect(g.bridgeAddrs).toEqual(['10.22.0.1/16', 'fd00:22::1/64']);
+    expect(r.ips!.map((i) => i.interface)).toEqual([2, 2]);
+    expect(r.routes).toEqual([
+      { dst: '0.0.0.0/0', gw: '10.22.0.1' },
+      { dst: '::/0', gw: 'fd00:22::1' },
+    ]);
+  });
+  it('puts nothing on the bridge when it is not a gateway', () => {
+    const r = result();
+    expect(calcGateways(r, pc(args({}))).bridgeAddrs).toEqual([]);
+    expect(r.ips![0].gateway).toBeUndefined();
+  });
+  it('keeps an IPAM default route and fills its gateway', () => {
+    const r = result();
+    r.routes = [{ dst: '0.0.0.0/0' }];
+    calcGateways(r, pc(args({ isDefaultGateway: true })));
+    expect(r.routes.filter((x) => x.dst === '0.0.0.0/0')).toEqual([{ dst: '0.0.0.0/0', gw: '10.22.0.1' }]);
+  });
+  it('refuses a bridge holding another IPv4 address unless forceAddress', () => {
+    const held = [{ family: 'inet' as const, local: '10.99.0.1', prefixlen: 24 }];
+    expect(err(() => gatewayCommands('cni0', ['10.22.0.1/16'], held, false)).message).toMatch(/already has an IP address 10.99.0.1\/24/);
+    expect(gatewayCommands('cni0', ['10.22.0.1/16'], held, true)).toEqual([
+      ['addr', 'del', '10.99.0.1/24', 'dev', 'cni0'],
+      ['addr', 'replace', '10.22.0.1/16', 'dev', 'cni0'],
+    ]);
+  });
+  it('accepts the gateway already present and a non-overlapping IPv6 address', () => {
+    const held = [
+      { family: 'inet' as const, local: '10.22.0.1', prefixlen: 16 },
+      { family: 'inet6' as const, local: 'fd99::1', prefixlen: 64 },
+    ];
+    expect(gatewayCommands('cni0', ['10.22.0.1/16', 'fd00:22::1/64'], held, false)).toEqual([
+      ['addr', 'replace', '10.22.0.1/16', 'dev', 'cni0'],
+      ['addr', 'replace', 'fd00:22::1/64', 'dev', 'cni0', 'nodad'],
+    ]);
+  });
+  it('makes the pod port an access port of its VLAN', () => {
+    expect(vlanBridgeCommands(pc(args({ vlan: 10, isGateway: true })), 'vethx')).toEqual([
+      ['vlan', 'del', 'dev', 'vethx', 'vid', '1'],
+      ['vlan', 'add', 'dev', 'vethx', 'vid', '10', 'pvid', 'untagged'],
+      ['vlan', 'add', 'dev', 'cni0', 'vid', '10', 'self'],
+    ]);
+  });
+});
+
+describe('veth plan', () => {
+  it('creates the pair with the peer in the pod, enslaves, then configures the pod', () => {
+    const r: Result = { cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/16', gateway: '10.22.0.1' }], routes: [{ dst: '0.0.0.0/0' }] };
+    const plan = planVeth(
+      { name: 'vethabc', mac: '0a:00:00:00:00:01', mtu: 1400, master: 'cni0', hairpin: true },
+      { netns: '/var/run/netns/p', ifName: 'eth0', mac: '0a:00:00:00:00:02', mtu: 1400, addresses: ['10.22.0.5/16'], nodad: true, routes: podRoutes(r, 'eth0'), sysctls: podSysctls('eth0', r, false) },
+    );
+    expect(plan.node).toEqual([
+      ['link', 'add', 'vethabc', 'address', '0a:00:00:00:00:01', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'eth0', 'address', '0a:00:00:00:00:02', 'mtu', '1400', 'netns', '/var/run/netns/p'],
+      ['link', 'set', 'vethabc', 'master', 'cni0'],
+      ['link', 'set', 'vethabc', 'type', 'bridge_slave', 'hairpin', 'on'],
+      ['link', 'set', 'vethabc', 'up'],
+    ]);
+    expect(plan.pod).toEqual([
+      ['addr', 'replace', '10.22.0.5/16', 'dev', 'eth0'],
+      ['link', 'set', 'eth0', 'up'],
+      ['route', 'replace', '0.0.0.0/0', 'via', '10.22.0.1', 'dev', 'eth0'],
+    ]);
+    expect(plan.podSysctls).toEqual({ 'net/ipv4/conf/eth0/arp_notify': '1' });
+  });
+  it('disables IPv6 DAD per address and per interface', () => {
+    const r: Result = { cniVersion: '1.0.0', ips: [{ address: 'fd00::5/64' }] };
+    expect(podSysctls('eth0', r, false)['net/ipv6/conf/eth0/accept_dad']).toBe('0');
+    const plan = planVeth({ name: 'v', mac: 'a', mtu: 1500 }, { netns: 'n', ifName: 'eth0', mac: 'b', mtu: 1500, addresses: ['fd00::5/64'], nodad: true, routes: [], sysctls: {} });
+    expect(plan.pod[0]).toEqual(['addr', 'replace', 'fd00::5/64', 'dev', 'eth0', 'nodad']);
+  });
+  it('names the node veth deterministically within 15 characters', () => {
+    const n = hostVethName('abc', 'eth0');
+    expect(n).toHaveLength(15);
+    expect(n).toBe(hostVethName('abc', 'eth0'));
+    expect(n).not.toBe(hostVethName('abc', 'eth1'));
+  });
+  it('masquerades each pod address except its own subnet', () => {
+    const r: Result = { cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/16' }, { address: 'fd00::5/64' }] };
+    expect(masqRules(args({}), r, ['10.0.0.0/8'])).toEqual([
+      { network: 'net1', containerId: 'c1', ifName: 'eth0', ip: '10.22.0.5', excluded: ['10.22.0.0/16', '10.0.0.0/8'] },
+      { network: 'net1', containerId: 'c1', ifName: 'eth0', ip: 'fd00::5', excluded: ['fd00::/64'] },
+    ]);
+  });
+});

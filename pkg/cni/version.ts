@@ -1,6 +1,6 @@
 // CNI spec versions we speak and the result conversion between them.
 import { CniError, ErrCode } from './errors';
-import type { IPConfig, Interface, Result, Route } from './types';
+import type { DNS, IPConfig, Interface, Result, Route } from './types';
 
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export const CURRENT_VERSION = '1.1.0';
@@ -69,9 +69,13 @@ export function formatResult(r: Result, version: string): Record<string, unknown
       return o;
     });
   }
-  const dns = r.dns;
-  if (dns && (dns.nameservers?.length || dns.domain || dns.search?.length || dns.options?.length)) {
-    out.dns = dns;
+  if (r.dns) {
+    const d: DNS = {};
+    if (r.dns.nameservers?.length) d.nameservers = r.dns.nameservers;
+    if (r.dns.domain) d.domain = r.dns.domain;
+    if (r.dns.search?.length) d.search = r.dns.search;
+    if (r.dns.options?.length) d.options = r.dns.options;
+    if (Object.keys(d).length) out.dns = d;
   }
   return out;
 }
@@ -87,20 +91,39 @@ export function parseResult(raw: unknown, fallbackVersion?: string): Result {
     throw new CniError(ErrCode.IncompatibleVersion, `unsupported result version ${String(version)}`);
   }
   const r: Result = { cniVersion: version };
-  if (o.interfaces !== undefined) r.interfaces = arrayOf(o.interfaces, 'interfaces') as Interface[];
-  if (o.ips !== undefined) {
-    r.ips = arrayOf(o.ips, 'ips').map((ip) => {
-      const { version: _v, ...rest } = ip as Record<string, unknown>;
+  if (o.interfaces != null) {
+    r.interfaces = objectsOf(o.interfaces, 'interfaces').map((i) => {
+      if (typeof i.name !== 'string') throw new CniError(ErrCode.DecodeFailure, 'result interfaces[].name missing');
+      return i as unknown as Interface;
+    });
+  }
+  if (o.ips != null) {
+    r.ips = objectsOf(o.ips, 'ips').map((ip) => {
+      const { version: _v, ...rest } = ip;
       if (typeof rest.address !== 'string') throw new CniError(ErrCode.DecodeFailure, 'result ips[].address missing');
+      if (rest.interface !== undefined && !(Number.isInteger(rest.interface) && (rest.interface as number) >= 0)) {
+        throw new CniError(ErrCode.DecodeFailure, 'result ips[].interface is not an index');
+      }
       return rest as unknown as IPConfig;
     });
   }
-  if (o.routes !== undefined) r.routes = arrayOf(o.routes, 'routes') as Route[];
-  if (o.dns !== undefined) r.dns = o.dns as Result['dns'];
+  if (o.routes != null) {
+    r.routes = objectsOf(o.routes, 'routes').map((rt) => {
+      if (typeof rt.dst !== 'string') throw new CniError(ErrCode.DecodeFailure, 'result routes[].dst missing');
+      return rt as unknown as Route;
+    });
+  }
+  if (o.dns !== undefined && o.dns !== null) {
+    if (typeof o.dns !== 'object' || Array.isArray(o.dns)) throw new CniError(ErrCode.DecodeFailure, 'result dns is not an object');
+    r.dns = o.dns as Result['dns'];
+  }
   return r;
 }
 
-function arrayOf(v: unknown, key: string): unknown[] {
+function objectsOf(v: unknown, key: string): Record<string, unknown>[] {
   if (!Array.isArray(v)) throw new CniError(ErrCode.DecodeFailure, `result ${key} is not a list`);
-  return v;
+  for (const e of v) {
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new CniError(ErrCode.DecodeFailure, `result ${key}[] entry is not an object`);
+  }
+  return v as Record<string, unknown>[];
 }

@@ -1,0 +1,115 @@
+// Masquerade for pod traffic leaving the pod subnet (and a cluster CIDR): nftables by default,
+// iptables as a fallback. Plugins call only this module. Rules are tagged per attachment
+// (network + containerId + ifName), so DEL and GC remove exactly their own without knowing addresses.
+import { CniError, ErrCode } from '../cni/errors';
+import type { Family } from '../ipnet';
+import { networkTag, planAttachments, attachmentTag, type MasqAttachment, type MasqRule, type AttachmentPlan } from './model';
+import { findTool } from './tools';
+import * as nft from './nft';
+import * as ipt from './iptables';
+
+export type { MasqAttachment, MasqRule } from './model';
+export type MasqBackend = 'nftables' | 'iptables';
+
+export interface NatOptions {
+  /** run the tools inside this network namespace, given by path (tests, doctor) */
+  netns?: string;
+}
+
+const BACKENDS: readonly MasqBackend[] = ['nftables', 'iptables'];
+const FAMILIES: readonly Family[] = [4, 6];
+
+/** Config-time check of `ipMasqBackend`: undefined when unset, else the backend; code 2 for anything else. */
+export function validateBackend(configured: unknown): MasqBackend | undefined {
+  if (configured === undefined || configured === null) return undefined;
+  if (typeof configured === 'string' && (BACKENDS as readonly string[]).includes(configured)) return configured as MasqBackend;
+  throw new CniError(
+    ErrCode.UnsupportedField,
+    `unsupported value for ipMasqBackend: ${JSON.stringify(configured)}: expected "nftables" or "iptables"`,
+  );
+}
+
+/**
+ * The backend to use: the configured one, else nftables when `nft` is installed, else iptables.
+ * Availability is judged by the binary being present (no spawn: this runs on every ADD).
+ */
+export async function resolveBackend(configured: string | undefined, _o: NatOptions = {}): Promise<MasqBackend> {
+  const b = validateBackend(configured);
+  if (b) return b;
+  if (findTool('nft')) return 'nftables';
+  if (findTool('iptables-restore') || findTool('ip6tables-restore')) return 'iptables';
+  throw new CniError(ErrCode.KernelOperation, 'ipMasq: neither nft nor iptables-restore is installed');
+}
+
+function nftIO(o: NatOptions, required: boolean): nft.NftIO | undefined {
+  const bin = findTool('nft');
+  if (!bin && required) throw new CniError(ErrCode.KernelOperation, 'ipMasqBackend "nftables": the nft program is not installed');
+  return bin ? { nft: bin, netns: o.netns } : undefined;
+}
+
+function iptIO(f: Family, o: NatOptions, required: boolean): ipt.IptIO | undefined {
+  const base = f === 4 ? 'iptables' : 'ip6tables';
+  const save = findTool(`${base}-save`);
+  const restore = findTool(`${base}-restore`);
+  if ((!save || !restore) && required) {
+    throw new CniError(ErrCode.KernelOperation, `ipMasqBackend "iptables": ${base}-save/${base}-restore are not installed`);
+  }
+  return save && restore ? { save, restore, netns: o.netns } : undefined;
+}
+
+const familiesOf = (plans: AttachmentPlan[]): Family[] => FAMILIES.filter((f) => plans.some((p) => p.ips.some((x) => x.family === f)));
+
+/** Install the rules; running it again with the same rules leaves the same ruleset. */
+export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatOptions = {}): Promise<void> {
+  const plans = planAttachments(rules);
+  if (!plans.length) return;
+  if (backend === 'nftables') return nft.setup(nftIO(o, true)!, plans);
+  await Promise.all(
+    familiesOf(plans).map(async (f) => {
+      const io = iptIO(f, o, true)!;
+      await ipt.restore(io, ipt.setupRestore(await ipt.save(io), plans, f));
+    }),
+  );
+}
+
+/** Remove the chains selected (by name) from every backend whose tools exist, in parallel. */
+async function removeEverywhere(o: NatOptions, nftSelect: (c: string) => boolean, iptSelect: (c: string) => boolean): Promise<void> {
+  const jobs: Promise<void>[] = [];
+  const n = nftIO(o, false);
+  if (n) jobs.push(nft.removeChains(n, nftSelect));
+  for (const f of FAMILIES) {
+    const io = iptIO(f, o, false);
+    if (io) jobs.push(ipt.save(io).then((t) => ipt.restore(io, ipt.deleteRestore(t, iptSelect))));
+  }
+  const res = await Promise.allSettled(jobs);
+  const errs = res.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
+  if (errs.length) throw new CniError(ErrCode.KernelOperation, errs.join('; '));
+}
+
+/** Remove every rule of the attachment in both backends; needs no address, succeeds when nothing is there. */
+export async function teardownMasq(att: MasqAttachment, o: NatOptions = {}): Promise<void> {
+  const tag = attachmentTag(att);
+  const n = nft.chainName(tag);
+  const i = ipt.chainName(tag);
+  await removeEverywhere(o, (c) => c === n, (c) => c === i);
+}
+
+/** [] when the rules are in place, else what is wrong, in words for an operator. */
+export async function checkMasq(backend: MasqBackend, rules: MasqRule[], o: NatOptions = {}): Promise<string[]> {
+  const plans = planAttachments(rules);
+  if (!plans.length) return [];
+  if (backend === 'nftables') return nft.checkState(await nft.listTable(nftIO(o, true)!), plans);
+  const per = await Promise.all(
+    familiesOf(plans).map(async (f) => ipt.checkTable(await ipt.save(iptIO(f, o, true)!), plans, f)),
+  );
+  return per.flat();
+}
+
+/** Remove the rules of `network` whose attachment is not in `valid` (CNI GC), in both backends. */
+export async function gcMasq(network: string, valid: MasqAttachment[], o: NatOptions = {}): Promise<void> {
+  const keep = new Set(valid.map((a) => attachmentTag({ ...a, network })));
+  const prefix = `${networkTag(network)}-`;
+  const stale = (tagged: string, chainPrefix: string): boolean =>
+    tagged.startsWith(chainPrefix + prefix) && !keep.has(tagged.slice(chainPrefix.length));
+  await removeEverywhere(o, (c) => stale(c, 'masq-'), (c) => stale(c, ipt.CHAIN_PREFIX));
+}

@@ -1,0 +1,174 @@
+// host-local IPAM: one address per range set from files under <dataDir>/<network>, in the reference layout.
+// ADD is idempotent per (containerID, ifname); DEL releases by (containerID, ifname), falling back to legacy
+// id-only files; CHECK wants an address in every range set; GC frees what the runtime no longer lists; STATUS
+// reports an exhausted range set or an unwritable dataDir with code 50.
+import * as fs from 'fs';
+import * as path from 'path';
+import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { checkCniArgs } from '../../pkg/cni/skel';
+import type { Attachment, CmdArgs, IPConfig, Plugin, Result } from '../../pkg/cni/types';
+import { formatIP, parseIP } from '../../pkg/ipnet';
+import { type HostLocalConfig, type RangeSet, type RequestedIP, parseConfig } from './config';
+import { readResolvConf } from './dns';
+import { type Entry, type ScanEntry, Store, TORN_GRACE_MS } from './store';
+
+export const KNOWN_CNI_ARGS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'] as const;
+
+function inSet(set: RangeSet, ip: string): bigint | undefined {
+  const a = parseIP(ip);
+  return a && set.rangeOf(a.family, a.ip) ? a.ip : undefined;
+}
+
+/** Match each requested IP to the one range set holding it; at most one per set. */
+function requestsBySet(cfg: HostLocalConfig): Map<number, RequestedIP> {
+  const out = new Map<number, RequestedIP>();
+  for (const r of cfg.requested) {
+    const set = cfg.rangeSets.find((s) => s.rangeOf(r.family, r.ip));
+    if (!set) {
+      const sets = cfg.rangeSets.map((s) => s.describe()).join('; ');
+      throw new CniError(ErrCode.InvalidConfig, `${r.source}: requested IP ${r.text} is not in any range set (${sets})`);
+    }
+    if (r.ip === set.rangeOf(r.family, r.ip)!.gateway) {
+      throw new CniError(ErrCode.InvalidConfig, `${r.source}: requested IP ${r.text} is the gateway of ${set.key}`);
+    }
+    const prev = out.get(set.index);
+    if (prev) {
+      throw new CniError(ErrCode.InvalidConfig, `${r.source}: requested IP ${r.text} and ${prev.text} (${prev.source}) are both in range set ${set.key}: one address per range set`);
+    }
+    out.set(set.index, r);
+  }
+  return out;
+}
+
+function ipConfig(set: RangeSet, addr: bigint): IPConfig {
+  const range = set.rangeOf(set.family, addr)!;
+  return { address: `${formatIP(set.family, addr)}/${range.subnet.prefix}`, gateway: formatIP(set.family, range.gateway) };
+}
+
+async function add(a: CmdArgs): Promise<Result> {
+  checkCniArgs(a.args, KNOWN_CNI_ARGS);
+  const cfg = parseConfig(a.conf, a.args);
+  const requested = requestsBySet(cfg);
+  const dns = cfg.resolvConf ? readResolvConf(cfg.resolvConf) : undefined;
+  const owner = { id: a.containerId, ifname: a.ifName };
+
+  const store = (await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: true }))!;
+  const ips: IPConfig[] = [];
+  const taken: Entry[] = [];
+  try {
+    // a repeated ADD gets what it already holds: runtimes retry ADD after timeouts
+    const held = store.lookup(owner.id).filter((e) => e.ifname === owner.ifname);
+    for (const set of cfg.rangeSets) {
+      const mine = held.find((e) => inSet(set, e.ip) !== undefined);
+      const req = requested.get(set.index);
+      let addr: bigint;
+      if (mine) {
+        addr = inSet(set, mine.ip)!;
+        if (req && req.ip !== addr) {
+          throw new CniError(ErrCode.InvalidConfig, `${req.source}: requested IP ${req.text}, but ${owner.id}/${owner.ifname} already holds ${mine.ip} in range set ${set.key}`);
+        }
+      } else if (req) {
+        if (!store.reserveRequested(req.family, req.ip, owner, set.index)) {
+          throw new CniError(ErrCode.NoAddressAvailable, `${req.source}: requested IP ${req.text} is already allocated`);
+        }
+        addr = req.ip;
+        taken.push({ ip: req.text, ...owner });
+      } else {
+        const got = store.allocate(set, owner);
+        if (got === undefined) throw new CniError(ErrCode.NoAddressAvailable, `no IP addresses available in range set: ${set.describe()}`);
+        addr = got;
+        taken.push({ ip: formatIP(set.family, got), ...owner });
+      }
+      ips.push(ipConfig(set, addr));
+    }
+  } catch (e) {
+    // all range sets or none: give back what this call took
+    for (const t of taken) store.release(t);
+    throw e;
+  } finally {
+    await store.close();
+  }
+  const result: Result = { cniVersion: cfg.cniVersion, ips };
+  if (cfg.routes.length) result.routes = cfg.routes;
+  if (dns) result.dns = dns;
+  return result;
+}
+
+async function del(a: CmdArgs): Promise<void> {
+  // DEL must succeed whenever it can: CNI_ARGS were judged at ADD, requested IPs do not matter here
+  const cfg = parseConfig(a.conf, {});
+  const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
+  if (!store) return;
+  try {
+    store.releaseOwner(a.containerId, a.ifName);
+  } finally {
+    await store.close();
+  }
+}
+
+async function check(a: CmdArgs): Promise<void> {
+  checkCniArgs(a.args, KNOWN_CNI_ARGS);
+  const cfg = parseConfig(a.conf, a.args);
+  const who = `container ${a.containerId} ifname ${a.ifName}`;
+  const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
+  if (!store) throw new CniError(ErrCode.CheckFailed, `host-local: no address allocated for ${who}: ${path.join(cfg.dataDir, cfg.name)} does not exist`);
+  let missing: RangeSet[];
+  try {
+    const all = store.lookup(a.containerId);
+    let held = all.filter((e) => e.ifname === a.ifName);
+    if (held.length === 0) held = all.filter((e) => e.ifname === '');
+    missing = cfg.rangeSets.filter((s) => !held.some((e) => inSet(s, e.ip) !== undefined));
+  } finally {
+    await store.close();
+  }
+  if (missing.length) {
+    const sets = missing.map((s) => `${s.key} (${s.describe()})`).join(', ');
+    throw new CniError(ErrCode.CheckFailed, `host-local: no address allocated for ${who} in range set ${sets}`);
+  }
+}
+
+async function gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
+  const cfg = parseConfig(a.conf, {});
+  const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
+  if (!store) return;
+  const now = Date.now();
+  const keep = (e: ScanEntry): boolean => {
+    // a torn file may be a reference ADD between create and write: only a stale one is garbage
+    if (!e.owner) return now - e.mtimeMs < TORN_GRACE_MS;
+    const o = e.owner;
+    return valid.some((v) => v.containerID === o.id && (o.ifname === '' || v.ifname === o.ifname));
+  };
+  let errors: string[];
+  try {
+    errors = store.sweep(keep).errors;
+  } finally {
+    await store.close();
+  }
+  if (errors.length) throw new CniError(ErrCode.IOFailure, `host-local GC: could not free: ${errors.join('; ')}`);
+}
+
+function writableDir(dir: string): void {
+  let d = dir;
+  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
+  try {
+    fs.accessSync(d, fs.constants.W_OK);
+  } catch (e) {
+    throw new CniError(ErrCode.NotAvailable, `host-local: ipam.dataDir ${dir} is not writable (${d}: ${(e as NodeJS.ErrnoException).code})`);
+  }
+}
+
+async function status(a: CmdArgs): Promise<void> {
+  const cfg = parseConfig(a.conf, {});
+  writableDir(path.join(cfg.dataDir, cfg.name));
+  const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
+  if (!store) return;
+  let full: RangeSet | undefined;
+  try {
+    full = cfg.rangeSets.find((s) => store.free(s) === 0);
+  } finally {
+    await store.close();
+  }
+  if (full) throw new CniError(ErrCode.NotAvailable, `no IP addresses available in range set: ${full.describe()}`);
+}
+
+export const plugin: Plugin = { add, del, check, gc, status };

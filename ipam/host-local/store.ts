@@ -1,0 +1,640 @@
+// The host-local disk store: the reference layout (one file per IP in <dataDir>/<network>/, content
+// "<containerID>\r\n<ifname>", last_reserved_ip.<N>) plus an index beside it that makes every call O(1) in the
+// number of reservations. The index is derived data: it is trusted only while the network directory carries the
+// exact mtime stamp the index recorded, and is rebuilt from a full scan otherwise.
+//
+// Why the stamp works: creating or removing a file in a directory sets the directory's mtime to the current
+// (coarse) clock. After each change of ours, under the lock, we set the directory's mtime to a time two seconds
+// in the past and record it. Any later create/remove by anyone (the reference host-local, an operator's rm,
+// tmpfiles) stamps the present time, which can never equal our past stamp; so staleness cannot be missed even
+// within one clock tick, where comparing ordinary mtimes would be racy.
+import * as fs from 'fs';
+import * as path from 'path';
+import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { type Family, formatIP, parseIP } from '../../pkg/ipnet';
+import { RangeSet } from './config';
+
+export interface Owner {
+  id: string;
+  /** '' for a legacy file holding only the container ID */
+  ifname: string;
+}
+
+export interface Entry extends Owner {
+  ip: string;
+}
+
+/** A file on disk, as a full scan sees it; owner undefined means torn (empty or NUL-filled). */
+export interface ScanEntry {
+  ip: string;
+  family: Family;
+  addr: bigint;
+  owner?: Owner;
+  mtimeMs: number;
+}
+
+/** An empty or torn file whose last write is older than this is a crashed write nobody will finish. */
+export const TORN_GRACE_MS = 60_000;
+/** Ranges up to this many addresses keep a bitmap of taken addresses; larger ones are probed (never near full). */
+export const BITMAP_MAX = 1 << 22;
+const BUCKETS = 256;
+const PROBE_MAX = 65_536;
+const INDEX_VERSION = 1;
+
+export function ownerContent(o: Owner): string {
+  return `${o.id}\r\n${o.ifname}`;
+}
+
+/** Parse a reservation file as the reference matches it (content trimmed); undefined when torn. */
+export function parseOwner(content: string): Owner | undefined {
+  const s = content.trim();
+  if (s === '' || s.includes('\0')) return undefined;
+  const i = s.indexOf('\r\n');
+  if (i < 0) return { id: s, ifname: '' };
+  return { id: s.slice(0, i).trim(), ifname: s.slice(i + 2).trim() };
+}
+
+/** A reservation file name: the canonical text of an address (what the reference writes). */
+export function parseIPFileName(name: string): { family: Family; ip: bigint } | undefined {
+  if (name === 'lock' || name.startsWith('last_reserved_ip.')) return undefined;
+  const a = parseIP(name);
+  return a && formatIP(a.family, a.ip) === name ? a : undefined;
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const bucketOf = (id: string): number => fnv1a(id) % BUCKETS;
+const bitmapFile = (fp: string): string => `bm-${fnv1a(fp).toString(16)}-${fp.length}`;
+
+interface BitmapMeta {
+  file: string;
+  count: number;
+}
+
+interface Meta {
+  v: number;
+  dev: string;
+  ino: string;
+  /** the stamp we put on the network directory; '0' forces a rebuild */
+  mtimeNs: string;
+  bitmaps: Record<string, BitmapMeta>;
+  torn: Array<{ ip: string; mtimeMs: number }>;
+}
+
+interface Bitmap {
+  set: RangeSet;
+  buf: Buffer;
+  meta: BitmapMeta;
+  dirty: boolean;
+}
+
+interface Change {
+  add: boolean;
+  ip: string;
+  family: Family;
+  addr: bigint;
+  owner?: Owner;
+}
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+/** Rebuild a RangeSet from its fingerprint, to keep bitmaps of other configs of the same network current. */
+function rangeSetFromFingerprint(fp: string): RangeSet | undefined {
+  const ranges = [];
+  for (const part of fp.split(';')) {
+    const m = /^([^-]+)-([^/]+)\/(\d+)\|(.+)$/.exec(part);
+    const s = m && parseIP(m[1]);
+    const e = m && parseIP(m[2]);
+    const g = m && parseIP(m[4]);
+    if (!m || !s || !e || !g) return undefined;
+    ranges.push({ family: s.family, subnet: { family: s.family, ip: s.ip, prefix: Number(m[3]) }, start: s.ip, end: e.ip, gateway: g.ip, key: '' });
+  }
+  return new RangeSet(-1, ranges, '');
+}
+
+function getBit(buf: Buffer, o: number): boolean {
+  return (buf[o >> 3] & (1 << (o & 7))) !== 0;
+}
+
+/** First clear bit in [from, to), or -1; whole taken bytes are skipped at once. */
+function nextClear(buf: Buffer, from: number, to: number): number {
+  let o = from;
+  while (o < to) {
+    const b = buf[o >> 3];
+    if (b === 0xff && (o & 7) === 0) {
+      o += 8;
+      continue;
+    }
+    if ((b & (1 << (o & 7))) === 0) return o;
+    o++;
+  }
+  return -1;
+}
+
+export interface OpenOptions {
+  /** create the network directory (ADD); otherwise a missing directory means "nothing stored" */
+  create: boolean;
+}
+
+export class Store {
+  readonly netDir: string;
+  readonly indexDir: string;
+  readonly lockPath: string;
+  /** set when this call had to rebuild the index (for tests and the benchmark) */
+  rebuilt = false;
+  private unlock?: () => Promise<void>;
+  private compromised?: Error;
+  private meta!: Meta;
+  private metaDirty = false;
+  private invalidate = false;
+  private readonly buckets = new Map<number, Entry[]>();
+  private readonly dirtyBuckets = new Set<number>();
+  private readonly bitmaps = new Map<string, Bitmap>();
+  private changes: Change[] = [];
+
+  private constructor(
+    readonly dataDir: string,
+    readonly network: string,
+    private readonly sets: RangeSet[],
+  ) {
+    this.netDir = path.join(dataDir, network);
+    this.indexDir = path.join(dataDir, `.tscni.${network}.index`);
+    this.lockPath = path.join(dataDir, `.tscni.${network}.lock`);
+  }
+
+  /** Lock the network and load (or rebuild) its index; undefined when the network has no directory and create is off. */
+  static async open(dataDir: string, network: string, sets: RangeSet[], opts: OpenOptions): Promise<Store | undefined> {
+    const s = new Store(dataDir, network, sets);
+    if (opts.create) {
+      try {
+        fs.mkdirSync(s.netDir, { recursive: true, mode: 0o755 });
+      } catch (e) {
+        throw new CniError(ErrCode.IOFailure, `cannot create ${s.netDir} (ipam.dataDir): ${errno(e) ?? (e as Error).message}`);
+      }
+    } else if (!fs.existsSync(s.netDir)) {
+      return undefined;
+    }
+    await s.lock();
+    try {
+      s.load();
+    } catch (e) {
+      await s.unlock?.();
+      throw e;
+    }
+    return s;
+  }
+
+  private async lock(): Promise<void> {
+    const lockfile = require('proper-lockfile') as typeof import('proper-lockfile');
+    try {
+      this.unlock = await lockfile.lock(this.netDir, {
+        lockfilePath: this.lockPath,
+        realpath: false,
+        stale: 10_000,
+        // a holder keeps the lock for a few ms; wait up to ~30 s for a crashed holder's lock to go stale
+        retries: { retries: 3000, factor: 1.2, minTimeout: 1, maxTimeout: 10, randomize: true },
+        onCompromised: (e) => {
+          this.compromised = e;
+        },
+      });
+    } catch (e) {
+      throw new CniError(ErrCode.TryAgainLater, `cannot lock ${this.lockPath}: ${(e as Error).message}`);
+    }
+  }
+
+  // ---- index loading and rebuilding
+
+  private statDir(): fs.BigIntStats {
+    return fs.statSync(this.netDir, { bigint: true });
+  }
+
+  private readMeta(): Meta | undefined {
+    try {
+      const m = JSON.parse(fs.readFileSync(path.join(this.indexDir, 'meta'), 'utf8')) as Meta;
+      return m.v === INDEX_VERSION ? m : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private load(): void {
+    const st = this.statDir();
+    const m = this.readMeta();
+    if (!m || m.dev !== String(st.dev) || m.ino !== String(st.ino) || m.mtimeNs !== String(st.mtimeNs)) {
+      this.rebuild();
+      return;
+    }
+    this.meta = m;
+    // a range set this index has not seen yet (new config, runtime ipRanges): its bitmap from the names alone
+    const missing = this.sets.filter((s) => s.total <= BigInt(BITMAP_MAX) && !m.bitmaps[s.fingerprint()]);
+    if (missing.length) {
+      const names = fs.readdirSync(this.netDir);
+      for (const s of missing) this.newBitmap(s, names);
+      this.metaDirty = true;
+    }
+  }
+
+  private newBitmap(set: RangeSet, names: Iterable<string>): Bitmap {
+    const fp = set.fingerprint();
+    const buf = Buffer.alloc(Math.ceil(Number(set.total) / 8));
+    let count = 0;
+    for (const n of names) {
+      const a = parseIPFileName(n);
+      const off = a && set.offsetOf(a.family, a.ip);
+      if (off === undefined) continue;
+      const o = Number(off);
+      if (!getBit(buf, o)) count++;
+      buf[o >> 3] |= 1 << (o & 7);
+    }
+    const bm: Bitmap = { set, buf, meta: { file: bitmapFile(fp), count }, dirty: true };
+    this.meta.bitmaps[fp] = bm.meta;
+    this.bitmaps.set(fp, bm);
+    // bound the per-call cost of keeping other configs' bitmaps current
+    const fps = Object.keys(this.meta.bitmaps);
+    for (const old of fps.slice(0, Math.max(0, fps.length - 8))) {
+      if (old !== fp && !this.sets.some((s) => s.fingerprint() === old)) delete this.meta.bitmaps[old];
+    }
+    return bm;
+  }
+
+  /** Read every reservation file: the reference's view of the directory. */
+  scan(): ScanEntry[] {
+    const out: ScanEntry[] = [];
+    for (const name of fs.readdirSync(this.netDir)) {
+      const a = parseIPFileName(name);
+      if (!a) continue;
+      const p = path.join(this.netDir, name);
+      let content: string;
+      try {
+        content = fs.readFileSync(p, 'utf8');
+      } catch (e) {
+        if (errno(e) === 'ENOENT' || errno(e) === 'EISDIR') continue;
+        throw e;
+      }
+      const owner = parseOwner(content);
+      let mtimeMs = 0;
+      if (!owner) {
+        try {
+          mtimeMs = fs.statSync(p).mtimeMs;
+        } catch {
+          continue;
+        }
+      }
+      out.push({ ip: name, family: a.family, addr: a.ip, owner, mtimeMs });
+    }
+    return out;
+  }
+
+  /** Full scan, then a fresh index written beside the old one and swapped in. */
+  private rebuild(): void {
+    this.rebuilt = true;
+    let entries: ScanEntry[] = [];
+    // a writer that ignores our lock (the reference) may change the directory while we read it: read again
+    for (let i = 0; i < 3; i++) {
+      const before = this.statDir().mtimeNs;
+      entries = this.scan();
+      if (this.statDir().mtimeNs === before) break;
+    }
+    const st = this.statDir();
+    this.meta = { v: INDEX_VERSION, dev: String(st.dev), ino: String(st.ino), mtimeNs: '0', bitmaps: {}, torn: [] };
+    this.buckets.clear();
+    this.bitmaps.clear();
+    for (const e of entries) {
+      if (e.owner) {
+        if (/[\t\n]/.test(e.owner.id + e.owner.ifname)) continue; // no valid ID or ifname can ask for it
+        const b = bucketOf(e.owner.id);
+        if (!this.buckets.has(b)) this.buckets.set(b, []);
+        this.buckets.get(b)!.push({ ip: e.ip, ...e.owner });
+      } else {
+        this.meta.torn.push({ ip: e.ip, mtimeMs: e.mtimeMs });
+      }
+    }
+    const names = entries.map((e) => e.ip);
+    for (const s of this.sets) if (s.total <= BigInt(BITMAP_MAX)) this.newBitmap(s, names);
+    this.meta.mtimeNs = String(this.stamp());
+
+    const tmp = `${this.indexDir}.new`;
+    const old = `${this.indexDir}.old`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { mode: 0o700 });
+    for (const [b, list] of this.buckets) fs.writeFileSync(path.join(tmp, `b${b}`), formatBucket(list), { mode: 0o600 });
+    for (const bm of this.bitmaps.values()) {
+      fs.writeFileSync(path.join(tmp, bm.meta.file), bm.buf, { mode: 0o600 });
+      bm.dirty = false;
+    }
+    fs.writeFileSync(path.join(tmp, 'meta'), JSON.stringify(this.meta), { mode: 0o600 });
+    fs.rmSync(old, { recursive: true, force: true });
+    if (fs.existsSync(this.indexDir)) fs.renameSync(this.indexDir, old);
+    fs.renameSync(tmp, this.indexDir);
+    fs.rmSync(old, { recursive: true, force: true });
+    this.metaDirty = false;
+    this.invalidate = false;
+  }
+
+  /** Put our past-dated stamp on the network directory (see the file comment) and return it. */
+  private stamp(): bigint {
+    const prev = this.statDir();
+    let t = (Date.now() - 2000) / 1000;
+    for (let i = 0; i < 3; i++, t -= 0.001) {
+      fs.utimesSync(this.netDir, Number(prev.atimeMs) / 1000, t);
+      const now = this.statDir().mtimeNs;
+      if (now !== prev.mtimeNs && String(now) !== this.meta?.mtimeNs) return now;
+    }
+    throw new CniError(ErrCode.IOFailure, `cannot stamp ${this.netDir}: its mtime does not change`);
+  }
+
+  // ---- index reads
+
+  private bucket(b: number): Entry[] {
+    let list = this.buckets.get(b);
+    if (!list) {
+      list = [];
+      let text = '';
+      try {
+        text = fs.readFileSync(path.join(this.indexDir, `b${b}`), 'utf8');
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') throw e;
+      }
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        const [ip, id, ifname] = line.split('\t');
+        list.push({ ip, id, ifname: ifname ?? '' });
+      }
+      this.buckets.set(b, list);
+    }
+    return list;
+  }
+
+  private bitmap(set: RangeSet): Bitmap | undefined {
+    if (set.total > BigInt(BITMAP_MAX)) return undefined;
+    const fp = set.fingerprint();
+    let bm = this.bitmaps.get(fp);
+    if (bm) return bm;
+    const meta = this.meta.bitmaps[fp];
+    if (!meta) return this.newBitmap(set, fs.readdirSync(this.netDir));
+    const size = Math.ceil(Number(set.total) / 8);
+    let buf: Buffer | undefined;
+    try {
+      buf = fs.readFileSync(path.join(this.indexDir, meta.file));
+    } catch {
+      /* lost: rebuilt below */
+    }
+    if (!buf || buf.length !== size) {
+      bm = this.newBitmap(set, fs.readdirSync(this.netDir));
+      this.metaDirty = true;
+      return bm;
+    }
+    bm = { set, buf, meta, dirty: false };
+    this.bitmaps.set(fp, bm);
+    return bm;
+  }
+
+  /** Reservations of a container ID (all its ifnames, and legacy id-only files), each checked against its file. */
+  lookup(id: string): Entry[] {
+    for (let attempt = 0; ; attempt++) {
+      const found = this.bucket(bucketOf(id)).filter((e) => e.id === id);
+      const ok = found.every((e) => {
+        try {
+          const o = parseOwner(fs.readFileSync(path.join(this.netDir, e.ip), 'utf8'));
+          return o !== undefined && o.id === e.id && o.ifname === e.ifname;
+        } catch {
+          return false;
+        }
+      });
+      if (ok || attempt > 0) return ok ? found : [];
+      // the index disagrees with the files: it cannot be trusted, start over from the files
+      this.rebuild();
+    }
+  }
+
+  readLastReserved(setIndex: number): { family: Family; ip: bigint } | undefined {
+    try {
+      return parseIP(fs.readFileSync(path.join(this.netDir, `last_reserved_ip.${setIndex}`), 'utf8').trim());
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ---- changes
+
+  /** Create the reservation file for ip with O_EXCL; false when the file already exists. */
+  reserve(family: Family, addr: bigint, owner: Owner, setIndex?: number): boolean {
+    const ip = formatIP(family, addr);
+    const p = path.join(this.netDir, ip);
+    let fd: number;
+    try {
+      fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    } catch (e) {
+      if (errno(e) === 'EEXIST') return false;
+      throw new CniError(ErrCode.IOFailure, `cannot create ${p}: ${errno(e) ?? (e as Error).message}`);
+    }
+    try {
+      fs.writeSync(fd, ownerContent(owner));
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(p, { force: true });
+      throw new CniError(ErrCode.IOFailure, `cannot write ${p}: ${errno(e) ?? (e as Error).message}`);
+    }
+    fs.closeSync(fd);
+    this.changes.push({ add: true, ip, family, addr, owner });
+    if (setIndex !== undefined) {
+      fs.writeFileSync(path.join(this.netDir, `last_reserved_ip.${setIndex}`), ip, { mode: 0o600 });
+    }
+    return true;
+  }
+
+  /** Remove a reservation file (already gone is fine). */
+  release(e: Entry): void {
+    const a = parseIP(e.ip)!;
+    try {
+      fs.unlinkSync(path.join(this.netDir, e.ip));
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw new CniError(ErrCode.IOFailure, `cannot remove ${path.join(this.netDir, e.ip)}: ${errno(err)}`);
+    }
+    this.changes.push({ add: false, ip: e.ip, family: a.family, addr: a.ip, owner: { id: e.id, ifname: e.ifname } });
+  }
+
+  /** Release everything (id, ifname) holds; when it holds nothing, what legacy id-only files of id hold. */
+  releaseOwner(id: string, ifname: string): Entry[] {
+    const mine = this.lookup(id);
+    let targets = mine.filter((e) => e.ifname === ifname);
+    if (targets.length === 0) targets = mine.filter((e) => e.ifname === '');
+    for (const e of targets) this.release(e);
+    return targets;
+  }
+
+  /** Take over a torn file (empty or NUL) whose writer is provably gone: its last write is older than the grace. */
+  private reclaimTorn(ip: string, owner: Owner, setIndex: number): boolean {
+    const p = path.join(this.netDir, ip);
+    try {
+      const st = fs.statSync(p);
+      if (Date.now() - st.mtimeMs < TORN_GRACE_MS) return false;
+      if (parseOwner(fs.readFileSync(p, 'utf8')) !== undefined) return false;
+      fs.unlinkSync(p);
+    } catch (e) {
+      if (errno(e) !== 'ENOENT') return false;
+    }
+    const a = parseIP(ip)!;
+    this.changes.push({ add: false, ip, family: a.family, addr: a.ip });
+    return this.reserve(a.family, a.ip, owner, setIndex);
+  }
+
+  /** Reserve a requested address: free, or torn and reclaimable. */
+  reserveRequested(family: Family, addr: bigint, owner: Owner, setIndex: number): boolean {
+    if (this.reserve(family, addr, owner, setIndex)) return true;
+    const ip = formatIP(family, addr);
+    return this.meta.torn.some((t) => t.ip === ip) && this.reclaimTorn(ip, owner, setIndex);
+  }
+
+  /** Round-robin allocation in a range set from last_reserved_ip + 1, skipping gateways and taken addresses. */
+  allocate(set: RangeSet, owner: Owner): bigint | undefined {
+    const last = this.readLastReserved(set.index);
+    const lastOff = last && set.offsetOf(last.family, last.ip);
+    const bm = this.bitmap(set);
+    const tryAt = (off: bigint): boolean => {
+      const { ip, range } = set.at(off);
+      if (ip === range.gateway) return false;
+      if (this.reserve(set.family, ip, owner, set.index)) return true;
+      if (bm) {
+        // taken by a writer the index has not seen: mark it, and rebuild on the next call
+        bm.buf[Number(off) >> 3] |= 1 << (Number(off) & 7);
+        this.invalidate = true;
+      }
+      return false;
+    };
+    if (bm) {
+      const total = Number(set.total);
+      const start = lastOff === undefined ? 0 : (Number(lastOff) + 1) % total;
+      for (const [lo, hi] of [[start, total], [0, start]]) {
+        for (let o = nextClear(bm.buf, lo, hi); o >= 0; o = nextClear(bm.buf, o + 1, hi)) {
+          if (tryAt(BigInt(o))) return set.at(BigInt(o)).ip;
+        }
+      }
+    } else {
+      const start = lastOff === undefined ? 0n : (lastOff + 1n) % set.total;
+      for (let k = 0n; k < BigInt(PROBE_MAX) && k < set.total; k++) {
+        const off = (start + k) % set.total;
+        if (tryAt(off)) return set.at(off).ip;
+      }
+    }
+    for (const t of [...this.meta.torn]) {
+      const a = parseIP(t.ip);
+      if (a && set.rangeOf(a.family, a.ip) && a.ip !== set.rangeOf(a.family, a.ip)!.gateway && this.reclaimTorn(t.ip, owner, set.index)) {
+        return a.ip;
+      }
+    }
+    return undefined;
+  }
+
+  /** Addresses still available in a set (torn files past their grace count as available); undefined: too big to count. */
+  free(set: RangeSet): number | undefined {
+    const bm = this.bitmap(set);
+    if (!bm) return undefined;
+    let n = Number(set.total) - bm.meta.count;
+    for (const r of set.ranges) {
+      const off = set.offsetOf(r.family, r.gateway);
+      if (off !== undefined && !getBit(bm.buf, Number(off))) n--;
+    }
+    const now = Date.now();
+    for (const t of this.meta.torn) {
+      const a = parseIP(t.ip);
+      if (a && set.rangeOf(a.family, a.ip) && now - t.mtimeMs >= TORN_GRACE_MS) n++;
+    }
+    return n;
+  }
+
+  /** GC: under the lock, read every file and remove those keep() rejects; the index is rebuilt from the result. */
+  sweep(keep: (e: ScanEntry) => boolean): { removed: ScanEntry[]; errors: string[] } {
+    const removed: ScanEntry[] = [];
+    const errors: string[] = [];
+    for (const e of this.scan()) {
+      if (keep(e)) continue;
+      try {
+        fs.unlinkSync(path.join(this.netDir, e.ip));
+        removed.push(e);
+      } catch (err) {
+        if (errno(err) !== 'ENOENT') errors.push(`${e.ip}: ${errno(err) ?? (err as Error).message}`);
+      }
+    }
+    this.changes = [];
+    this.rebuild();
+    return { removed, errors };
+  }
+
+  // ---- commit
+
+  private applyChange(c: Change): void {
+    if (c.owner && !/[\t\n]/.test(c.owner.id + c.owner.ifname)) {
+      const b = bucketOf(c.owner.id);
+      const list = this.bucket(b);
+      const i = list.findIndex((e) => e.ip === c.ip);
+      if (i >= 0) list.splice(i, 1);
+      if (c.add) list.push({ ip: c.ip, ...c.owner });
+      this.dirtyBuckets.add(b);
+    }
+    if (!c.add) {
+      const i = this.meta.torn.findIndex((t) => t.ip === c.ip);
+      if (i >= 0) this.meta.torn.splice(i, 1);
+    }
+    for (const fp of Object.keys(this.meta.bitmaps)) {
+      const set = this.bitmaps.get(fp)?.set ?? rangeSetFromFingerprint(fp);
+      const off = set?.offsetOf(c.family, c.addr);
+      if (off === undefined || !set) continue;
+      const bm = this.bitmap(set)!;
+      const o = Number(off);
+      const was = getBit(bm.buf, o);
+      if (c.add && !was) {
+        bm.buf[o >> 3] |= 1 << (o & 7);
+        bm.meta.count++;
+      } else if (!c.add && was) {
+        bm.buf[o >> 3] &= ~(1 << (o & 7));
+        bm.meta.count--;
+      }
+      bm.dirty = true;
+    }
+  }
+
+  /** Bring the index in line with what this call did on disk, stamp the directory, unlock. */
+  async close(): Promise<void> {
+    try {
+      if (this.compromised) throw new CniError(ErrCode.TryAgainLater, `lock ${this.lockPath} was lost: ${this.compromised.message}`);
+      if (this.changes.length || this.metaDirty || this.invalidate) this.commit();
+    } finally {
+      const u = this.unlock;
+      this.unlock = undefined;
+      await u?.();
+    }
+  }
+
+  private commit(): void {
+    if (this.changes.length || this.invalidate) this.meta.mtimeNs = String(this.stamp());
+    for (const c of this.changes) this.applyChange(c);
+    this.changes = [];
+    for (const b of this.dirtyBuckets) fs.writeFileSync(path.join(this.indexDir, `b${b}`), formatBucket(this.buckets.get(b)!), { mode: 0o600 });
+    this.dirtyBuckets.clear();
+    for (const bm of this.bitmaps.values()) {
+      if (bm.dirty) fs.writeFileSync(path.join(this.indexDir, bm.meta.file), bm.buf, { mode: 0o600 });
+      bm.dirty = false;
+    }
+    if (this.invalidate) this.meta.mtimeNs = '0';
+    const tmp = path.join(this.indexDir, 'meta.tmp');
+    fs.writeFileSync(tmp, JSON.stringify(this.meta), { mode: 0o600 });
+    fs.renameSync(tmp, path.join(this.indexDir, 'meta'));
+    this.metaDirty = false;
+  }
+}
+
+function formatBucket(list: Entry[]): string {
+  let s = '';
+  for (const e of list) s += `${e.ip}\t${e.id}\t${e.ifname}\n`;
+  return s;
+}

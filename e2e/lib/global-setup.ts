@@ -1,0 +1,8 @@
+// jest globalSetup of the e2e project: sweep namespaces and temp dirs that crashed earlier runs left behind.
+import { sweepStale } from './world';
+
+export default async function globalSetup(): Promise<void> {
+  if (process.getuid?.() !== 0) return; // e2e needs root; the tests themselves say so
+  const removed = await sweepStale();
+  if (removed.length) process.stderr.write(`e2e: removed ${removed.length} stale namespace(s): ${removed.join(' ')}\n`);
+}

@@ -59,7 +59,7 @@ export class ConfigReader {
   int(k: string, def?: number, min?: number, max?: number): number | undefined;
   int(k: string, def?: number, min = Number.MIN_SAFE_INTEGER, max = Number.MAX_SAFE_INTEGER): number | undefined {
     const v = this.typed<number>(k, 'an integer', def, (x) => typeof x === 'number' && Number.isInteger(x));
-    if (v !== undefined && v !== def && (v < min || v > max)) throw this.fail(k, `${v} is out of range ${min}..${max}`);
+    if (this.has(k) && (v! < min || v! > max)) throw this.fail(k, `${v} is out of range ${min}..${max}`);
     return v;
   }
 

@@ -44,14 +44,15 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
   if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
   const hostName = hostVethName(a.containerId, a.ifName);
 
-  // 1. the bridge (created once per node)
-  const existed = linkExists(conf.bridge);
-  await ensureBridge({ name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 });
-
-  // 2. an address from IPAM; from here on a failure releases it
+  // 1. an address from IPAM first: a config it refuses then leaves the node untouched; from here on a failure
+  // releases it
   const result: Result = conf.isLayer3 ? await ipamAdd(a) : { cniVersion: a.conf.cniVersion };
   try {
     if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
+
+    // 2. the bridge (created once per node)
+    const existed = linkExists(conf.bridge);
+    await ensureBridge({ name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 });
     const gw = calcGateways(result, conf);
 
     // 3. the gateway on the bridge (or its VLAN device), checked against what the bridge already holds

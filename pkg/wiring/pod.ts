@@ -121,7 +121,7 @@ export async function checkPod(a: CmdArgs, prev: Result, want: PodExpectation): 
   try {
     out = await ipBatch(
       [
-        ['link', 'show', 'dev', a.ifName],
+        // `addr show` carries the link too; in one batch a `link show` before it would hide addr_info
         ['addr', 'show', 'dev', a.ifName],
         ['route', 'show', 'table', 'all', 'root', '0.0.0.0/0'],
         ['route', 'show', 'table', 'all', 'root', '::/0'],
@@ -131,7 +131,7 @@ export async function checkPod(a: CmdArgs, prev: Result, want: PodExpectation): 
   } catch (e) {
     return [`pod interface ${a.ifName}: ${(e as Error).message}`];
   }
-  const [links, addrs, routes4, routes6] = out as [JsonLink[], JsonLink[], JsonRoute[], JsonRoute[]];
+  const [links, routes4, routes6] = out as [JsonLink[], JsonRoute[], JsonRoute[]];
   const link = links[0];
   if (link.linkinfo?.info_kind && link.linkinfo.info_kind !== 'veth') problems.push(`${a.ifName} is a ${link.linkinfo.info_kind}, not a veth`);
   if (iface.mac && link.address !== iface.mac) problems.push(`${a.ifName} has MAC ${link.address}, expected ${iface.mac}`);
@@ -139,7 +139,7 @@ export async function checkPod(a: CmdArgs, prev: Result, want: PodExpectation): 
   if (want.peerIfindex !== undefined && link.link_index !== undefined && link.link_index !== want.peerIfindex) {
     problems.push(`${a.ifName} is not the peer of the node veth`);
   }
-  const have = new Set((addrs[0]?.addr_info ?? []).map((x) => `${canonicalIP(x.local)}/${x.prefixlen}`));
+  const have = new Set((link.addr_info ?? []).map((x) => `${canonicalIP(x.local)}/${x.prefixlen}`));
   for (const ip of prev.ips ?? []) {
     const [addr, prefix] = ip.address.split('/');
     if (!have.has(`${canonicalIP(addr)}/${prefix}`)) problems.push(`${a.ifName} lacks address ${ip.address}`);

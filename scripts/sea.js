@@ -26,6 +26,7 @@ async function main() {
   process.env.TMPDIR = tmp;
   process.env.npm_config_offline = 'true';
   process.env.npm_config_yes = 'false';
+  process.env.npm_config_update_notifier = 'false'; // else npx asks the registry for a newer npm
 
   const out = path.resolve(output);
   fs.rmSync(out, { force: true });

@@ -5,8 +5,7 @@
 # Everything happens in throwaway namespaces: tscni-demo-node stands in for the node (the bridge, the
 # host-side veths and the masquerade rules live there), so the machine's own namespace is never changed.
 #
-# TODO(bridge): this is a skeleton written before plugins/bridge existed. Once `bridge` is registered in
-# plugins/main.ts, run `make demo`, check the printed results and the ping, and trim the output.
+# TODO: also show a pod reaching an "outside" namespace through the masquerade (as e2e/bridge.e2e.ts does).
 set -euo pipefail
 
 ROOT=${1:?usage: $0 <scratch root>}
@@ -18,9 +17,8 @@ PODS=(tscni-demo-pod1 tscni-demo-pod2)
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces): sudo make demo" >&2; exit 1; }
 [ -x "$BIN/bridge" ] || { echo "demo: $BIN/bridge missing: run 'make demo'" >&2; exit 1; }
 
-# TODO(bridge): drop this guard once plugins/bridge is registered.
 if ! env -i CNI_COMMAND=VERSION "$BIN/bridge" </dev/null >/dev/null 2>&1; then
-  echo "demo: TODO: the bridge plugin is not registered in plugins/main.ts yet; nothing to show" >&2
+  echo "demo: TODO: $BIN/bridge does not answer VERSION; is bridge registered in plugins/main.ts?" >&2
   exit 1
 fi
 
@@ -37,9 +35,12 @@ trap cleanup EXIT
 net_conf=$(jq -c --arg data "$ROOT/var/lib/cni/networks" \
   '.plugins[0] + {cniVersion, name} | .ipam.dataDir = $data' "$CONFLIST")
 
-# cni <ADD|DEL|CHECK> <pod>: one plugin call as a runtime makes it, with a clean environment, in the node ns
+# cni <ADD|DEL|CHECK> <pod> [prevResult]: one plugin call as a runtime makes it, with a clean
+# environment, in the node ns; CHECK and DEL get the ADD result as prevResult, as libcni passes it
 cni() {
-  echo "$net_conf" | ip netns exec "$NODE" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  local conf=$net_conf
+  [ -z "${3:-}" ] || conf=$(jq -c --argjson prev "$3" '. + {prevResult: $prev}' <<<"$net_conf")
+  echo "$conf" | ip netns exec "$NODE" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     CNI_COMMAND="$1" CNI_CONTAINERID="$2" CNI_NETNS="/var/run/netns/$2" CNI_IFNAME=eth0 CNI_PATH="$BIN" \
     "$BIN/bridge"
 }
@@ -51,21 +52,30 @@ for p in "${PODS[@]}"; do
   ip -n "$p" link set lo up
 done
 
+declare -A result
 for p in "${PODS[@]}"; do
   echo "== ADD $p"
-  cni ADD "$p" | jq .
+  result[$p]=$(cni ADD "$p")
+  jq . <<<"${result[$p]}"
 done
 
-addr2=$(ip -n "${PODS[1]}" -j -4 addr show dev eth0 | jq -r '.[0].addr_info[0].local')
-echo "== ${PODS[0]} pings ${PODS[1]} ($addr2)"
-ip netns exec "${PODS[0]}" ping -c 3 -W 1 "$addr2"
+# Debian's minimal images may lack iputils-ping; busybox-static (from make deps) has one
+PING=(ping)
+command -v ping >/dev/null || PING=(busybox ping)
+addr2=$(jq -r '.ips[0].address | split("/")[0]' <<<"${result[${PODS[1]}]}")
+gw=$(jq -r '.ips[0].gateway' <<<"${result[${PODS[0]}]}")
+echo "== ${PODS[0]} pings ${PODS[1]} ($addr2) and the gateway ($gw)"
+ip netns exec "${PODS[0]}" "${PING[@]}" -c 2 -W 1 "$addr2"
+ip netns exec "${PODS[0]}" "${PING[@]}" -c 2 -W 1 "$gw"
 
 for p in "${PODS[@]}"; do
   echo "== CHECK $p"
-  cni CHECK "$p"
+  cni CHECK "$p" "${result[$p]}"
+  echo ok
 done
 for p in "${PODS[@]}"; do
   echo "== DEL $p"
-  cni DEL "$p"
+  cni DEL "$p" "${result[$p]}"
+  echo ok
 done
 echo "== demo done; namespaces removed on exit"

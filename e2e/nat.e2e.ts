@@ -1,0 +1,237 @@
+// pkg/nat against the real kernel, always inside namespaces of our own ({netns} option): rules, idempotency,
+// teardown without addresses, GC, CHECK, both backends, and real traffic through a masquerading node.
+import * as exec from '../pkg/exec';
+import { checkMasq, gcMasq, setupMasq, teardownMasq, type MasqBackend, type MasqRule } from '../pkg/nat';
+import { attachmentTag } from '../pkg/nat/model';
+import { resetToolsForTest, setToolForTest } from '../pkg/nat/tools';
+import { useWorld, type Netns } from './lib/world';
+
+jest.setTimeout(60_000);
+
+const run = exec.run;
+const NET = 'natnet';
+const att = (cid: string, ifName = 'eth0') => ({ network: NET, containerId: cid, ifName });
+const A = att('container-a');
+const B = att('container-b');
+const rulesA: MasqRule[] = [
+  { ...A, ip: '10.1.0.5', excluded: ['10.1.0.0/16', '10.200.0.0/16'] },
+  { ...A, ip: 'fd00:1::5', excluded: ['fd00:1::/64'] },
+];
+const rulesB: MasqRule[] = [{ ...B, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }];
+
+async function nftText(ns: Netns): Promise<string> {
+  const r = await run('nsenter', [`--net=${ns.path}`, 'nft', 'list', 'table', 'inet', 'tscni'], { allowFailure: true });
+  return r.exitCode === 0 ? r.stdout.replace(/packets \d+ bytes \d+/g, '') : '';
+}
+async function nftJson(ns: Netns): Promise<any[]> {
+  const r = await run('nsenter', [`--net=${ns.path}`, 'nft', '-j', 'list', 'ruleset']);
+  return JSON.parse(r.stdout).nftables;
+}
+async function iptSave(ns: Netns, f: 4 | 6): Promise<string> {
+  return (await run('nsenter', [`--net=${ns.path}`, f === 4 ? 'iptables-save' : 'ip6tables-save', '-t', 'nat'])).stdout;
+}
+const lines = (s: string, re: RegExp) => s.split('\n').filter((l) => re.test(l));
+
+/** Spawns made by fn, by program basename (the program asked for, before any nsenter prefix). */
+async function spawns(fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const spy = jest.spyOn(exec, 'run');
+  try {
+    await fn();
+    const count: Record<string, number> = {};
+    for (const [file] of spy.mock.calls) {
+      const b = file.split('/').pop()!;
+      count[b] = (count[b] ?? 0) + 1;
+    }
+    return count;
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe('nftables rules', () => {
+  const world = useWorld();
+  let ns: Netns;
+  let o: { netns: string };
+  beforeAll(async () => {
+    ns = await world.pod('nft');
+    o = { netns: ns.path };
+  });
+
+  it('setup is one nft spawn, dual-stack in one inet table, and idempotent', async () => {
+    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 1 });
+    const first = await nftText(ns);
+    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 1 });
+    expect(await nftText(ns)).toBe(first);
+
+    const items = await nftJson(ns);
+    const chainA = `masq-${attachmentTag(A)}`;
+    const rulesInA = items.filter((i) => i.rule?.chain === chainA);
+    expect(rulesInA).toHaveLength(6); // 3 excluded + 2 multicast + masquerade
+    const maps = Object.fromEntries(items.filter((i) => i.map).map((i) => [i.map.name, i.map.elem ?? []]));
+    expect(maps.masq4).toHaveLength(2);
+    expect(maps.masq6).toHaveLength(1);
+    expect(first).toContain('comment "tscni net=natnet id=container-a if=eth0"');
+    expect(first).toMatch(/ip6 saddr vmap @masq6/);
+    expect(await checkMasq('nftables', [...rulesA, ...rulesB], o)).toEqual([]);
+  });
+
+  it('teardown needs no address, takes at most 2 nft spawns, and leaves other attachments alone', async () => {
+    await setupMasq('nftables', [...rulesA, ...rulesB], o);
+    const n = await spawns(() => teardownMasq(A, o));
+    expect(n.nft).toBe(2);
+    const text = await nftText(ns);
+    expect(text).not.toContain(attachmentTag(A));
+    expect(text).not.toContain('10.1.0.5');
+    expect(text).not.toContain('fd00:1::5');
+    expect(text).toContain(`masq-${attachmentTag(B)}`);
+    expect(await checkMasq('nftables', rulesB, o)).toEqual([]);
+    // again: nothing left, still fine, and only the listing
+    expect((await spawns(() => teardownMasq(A, o))).nft).toBe(1);
+  });
+
+  it('check is one spawn and names a deleted rule and a deleted element', async () => {
+    await setupMasq('nftables', rulesA, o);
+    expect(await spawns(() => checkMasq('nftables', rulesA, o))).toEqual({ nft: 1 });
+    const chainA = `masq-${attachmentTag(A)}`;
+    const masq = (await nftJson(ns)).find((i) => i.rule?.chain === chainA && i.rule.expr.some((e: any) => 'masquerade' in e));
+    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'rule', 'inet', 'tscni', chainA, 'handle', String(masq.rule.handle)]);
+    let p = await checkMasq('nftables', rulesA, o);
+    expect(p).toHaveLength(1);
+    expect(p[0]).toMatch(new RegExp(`${chainA} .*has rules`));
+    await setupMasq('nftables', rulesA, o); // ADD again repairs
+    expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
+    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'element', 'inet', 'tscni', 'masq6', '{', 'fd00:1::5', '}']);
+    p = await checkMasq('nftables', rulesA, o);
+    expect(p).toEqual([expect.stringMatching(/masq6 has no element for fd00:1::5/)]);
+  });
+
+  it('gc removes the network\'s invalid attachments only', async () => {
+    const other = { network: 'othernet', containerId: 'container-z', ifName: 'eth0' };
+    const C = att('container-c', 'net1');
+    await setupMasq('nftables', [...rulesA, ...rulesB, { ...C, ip: '10.1.0.7', excluded: [] }, { ...other, ip: '10.9.0.7', excluded: [] }], o);
+    await gcMasq(NET, [B], o);
+    const text = await nftText(ns);
+    expect(text).toContain(`masq-${attachmentTag(B)}`);
+    expect(text).toContain(`masq-${attachmentTag(other)}`);
+    expect(text).not.toContain(attachmentTag(A));
+    expect(text).not.toContain(attachmentTag(C));
+    expect(text).not.toMatch(/10\.1\.0\.[57]\b/);
+    await gcMasq(NET, [], o);
+    expect(await nftText(ns)).not.toContain(attachmentTag(B));
+    await teardownMasq(other, o);
+  });
+
+  it('an address still held by a stale attachment is taken over', async () => {
+    await setupMasq('nftables', rulesB, o);
+    const D = att('container-d');
+    await setupMasq('nftables', [{ ...D, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }], o);
+    expect(await checkMasq('nftables', [{ ...D, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }], o)).toEqual([]);
+    await teardownMasq(B, o);
+    await teardownMasq(D, o);
+    expect(await nftText(ns)).not.toContain('10.1.0.6');
+  });
+
+  it('teardown works when the host has no iptables, and when it has no nft', async () => {
+    await setupMasq('nftables', rulesA, o);
+    try {
+      for (const t of ['iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore']) setToolForTest(t, undefined);
+      expect(await spawns(() => teardownMasq(A, o))).toEqual({ nft: 2 });
+      resetToolsForTest();
+      setToolForTest('nft', undefined);
+      await expect(teardownMasq(A, o)).resolves.toBeUndefined();
+      await expect(setupMasq('nftables', rulesA, o)).rejects.toThrow(/nft program is not installed/);
+    } finally {
+      resetToolsForTest();
+    }
+    expect(await nftText(ns)).not.toContain(attachmentTag(A));
+  });
+});
+
+describe('iptables rules', () => {
+  const world = useWorld();
+  let ns: Netns;
+  let o: { netns: string };
+  beforeAll(async () => {
+    ns = await world.pod('ipt');
+    o = { netns: ns.path };
+  });
+
+  it('setup in iptables and ip6tables, idempotent, then check and teardown without address', async () => {
+    const n = await spawns(() => setupMasq('iptables', [...rulesA, ...rulesB], o));
+    expect(n).toEqual({ 'iptables-save': 1, 'iptables-restore': 1, 'ip6tables-save': 1, 'ip6tables-restore': 1 });
+    await setupMasq('iptables', [...rulesA, ...rulesB], o);
+    const chainA = `TSCNI-${attachmentTag(A)}`;
+    const v4 = await iptSave(ns, 4);
+    const v6 = await iptSave(ns, 6);
+    expect(lines(v4, /^-A POSTROUTING .*-j TSCNI-/)).toHaveLength(2);
+    expect(lines(v4, new RegExp(`^-A POSTROUTING -s 10.1.0.5/32 -m comment --comment "tscni net=natnet id=container-a if=eth0" -j ${chainA}$`))).toHaveLength(1);
+    expect(lines(v4, new RegExp(`^-A ${chainA} `))).toEqual([
+      expect.stringContaining('-d 10.1.0.0/16'),
+      expect.stringContaining('-d 10.200.0.0/16'),
+      expect.stringMatching(/! -d 224.0.0.0\/4 .*-j MASQUERADE$/),
+    ]);
+    expect(lines(v6, /^-A POSTROUTING -s fd00:1::5\/128 .*-j TSCNI-/)).toHaveLength(1);
+    expect(lines(v6, new RegExp(`^-A ${chainA} .*ff00::/8 .*MASQUERADE`))).toHaveLength(1);
+    expect(await checkMasq('iptables', [...rulesA, ...rulesB], o)).toEqual([]);
+
+    // CHECK sees a removed jump
+    await run('nsenter', [`--net=${ns.path}`, 'ip6tables', '-w', '-t', 'nat', '-D', 'POSTROUTING', '-s', 'fd00:1::5/128',
+      '-m', 'comment', '--comment', 'tscni net=natnet id=container-a if=eth0', '-j', chainA]);
+    expect(await checkMasq('iptables', rulesA, o)).toEqual([expect.stringMatching(/ip6tables nat POSTROUTING has no jump from fd00:1::5\/128/)]);
+
+    await teardownMasq(A, o);
+    const after = (await iptSave(ns, 4)) + (await iptSave(ns, 6));
+    expect(after).not.toContain(chainA);
+    expect(after).toContain(`TSCNI-${attachmentTag(B)}`);
+    await teardownMasq(A, o);
+    await gcMasq(NET, [], o);
+    expect((await iptSave(ns, 4)) + (await iptSave(ns, 6))).not.toContain('TSCNI-');
+  });
+});
+
+// pod --- node (masquerades, forwards) --- outside (has no route back to the pods)
+describe.each<MasqBackend>(['nftables', 'iptables'])('traffic through a masquerading node (%s)', (backend) => {
+  const world = useWorld();
+  let node: Netns;
+  let pod: Netns;
+  let out: Awaited<ReturnType<typeof world.outside>>;
+  const podIp = '10.1.0.2';
+  const podIp6 = 'fd00:1::2';
+  const rules = (extra: string[] = []): MasqRule[] => [
+    { ...A, ip: podIp, excluded: ['10.1.0.0/24', ...extra] },
+    { ...A, ip: podIp6, excluded: ['fd00:1::/64'] },
+  ];
+
+  beforeAll(async () => {
+    node = await world.node('node', { forwarding: true });
+    out = await world.outside(node);
+    // IPv6 on the uplink by hand: world.outside's subnet6 writes `-6 route ...` into `ip -batch`, which iproute2 rejects
+    await node.ip(['-batch', '-'], { input: 'address add fd00:77::1/64 dev uplink nodad\nroute add default via fd00:77::2\n' });
+    await out.ns.ip(['address', 'add', 'fd00:77::2/64', 'dev', 'eth0', 'nodad']);
+    Object.assign(out, { ip6: 'fd00:77::2', nodeIp6: 'fd00:77::1' });
+    pod = await world.pod('pod', { lo: true });
+    await world.link(node, pod, { subnet: '10.1.0.0/24', subnet6: 'fd00:1::/64', aIf: 'cni-p', bIf: 'eth0' });
+    await pod.ip(['-batch', '-'], { input: 'route add default via 10.1.0.1\nroute add default via fd00:1::1\n' });
+  });
+
+  it('without masquerade the outside cannot answer the pod', async () => {
+    expect(await world.ping(pod, out.ip, { timeoutSec: 1 })).toBe(false);
+  });
+
+  it('with masquerade the outside sees the node address, IPv4 and IPv6', async () => {
+    await setupMasq(backend, rules(), { netns: node.path });
+    expect(await world.ping(pod, out.ip)).toBe(true);
+    expect(await world.tcp(pod, out.ns, out.ip, 8080)).toBe(out.nodeIp);
+    expect(await world.tcp(pod, out.ns, out.ip6!, 8081)).toBe(out.nodeIp6);
+  });
+
+  it('excluded destinations keep the pod address; re-setup and teardown change what the outside sees', async () => {
+    await out.ns.ip(['route', 'add', '10.1.0.0/24', 'via', out.nodeIp]);
+    await setupMasq(backend, rules(['203.0.113.0/24']), { netns: node.path });
+    expect(await world.tcp(pod, out.ns, out.ip, 8082)).toBe(podIp);
+    await setupMasq(backend, rules(), { netns: node.path });
+    expect(await world.tcp(pod, out.ns, out.ip, 8083)).toBe(out.nodeIp);
+    await teardownMasq(A, { netns: node.path });
+    expect(await world.tcp(pod, out.ns, out.ip, 8084)).toBe(podIp);
+  });
+});

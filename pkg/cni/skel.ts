@@ -72,8 +72,11 @@ export function parseCniArgs(s: string | undefined): Record<string, string> {
 
 /** Reject CNI_ARGS keys a plugin does not know, unless IgnoreUnknown is set (the reference's LoadArgs rule). */
 export function checkCniArgs(args: Record<string, string>, known: readonly string[]): void {
-  const ignore = /^(1|true)$/i.test(args.IgnoreUnknown ?? '');
-  if (ignore) return;
+  const iu = args.IgnoreUnknown;
+  if (iu !== undefined && !/^(1|true|0|false)$/i.test(iu)) {
+    throw new CniError(ErrCode.InvalidEnv, `invalid CNI_ARGS IgnoreUnknown=${JSON.stringify(iu)}: expected 1, true, 0 or false`);
+  }
+  if (iu !== undefined && /^(1|true)$/i.test(iu)) return;
   for (const k of Object.keys(args)) {
     if (k !== 'IgnoreUnknown' && !known.includes(k)) {
       throw new CniError(ErrCode.InvalidEnv, `unknown CNI_ARGS key ${JSON.stringify(k)} (set IgnoreUnknown=1 to ignore it)`);

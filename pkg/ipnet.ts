@@ -13,7 +13,8 @@ export interface IPNet {
 const bits = (f: Family): number => (f === 4 ? 32 : 128);
 
 export function parseIP(s: string): { family: Family; ip: bigint } | undefined {
-  if (typeof s !== 'string' || !ipaddr.isValid(s) || s.includes('/')) return undefined;
+  // a zone (fe80::1%eth0) would be dropped silently; Go's net.ParseIP refuses it too
+  if (typeof s !== 'string' || s.includes('/') || s.includes('%') || !ipaddr.isValid(s)) return undefined;
   // ipaddr.isValid accepts shorthand like "10.1" as IPv4; CNI configs must use full dotted quads
   if (!s.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(s)) return undefined;
   let a = ipaddr.parse(s);

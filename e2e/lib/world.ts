@@ -156,13 +156,19 @@ export async function ipJson<T = any>(ns: Netns | string, args: readonly string[
   return (out ? JSON.parse(out) : []) as T;
 }
 
+/** iputils `ping` (Debian iputils-ping), else busybox's (busybox-static), which takes the same flags we use. */
+function pingCommand(): string[] {
+  if (['/usr/bin/ping', '/bin/ping'].some((f) => fs.existsSync(f))) return ['ping'];
+  return ['busybox', 'ping'];
+}
+
 /** One ICMP echo round (or `count`) from inside a namespace; true when any reply came back. */
 export async function ping(from: Netns | string, ip: string, opts: { count?: number; timeoutSec?: number } = {}): Promise<boolean> {
   const count = opts.count ?? 1;
   const timeoutSec = opts.timeoutSec ?? 2;
   const r = await run(
     'ip',
-    ['netns', 'exec', nsName(from), 'ping', '-n', '-q', '-c', String(count), '-W', String(timeoutSec), ...(count > 1 ? ['-i', '0.2'] : []), ip],
+    ['netns', 'exec', nsName(from), ...pingCommand(), '-n', '-q', '-c', String(count), '-W', String(timeoutSec), ...(count > 1 ? ['-i', '0.2'] : []), ip],
     { allowFailure: true, timeout: (timeoutSec * count + 5) * 1000, env: { PATH: CLEAN_PATH } },
   );
   return r.exitCode === 0;
@@ -353,6 +359,7 @@ export class World {
   private readonly tmpDirs: string[] = [];
   private readonly byName = new Map<string, Netns>();
   private cleaned = false;
+  private readonly cleanups: (() => unknown)[] = [];
   private outsideCount = 0;
 
   constructor() {
@@ -476,9 +483,21 @@ export class World {
     }
   }
 
+  /** Run fn at cleanup, before the namespaces go (last registered first), e.g. a helper's own state. */
+  onCleanup(fn: () => unknown): void {
+    this.cleanups.push(fn);
+  }
+
   /** Delete every namespace and temp dir this world made; safe to call twice. */
   async cleanup(): Promise<void> {
     this.cleaned = true;
+    for (const fn of this.cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        process.stderr.write(`world cleanup: ${(e as Error).message}\n`);
+      }
+    }
     const names = new Set([...this.namespaces.map((n) => n.name), ...this.existing()]);
     await Promise.all([...names].map((n) => run('ip', ['netns', 'del', n], { allowFailure: true })));
     this.namespaces.length = 0;

@@ -1,0 +1,128 @@
+// Our host-local under the reference bridge, driven through libcni (our cnictl): proves our IPAM speaks the
+// protocol the way libcni (containerd, podman, cnitool) and a reference plugin's delegation expect.
+import * as fs from 'fs';
+import * as path from 'path';
+import { run } from '../pkg/exec';
+import { Cnictl } from './lib/cnictl';
+import { defaultBinDir, ping, REFERENCE_BIN_DIR, World, type Netns } from './lib/world';
+
+const NET = 'tscni-e2e-refbr';
+
+describe('cnictl: reference bridge + tscni host-local through libcni', () => {
+  const world = new World();
+  afterAll(() => world.cleanup());
+  let ctl: Cnictl;
+  let node: Netns;
+  let dataDir: string;
+  let cniPath: string;
+
+  beforeAll(async () => {
+    expect(fs.existsSync(path.join(defaultBinDir(), 'host-local'))).toBe(true);
+    ctl = await Cnictl.create(world);
+    node = await world.node('node');
+    dataDir = world.tmpDir('ipam');
+    // the reference bridge and our host-local side by side: both are named as the conflist names them
+    cniPath = world.tmpDir('cnibin');
+    fs.symlinkSync(path.join(REFERENCE_BIN_DIR, 'bridge'), path.join(cniPath, 'bridge'));
+    fs.symlinkSync(path.join(defaultBinDir(), 'host-local'), path.join(cniPath, 'host-local'));
+    ctl.addConflist({
+      cniVersion: '1.0.0', // Debian's libcni 1.1.x knows results up to 1.0.0
+      name: NET,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: 'cni-e2e0',
+          isGateway: true,
+          ipam: { type: 'host-local', ranges: [[{ subnet: '10.77.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir },
+        },
+      ],
+    });
+  });
+
+  const ipFile = (ip: string) => path.join(dataDir, NET, ip);
+
+  it('ADD gives each pod an address from our host-local, written in the reference disk layout', async () => {
+    const p1 = await world.pod('p1');
+    const p2 = await world.pod('p2');
+    const r1 = await ctl.add(node, NET, p1, { cniPath });
+    expect(r1.stderr).toBe('');
+    expect(r1.exitCode).toBe(0);
+    const r2 = await ctl.add(node, NET, p2, { cniPath });
+    expect(r2.exitCode).toBe(0);
+    const ip1 = String(r1.json.ips[0].address).split('/')[0];
+    const ip2 = String(r2.json.ips[0].address).split('/')[0];
+    expect(r1.json.ips[0].address).toMatch(/^10\.77\.0\.\d+\/24$/);
+    expect(r1.json.ips[0].gateway).toBe('10.77.0.1');
+    expect(ip1).not.toBe(ip2);
+    expect(fs.readFileSync(ipFile(ip1), 'utf8')).toBe(`${Cnictl.defaultContainerId(p1.path)}\r\neth0`);
+    // the address is really on the pod's eth0, and the pods reach the gateway and each other
+    const addrs = await p1.ipJson<{ addr_info: { local: string }[] }[]>(['addr', 'show', 'dev', 'eth0']);
+    expect(addrs[0].addr_info.map((a) => a.local)).toContain(ip1);
+    expect(await ping(p1, '10.77.0.1')).toBe(true);
+    expect(await ping(p1, ip2)).toBe(true);
+    // libcni cached the result in our temp cache, not in /var/lib/cni
+    expect(fs.existsSync(ctl.cacheFile(NET, Cnictl.defaultContainerId(p1.path)))).toBe(true);
+  });
+
+  it('CHECK passes on a healthy pod and fails when our allocation is gone', async () => {
+    const p1 = world.get('p1');
+    const ok = await ctl.check(node, NET, p1, { cniPath });
+    expect(ok.stderr).toBe('');
+    expect(ok.exitCode).toBe(0);
+    const [file] = fs.readdirSync(path.join(dataDir, NET)).filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(Cnictl.defaultContainerId(p1.path)));
+    const saved = fs.readFileSync(path.join(dataDir, NET, file));
+    fs.rmSync(path.join(dataDir, NET, file));
+    try {
+      const bad = await ctl.check(node, NET, p1, { cniPath });
+      expect(bad.exitCode).not.toBe(0);
+      // our host-local's CHECK, reached through the reference bridge's delegation, names what is missing
+      expect(bad.stderr).toMatch(/host-local/);
+    } finally {
+      fs.writeFileSync(path.join(dataDir, NET, file), saved, { mode: 0o600 });
+    }
+  });
+
+  it('DEL releases the address and clears the cache; DEL again succeeds', async () => {
+    const p1 = world.get('p1');
+    const id = Cnictl.defaultContainerId(p1.path);
+    const del = await ctl.del(node, NET, p1, { cniPath });
+    expect(del.stderr).toBe('');
+    expect(del.exitCode).toBe(0);
+    const left = fs.readdirSync(path.join(dataDir, NET)).filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(id));
+    expect(left).toEqual([]);
+    expect(fs.existsSync(ctl.cacheFile(NET, id))).toBe(false);
+    expect((await p1.ipJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
+    const again = await ctl.del(node, NET, p1, { cniPath });
+    expect(again.exitCode).toBe(0);
+  });
+
+  it('DEL of a pod whose netns is gone still releases its address', async () => {
+    const p2 = world.get('p2');
+    const id = Cnictl.defaultContainerId(p2.path);
+    await run('ip', ['netns', 'del', p2.name]);
+    const del = await ctl.del(node, NET, p2.path, { cniPath });
+    expect(del.exitCode).toBe(0);
+    const left = fs.readdirSync(path.join(dataDir, NET)).filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(id));
+    expect(left).toEqual([]);
+  });
+
+  it('with libcni default cache, the helper removes the cache files it caused', async () => {
+    const real = await Cnictl.create(world, { realCache: true });
+    real.addConflist({
+      cniVersion: '1.0.0',
+      name: `${NET}-rc`,
+      plugins: [{ type: 'bridge', bridge: 'cni-e2e1', ipam: { type: 'host-local', subnet: '10.78.0.0/24', dataDir } }],
+    });
+    const p = await world.pod('p3');
+    const id = world.containerId('rc');
+    const r = await real.add(node, `${NET}-rc`, p, { cniPath, containerId: id });
+    expect(r.exitCode).toBe(0);
+    const f = real.cacheFile(`${NET}-rc`, id);
+    expect(f.startsWith('/var/lib/cni/results/')).toBe(true);
+    expect(fs.existsSync(f)).toBe(true);
+    real.removeCachedResults();
+    expect(fs.existsSync(f)).toBe(false);
+    // without the cache DEL still works from the config alone
+    expect((await real.del(node, `${NET}-rc`, p, { cniPath, containerId: id })).exitCode).toBe(0);
+  });
+});

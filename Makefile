@@ -6,7 +6,7 @@ CNI_CONF_DIR ?= /etc/cni/net.d
 DESTDIR      ?=
 PLUGINS      := bridge host-local ptp host-gw ipip vxlan
 CONFS        := $(wildcard conf/*.conflist)
-SOURCES      := $(shell find pkg plugins ipam -name '*.ts' ! -name '*.test.ts' 2>/dev/null) package-lock.json
+SOURCES      := $(shell find pkg plugins ipam -name '*.ts' ! -name '*.test.ts' 2>/dev/null) package.json package-lock.json
 DEMO_DIR     := build/demo
 
 .PHONY: all deps deps-npm build install install-conf uninstall test test-unit test-e2e demo bench typecheck clean
@@ -58,7 +58,7 @@ demo: deps build
 	bash scripts/demo.sh '$(CURDIR)/$(DEMO_DIR)'
 
 bench: deps build
-	@if [ -x bench/run.sh ] || [ -f bench/run.sh ]; then bash bench/run.sh; else echo "bench: bench/run.sh does not exist yet" >&2; exit 1; fi
+	@if [ -f bench/run.sh ]; then bash bench/run.sh; else echo "bench: bench/run.sh does not exist yet" >&2; exit 1; fi
 
 clean:
 	rm -rf build

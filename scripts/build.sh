@@ -16,7 +16,14 @@ node_modules/.bin/esbuild plugins/main.ts \
   --minify-whitespace --minify-syntax --legal-comments=none \
   --log-level=warning --outfile=build/tscni.js
 
-node scripts/sea.js build/tscni.js build/bin/tscni.new
+# Base binary: this machine's Node. Its symbol and debug sections (about 12 MB) serve no purpose in a
+# plugin, so drop them from a copy; they are stripped BEFORE postject injects the blob, which SEA
+# tolerates (stripping an injected binary could drop the blob's note).
+mkdir -p build/tmp
+cp "$(node -p 'require("fs").realpathSync(process.execPath)')" build/tmp/node-base
+if command -v strip >/dev/null; then strip --strip-all build/tmp/node-base; fi
+node scripts/sea.js build/tscni.js build/bin/tscni.new build/tmp/node-base
+rm -f build/tmp/node-base
 mv -f build/bin/tscni.new build/bin/tscni
 
 for p in "${PLUGINS[@]}"; do ln -sfn tscni "build/bin/$p"; done

@@ -18,7 +18,7 @@ PODS=(tscni-demo-pod1 tscni-demo-pod2)
 [ -x "$BIN/bridge" ] || { echo "demo: $BIN/bridge missing: run 'make demo'" >&2; exit 1; }
 
 if ! env -i CNI_COMMAND=VERSION "$BIN/bridge" </dev/null >/dev/null 2>&1; then
-  echo "demo: TODO: $BIN/bridge does not answer VERSION; is bridge registered in plugins/main.ts?" >&2
+  echo "demo: $BIN/bridge does not answer VERSION; is bridge registered in plugins/main.ts?" >&2
   exit 1
 fi
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Turns the esbuild bundle into one self-contained executable with @yao-pkg/pkg's SEA code path.
-// usage: node scripts/sea.js <bundle.js> <output executable>
+// usage: node scripts/sea.js <bundle.js> <output executable> [base node binary]
 //
 // Why not the `pkg` command line: its default mode downloads pkg's patched Node base binaries, and its
 // `--sea` flag (pkg 6.14.2) hands sea() only {targets, signature}, so sea() downloads an official Node
@@ -12,13 +12,15 @@ const fs = require('fs');
 const path = require('path');
 
 async function main() {
-  const [entry, output] = process.argv.slice(2);
+  const [entry, output, base] = process.argv.slice(2);
   if (!entry || !output) throw new Error('usage: node scripts/sea.js <bundle.js> <output>');
   const root = path.resolve(__dirname, '..');
-  // The blob (and its code cache) must be made by the very Node that becomes the executable: sea()
-  // runs `node --experimental-sea-config` from PATH, so put this Node first.
-  const nodePath = fs.realpathSync(process.execPath);
-  process.env.PATH = `${path.dirname(nodePath)}${path.delimiter}${process.env.PATH ?? ''}`;
+  // The blob (and its code cache) must be made by the same Node version that becomes the executable:
+  // sea() runs `node --experimental-sea-config` from PATH, so put this Node first. `base` may be a
+  // (stripped) copy of it.
+  const self = fs.realpathSync(process.execPath);
+  const nodePath = base ? path.resolve(base) : self;
+  process.env.PATH = `${path.dirname(self)}${path.delimiter}${process.env.PATH ?? ''}`;
   // sea() works in $TMPDIR/pkg-sea/<time> and runs `npx postject` there: a scratch dir inside the repo
   // lets npx find our locked postject in node_modules; offline mode forbids it from fetching one instead.
   const tmp = path.join(root, 'build', 'tmp');

@@ -39,11 +39,12 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
   }
+  // a timed-out child is killed by a signal and has no exit code: test for the timeout first
+  if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
   if (r.failed && r.exitCode === undefined) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(r as unknown as { shortMessage?: string }).shortMessage ?? 'spawn error'}`);
   }
   const res: RunResult = { stdout: r.stdout ?? '', stderr: r.stderr ?? '', exitCode: r.exitCode ?? -1 };
-  if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
   if (res.exitCode !== 0 && !opts.allowFailure) {
     throw new CommandError(file, args, res);
   }

@@ -126,3 +126,59 @@ describe('cnictl: reference bridge + tscni host-local through libcni', () => {
     expect((await real.del(node, `${NET}-rc`, p, { cniPath, containerId: id })).exitCode).toBe(0);
   });
 });
+
+describe('cnictl gc/status (spec 1.1) on our host-local', () => {
+  const world = new World();
+  afterAll(() => world.cleanup());
+
+  it('gc frees every allocation not in the valid attachments; status reports an exhausted pool', async () => {
+    const ctl = await Cnictl.create(world);
+    const node = await world.node('node');
+    const pod = await world.pod('pod');
+    const dataDir = world.tmpDir('ipam');
+    const ipam = { type: 'host-local', ranges: [[{ subnet: '10.79.0.0/29' }]], dataDir };
+    const list = { cniVersion: '1.1.0', name: 'gcnet', plugins: [{ type: 'host-local', ipam }] };
+    ctl.addConflist(list);
+    const conf = { cniVersion: '1.1.0', name: 'gcnet', type: 'host-local', ipam };
+    const ids = [world.containerId('a'), world.containerId('b'), world.containerId('c')];
+    for (const id of ids) {
+      const r = await world.cni(node, { command: 'ADD', containerId: id, netns: pod, config: conf });
+      expect(r.exitCode).toBe(0);
+    }
+    const held = () =>
+      fs.readdirSync(path.join(dataDir, 'gcnet'))
+        .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
+        .map((f) => fs.readFileSync(path.join(dataDir, 'gcnet', f), 'utf8').split('\r\n')[0])
+        .sort();
+    expect(held()).toEqual([...ids].sort());
+
+    const gc = await ctl.run(node, 'gc', 'gcnet', pod, { validAttachments: [{ containerID: ids[0], ifname: 'eth0' }] });
+    expect(gc.stderr).toBe('');
+    expect(gc.exitCode).toBe(0);
+    expect(held()).toEqual([ids[0]]);
+
+    const ok = await ctl.run(node, 'status', 'gcnet', pod);
+    expect(ok.exitCode).toBe(0);
+    // fill the /29 (.1 is the gateway: .2-.6 usable), then STATUS must fail
+    for (let i = 0; i < 4; i++) {
+      const r = await world.cni(node, { command: 'ADD', containerId: world.containerId('f'), netns: pod, config: conf });
+      expect(r.exitCode).toBe(0);
+    }
+    const full = await ctl.run(node, 'status', 'gcnet', pod);
+    expect(full.exitCode).not.toBe(0);
+    expect(full.stderr).toMatch(/host-local/);
+  });
+
+  it('gc and status do nothing below spec 1.1.0, as libcni 1.2 behaves', async () => {
+    const ctl = await Cnictl.create(world);
+    const node = await world.node('node2');
+    const dataDir = world.tmpDir('ipam');
+    const ipam = { type: 'host-local', subnet: '10.80.0.0/24', dataDir };
+    ctl.addConflist({ cniVersion: '1.0.0', name: 'oldnet', plugins: [{ type: 'host-local', ipam }] });
+    const pod = await world.pod('pod2');
+    const id = world.containerId('old');
+    expect((await world.cni(node, { command: 'ADD', containerId: id, netns: pod, config: { cniVersion: '1.0.0', name: 'oldnet', type: 'host-local', ipam } })).exitCode).toBe(0);
+    expect((await ctl.run(node, 'gc', 'oldnet', pod)).exitCode).toBe(0);
+    expect(fs.readdirSync(path.join(dataDir, 'oldnet')).filter((f) => f.startsWith('10.80.'))).toHaveLength(1);
+  });
+});

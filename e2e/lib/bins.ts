@@ -1,6 +1,7 @@
 // Which plugin executables the e2e tests run: the real build (`make build` -> build/bin, or TSCNI_BIN_DIR),
 // else a dev copy (esbuild bundle + one wrapper script per plugin name) so a checkout without the SEA build
-// can still run the protocol tests. The dev copy needs node, so it does not prove "no node on PATH".
+// can still run the protocol tests (TSCNI_DEV_BUILD=1 forces it). The dev copy needs node, so it does not
+// prove "no node on PATH".
 import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../../pkg/exec';
@@ -14,7 +15,8 @@ let devBuilt: Promise<string> | undefined;
 /** A directory holding an executable named `plugin`: the real build when there is one, else a dev copy. */
 export async function pluginBinDir(plugin = 'host-local'): Promise<string> {
   const real = defaultBinDir();
-  if (fs.existsSync(path.join(real, plugin))) return real;
+  // TSCNI_DEV_BUILD=1: test the current sources without the SEA build
+  if (process.env.TSCNI_DEV_BUILD !== '1' && fs.existsSync(path.join(real, plugin))) return real;
   if (process.env.TSCNI_BIN_DIR) throw new Error(`TSCNI_BIN_DIR=${real} has no ${plugin}`);
   devBuilt ??= buildDev();
   return devBuilt;

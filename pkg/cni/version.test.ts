@@ -89,6 +89,11 @@ describe('formatResult', () => {
     expect(out2).toEqual({ cniVersion: v });
   });
 
+  it('a version key left on ips at run time never reaches 1.x output', () => {
+    const r = { cniVersion: '0.4.0', ips: [{ version: '4', address: '10.0.0.2/24' }] } as unknown as Result;
+    expect(formatResult(r, '1.0.0').ips).toEqual([{ address: '10.0.0.2/24' }]);
+  });
+
   it('dns members that are empty are omitted, as the reference omitempty does', () => {
     const out = formatResult({ cniVersion: '1.1.0', dns: { nameservers: ['10.0.0.1'], search: [], options: [], domain: '' } }, '1.0.0');
     expect(out.dns).toEqual({ nameservers: ['10.0.0.1'] });

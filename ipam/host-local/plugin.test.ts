@@ -205,6 +205,30 @@ describe('host-local index', () => {
   });
 });
 
+describe('host-local large and changing ranges', () => {
+  test('an IPv6 /64 (too big for a bitmap) is probed from the cursor', async () => {
+    const ipam = { ranges: [[{ subnet: 'fd00:1::/64' }]] };
+    expect(addr(await plugin.add(args(ipam, 'a')))).toEqual(['fd00:1::2']);
+    fs.writeFileSync(path.join(netDir(), 'fd00:1::3'), 'other\r\neth0');
+    expect(addr(await plugin.add(args(ipam, 'b')))).toEqual(['fd00:1::4']);
+    await plugin.status!(args(ipam));
+    await plugin.del(args(ipam, 'a'));
+    expect(ipFiles()).toEqual(['fd00:1::3', 'fd00:1::4']);
+  });
+
+  test('a runtime ipRanges set new to the index gets its bitmap from the directory', async () => {
+    await plugin.add(args(v4('10.1.0.0/24', { rangeStart: '10.1.0.2', rangeEnd: '10.1.0.3' }), 'a'));
+    const rt = { runtimeConfig: { ipRanges: [[{ subnet: '10.1.0.0/24', rangeStart: '10.1.0.3', rangeEnd: '10.1.0.4' }]] } };
+    // the runtime set and the configured one overlap: refused
+    expect((await fails(plugin.add(args(v4(), 'b', 'eth0', {}, rt)))).message).toContain('overlaps');
+    const ipam = { ranges: [[{ subnet: '10.2.0.0/24' }]] };
+    expect(addr(await plugin.add(args(ipam, 'b', 'eth0', {}, rt)))).toEqual(['10.1.0.3', '10.2.0.2']);
+    expect(addr(await plugin.add(args(ipam, 'c', 'eth0', {}, rt)))).toEqual(['10.1.0.4', '10.2.0.3']);
+    // and the first config's bitmap was kept current by those calls
+    expect((await fails(plugin.add(args(v4('10.1.0.0/24', { rangeStart: '10.1.0.2', rangeEnd: '10.1.0.3' }), 'd')))).code).toBe(ErrCode.NoAddressAvailable);
+  });
+});
+
 describe('host-local torn files', () => {
   const ipam = v4('10.1.0.0/24', { rangeStart: '10.1.0.2', rangeEnd: '10.1.0.3' });
 

@@ -1,0 +1,360 @@
+// The ptp plugin on a real kernel: Calico-style routed pods on simulated nodes, with and without a
+// default route on the node, real packets, and nothing left behind.
+import * as fs from 'fs';
+import * as path from 'path';
+import { run } from '../pkg/exec';
+import { parseIP } from '../pkg/ipnet';
+import { useWorld, type Netns } from './lib/world';
+
+const world = useWorld();
+const NET = 'tscni-ptp';
+const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
+const GW6 = 'fe80::ecee:eeff:feee:eeee';
+
+function ptpConf(dataDir: string, extra: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}) {
+  return {
+    cniVersion: '1.1.0',
+    name: NET,
+    type: 'ptp',
+    ...extra,
+    ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.22.0.0/24' }], [{ subnet: 'fd22::/64' }]], ...ipam },
+  };
+}
+
+const addr = (cidr: string) => cidr.split('/')[0];
+
+interface Pod {
+  ns: Netns;
+  id: string;
+  result: any;
+  ip: string;
+  ip6: string;
+  host: string;
+}
+
+async function addPod(node: Netns, name: string, conf: Record<string, unknown>): Promise<Pod> {
+  const ns = await world.pod(name);
+  const id = world.containerId(name);
+  const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
+  expect(r.stderr).toBe('');
+  expect(r.exitCode).toBe(0);
+  const ips = r.json.ips as { address: string }[];
+  return {
+    ns,
+    id,
+    result: r.json,
+    ip: addr(ips.find((x) => !x.address.includes(':'))?.address ?? ''),
+    ip6: addr(ips.find((x) => x.address.includes(':'))?.address ?? ''),
+    host: r.json.interfaces[0].name,
+  };
+}
+
+async function nodeLinks(node: Netns): Promise<string[]> {
+  return (await world.ipJson<{ ifname: string }[]>(node, ['link', 'show'])).map((l) => l.ifname);
+}
+
+async function nodeRoutes(node: Netns): Promise<string> {
+  const v4 = await node.ip(['route', 'show']);
+  const v6 = await node.ip(['-6', 'route', 'show']);
+  return v4.stdout + v6.stdout;
+}
+
+async function ruleset(node: Netns): Promise<string> {
+  const nft = await node.exec(['nft', 'list', 'ruleset'], { allowFailure: true });
+  const ipt = await node.exec(['iptables-save', '-t', 'nat'], { allowFailure: true });
+  const ip6t = await node.exec(['ip6tables-save', '-t', 'nat'], { allowFailure: true });
+  // without the save tools' timestamp comments
+  return (nft.stdout + ipt.stdout + ip6t.stdout).replace(/^#.*\n/gm, '');
+}
+
+function ipFiles(dataDir: string, net = NET): string[] {
+  try {
+    return fs.readdirSync(path.join(dataDir, net)).filter((f) => parseIP(f) !== undefined);
+  } catch {
+    return [];
+  }
+}
+
+describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
+  let node: Netns;
+  let dataDir: string;
+  let conf: ReturnType<typeof ptpConf>;
+  const pods: Pod[] = [];
+
+  beforeAll(async () => {
+    node = await world.node('node');
+    dataDir = world.tmpDir('ipam');
+    conf = ptpConf(dataDir, { ipMasq: true });
+    const out = await world.outside(node, { mtu: 1400 });
+    // IPv6 on the uplink by hand (World.outside's subnet6 writes `-6` into an ip batch, which ip refuses)
+    await node.ip(['-batch', '-'], { input: 'addr add fd03::1/64 dev uplink nodad\nroute add ::/0 via fd03::2 dev uplink\n' });
+    await out.ns.ip(['addr', 'add', 'fd03::2/64', 'dev', 'eth0', 'nodad']);
+    pods.push(await addPod(node, 'a', conf));
+    pods.push(await addPod(node, 'b', conf));
+  });
+
+  it('returns the node end and the pod interface, addresses on interface 1 via the fake gateways', () => {
+    const r = pods[0].result;
+    expect(r.interfaces).toHaveLength(2);
+    expect(r.interfaces[0]).toEqual({ name: pods[0].host, mac: HOST_MAC });
+    expect(r.interfaces[0].name).toMatch(/^ptp[0-9a-f]{12}$/);
+    expect(r.interfaces[1]).toMatchObject({ name: 'eth0', sandbox: pods[0].ns.path, mtu: 1400 });
+    expect(r.ips).toEqual([
+      { address: expect.stringMatching(/^10\.22\.0\.\d+\/24$/), gateway: '169.254.1.1', interface: 1 },
+      { address: expect.stringMatching(/^fd22::[0-9a-f]+\/64$/), gateway: GW6, interface: 1 },
+    ]);
+    expect(r.routes).toEqual([
+      { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+      { dst: '::/0', gw: GW6 },
+    ]);
+  });
+
+  it('wires the pod: /32 and /128, gateway route, default routes, permanent gateway neighbours', async () => {
+    const p = pods[0];
+    const a = await world.ipJson<any[]>(p.ns, ['addr', 'show', 'eth0']);
+    const held = a[0].addr_info.filter((x: any) => x.scope === 'global').map((x: any) => `${x.local}/${x.prefixlen}`);
+    expect(held.sort()).toEqual([`${p.ip}/32`, `${p.ip6}/128`].sort());
+    expect(a[0].addr_info.some((x: any) => x.tentative)).toBe(false);
+    const r4 = (await p.ns.ip(['route'])).stdout;
+    expect(r4).toContain('default via 169.254.1.1 dev eth0');
+    expect(r4).toContain('169.254.1.1 dev eth0 scope link');
+    expect((await p.ns.ip(['-6', 'route'])).stdout).toContain(`default via ${GW6} dev eth0`);
+    const neigh = (await p.ns.ip(['neigh', 'show', 'dev', 'eth0'])).stdout;
+    expect(neigh).toContain(`169.254.1.1 lladdr ${HOST_MAC} PERMANENT`);
+    expect(neigh).toContain(`${GW6} lladdr ${HOST_MAC} PERMANENT`);
+  });
+
+  it('wires the node: MAC ee:ee:..., no address but the link-local, a scope-link route to the pod, sysctls', async () => {
+    const p = pods[0];
+    const l = await world.ipJson<any[]>(node, ['addr', 'show', p.host]);
+    expect(l[0].address).toBe(HOST_MAC);
+    expect(l[0].mtu).toBe(1400);
+    expect(l[0].addr_info.map((x: any) => `${x.local}/${x.prefixlen}`)).toEqual([`${GW6}/64`]);
+    expect((await node.ip(['route', 'show', `${p.ip}/32`])).stdout.trim()).toBe(`${p.ip} dev ${p.host} scope link`);
+    expect((await node.ip(['-6', 'route', 'show', `${p.ip6}/128`])).stdout).toContain(`${p.ip6} dev ${p.host}`);
+    const want: Record<string, string> = {
+      'net.ipv4.ip_forward': '1',
+      'net.ipv6.conf.all.forwarding': '1',
+      [`net.ipv4.conf.${p.host}.proxy_arp`]: '1',
+      [`net.ipv4.neigh.${p.host}.proxy_delay`]: '0',
+      [`net.ipv4.conf.${p.host}.forwarding`]: '1',
+      [`net.ipv6.conf.${p.host}.proxy_ndp`]: '1',
+      [`net.ipv6.conf.${p.host}.forwarding`]: '1',
+      [`net.ipv6.conf.${p.host}.accept_ra`]: '0',
+    };
+    for (const [k, v] of Object.entries(want)) expect([k, await node.sysctl(k)]).toEqual([k, v]);
+  });
+
+  it('lets the pods ping each other and the node over IPv4 and IPv6 at the first packet', async () => {
+    const [a, b] = pods;
+    const first = { count: 1, timeoutSec: 1 };
+    expect(await world.ping(a.ns, b.ip, first)).toBe(true);
+    expect(await world.ping(b.ns, a.ip6, first)).toBe(true);
+    expect(await world.ping(a.ns, '203.0.113.1', first)).toBe(true);
+    expect(await world.ping(a.ns, 'fd03::1', first)).toBe(true);
+  });
+
+  it('falls back to proxy ARP (answering at once, proxy_delay=0) when the pod loses its neighbour entry', async () => {
+    const a = pods[0];
+    await a.ns.ip(['neigh', 'del', '169.254.1.1', 'dev', 'eth0']);
+    try {
+      expect(await world.ping(a.ns, pods[1].ip, { count: 1, timeoutSec: 1 })).toBe(true);
+      expect((await a.ns.ip(['neigh', 'show', '169.254.1.1', 'dev', 'eth0'])).stdout).toContain(`lladdr ${HOST_MAC}`);
+    } finally {
+      await a.ns.ip(['neigh', 'replace', '169.254.1.1', 'lladdr', HOST_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+    }
+  });
+
+  it('masquerades a pod reaching outside (the outside sees the node), not pod to pod', async () => {
+    const out = world.get('outside');
+    expect(await world.tcp(pods[0].ns, out, '203.0.113.2', 8080)).toBe('203.0.113.1');
+    expect(await world.tcp(pods[0].ns, out, 'fd03::2', 8082)).toBe('fd03::1');
+    expect(await world.tcp(pods[0].ns, pods[1].ns, pods[1].ip, 8081)).toBe(pods[0].ip);
+  });
+
+  it('reaches a bridge pod on the same node, both ways', async () => {
+    const brDir = world.tmpDir('ipam-br');
+    const br = await world.cni(node, {
+      command: 'ADD',
+      containerId: world.containerId('br'),
+      netns: await world.pod('br'),
+      config: {
+        cniVersion: '1.1.0', name: 'tscni-br', type: 'bridge', bridge: 'cni0', isGateway: true, isDefaultGateway: true,
+        ipam: { type: 'host-local', dataDir: brDir, ranges: [[{ subnet: '10.23.0.0/24' }]] },
+      },
+    });
+    expect(br.stderr).toBe('');
+    expect(br.exitCode).toBe(0);
+    const brIp = addr(br.json.ips[0].address);
+    expect(await world.ping(pods[0].ns, brIp, { count: 1, timeoutSec: 1 })).toBe(true);
+    expect(await world.ping(world.get('br'), pods[0].ip, { count: 1, timeoutSec: 1 })).toBe(true);
+  });
+
+  it('CHECK passes after ADD and fails with 102 once the node route, a neighbour or a rule is gone', async () => {
+    const p = pods[1];
+    const check = () => world.cni(node, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...conf, prevResult: p.result } });
+    const ok = await check();
+    expect(ok.stdout).toBe('');
+    expect(ok.stderr).toBe('');
+    expect(ok.exitCode).toBe(0);
+
+    await node.ip(['route', 'del', `${p.ip}/32`, 'dev', p.host]);
+    const bad = await check();
+    expect(bad.exitCode).toBe(1);
+    expect(bad.json).toMatchObject({ code: 102 });
+    expect(bad.json.msg).toContain(`${p.ip}/32`);
+    await node.ip(['route', 'add', `${p.ip}/32`, 'dev', p.host, 'scope', 'link']);
+    expect((await check()).exitCode).toBe(0);
+
+    await p.ns.ip(['neigh', 'del', '169.254.1.1', 'dev', 'eth0']);
+    const bad2 = await check();
+    expect(bad2.json.code).toBe(102);
+    expect(bad2.json.msg).toContain('169.254.1.1');
+    await p.ns.ip(['neigh', 'replace', '169.254.1.1', 'lladdr', HOST_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+
+    await node.exec(['sysctl', '-q', '-w', `net.ipv4.conf.${p.host}.proxy_arp=0`]);
+    const bad3 = await check();
+    expect(bad3.json.code).toBe(102);
+    expect(bad3.json.msg).toContain('proxy_arp');
+    await node.exec(['sysctl', '-q', '-w', `net.ipv4.conf.${p.host}.proxy_arp=1`]);
+    expect((await check()).exitCode).toBe(0);
+  });
+
+  it('a repeated ADD of the same attachment replaces the stale node end', async () => {
+    const ns = await world.pod('re');
+    const id = world.containerId('re');
+    const r1 = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
+    expect(r1.exitCode).toBe(0);
+    // a new pod namespace for the same attachment: the old pair is still there and must go
+    const ns2 = await world.pod('re2');
+    const r2 = await world.cni(node, { command: 'ADD', containerId: id, netns: ns2, config: conf });
+    expect(r2.stderr).toBe('');
+    expect(r2.exitCode).toBe(0);
+    expect(r2.json.interfaces[0].name).toBe(r1.json.interfaces[0].name);
+    expect((await world.ipJson<any[]>(ns, ['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
+    expect(await world.ping(ns2, pods[0].ip, { count: 1, timeoutSec: 1 })).toBe(true);
+    const d = await world.cni(node, { command: 'DEL', containerId: id, netns: ns2, config: conf });
+    expect(d.exitCode).toBe(0);
+  });
+
+  it('DEL twice, with the netns gone, and of an unknown container succeeds and leaves nothing', async () => {
+    const [a, b] = pods;
+    const del = (p: Pod, netns: Netns | string) => world.cni(node, { command: 'DEL', containerId: p.id, netns, config: conf });
+    for (const r of [await del(a, a.ns), await del(a, a.ns)]) {
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+    }
+    // b's namespace is gone before its DEL (its pair goes with it)
+    await run('ip', ['netns', 'del', b.ns.name]);
+    const rb = await del(b, b.ns.path);
+    expect(rb.stderr).toBe('');
+    expect(rb.exitCode).toBe(0);
+    expect((await del(b, '')).exitCode).toBe(0);
+    const unknown = await world.cni(node, { command: 'DEL', containerId: world.containerId('nobody'), netns: '', config: conf });
+    expect(unknown.exitCode).toBe(0);
+
+    const links = await nodeLinks(node);
+    expect(links).not.toContain(a.host);
+    expect(links).not.toContain(b.host);
+    const routes = await nodeRoutes(node);
+    for (const ip of [a.ip, b.ip, a.ip6, b.ip6]) expect(routes).not.toContain(ip);
+    expect(ipFiles(dataDir)).toEqual([]);
+    const rules = await ruleset(node);
+    for (const ip of [a.ip, b.ip, a.ip6, b.ip6]) expect(rules).not.toContain(ip);
+  });
+});
+
+describe('ptp on a node without a default route', () => {
+  let node: Netns;
+  let dataDir: string;
+  let conf: ReturnType<typeof ptpConf>;
+  const pods: Pod[] = [];
+
+  beforeAll(async () => {
+    node = await world.node('bare');
+    // the node has an address (on an underlay to a peer) but no default route in either family
+    const peer = await world.pod('peer', { lo: true });
+    await world.link(node, peer, { subnet: '192.168.77.0/24', subnet6: 'fd77::/64', aIf: 'underlay', bIf: 'underlay' });
+    dataDir = world.tmpDir('ipam-bare');
+    conf = ptpConf(dataDir);
+    pods.push(await addPod(node, 'c', conf));
+    pods.push(await addPod(node, 'd', conf));
+  });
+
+  it('really has no default route', async () => {
+    expect((await node.ip(['route', 'show', 'default'])).stdout.trim()).toBe('');
+    expect((await node.ip(['-6', 'route', 'show', 'default'])).stdout.trim()).toBe('');
+  });
+
+  it('takes the MTU fallback of 1500 when there is no default-route interface', () => {
+    expect(pods[0].result.interfaces[1].mtu).toBe(1500);
+  });
+
+  it('gives working connectivity at the first packet, IPv4 and IPv6, pod to pod and pod to node', async () => {
+    const [c, d] = pods;
+    const first = { count: 1, timeoutSec: 1 };
+    expect(await world.ping(c.ns, d.ip, first)).toBe(true);
+    expect(await world.ping(d.ns, c.ip6, first)).toBe(true);
+    expect(await world.ping(c.ns, '192.168.77.1', first)).toBe(true);
+    expect(await world.ping(d.ns, 'fd77::1', first)).toBe(true);
+  });
+
+  it('documents why: without the permanent neighbour, proxy ARP leaves 169.254.1.1 unresolved here', async () => {
+    const c = pods[0];
+    await c.ns.ip(['neigh', 'del', '169.254.1.1', 'dev', 'eth0']);
+    try {
+      expect(await world.ping(c.ns, pods[1].ip, { count: 1, timeoutSec: 1 })).toBe(false);
+      const n = (await c.ns.ip(['neigh', 'show', '169.254.1.1', 'dev', 'eth0'])).stdout;
+      expect(n).not.toContain(HOST_MAC);
+    } finally {
+      await c.ns.ip(['neigh', 'replace', '169.254.1.1', 'lladdr', HOST_MAC, 'dev', 'eth0', 'nud', 'permanent']);
+    }
+    expect(await world.ping(c.ns, pods[1].ip, { count: 1, timeoutSec: 1 })).toBe(true);
+  });
+
+  it('rolls back a failed ADD: no node end, no address kept', async () => {
+    const ns = await world.pod('clash');
+    // the pod already has an eth0: the pair cannot be made
+    await ns.ip(['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'other']);
+    const before = await nodeLinks(node);
+    const id = world.containerId('clash');
+    const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
+    expect(r.exitCode).toBe(1);
+    expect(r.json.code).toBe(101);
+    expect(await nodeLinks(node)).toEqual(before);
+    expect(ipFiles(dataDir).sort()).toEqual([...pods.map((p) => p.ip), ...pods.map((p) => p.ip6)].sort());
+  });
+
+  it.each([
+    [{ mtu: 'big' }, 7, 'mtu'],
+    [{ mtu: 20 }, 7, 'mtu'],
+    [{ ipMasq: 'yes' }, 7, 'ipMasq'],
+    [{ ipMasqBackend: 'pf' }, 2, 'ipMasqBackend'],
+    [{ dns: { nameservers: '8.8.8.8' } }, 7, 'dns.nameservers'],
+    [{ ipam: {} }, 7, 'ipam.type'],
+    [{ ipam: undefined }, 7, 'ipam'],
+  ])('refuses %j with code %d naming %s and changes nothing', async (extra, code, key) => {
+    const before = [await nodeLinks(node), await nodeRoutes(node), await ruleset(node), ipFiles(dataDir)];
+    const ns = await world.pod(`bad${Math.random().toString(16).slice(2, 6)}`);
+    const c: Record<string, unknown> = { ...conf, ...extra };
+    if ('ipam' in extra && extra.ipam === undefined) delete c.ipam;
+    const r = await world.cni(node, { command: 'ADD', containerId: world.containerId('bad'), netns: ns, config: c, plugin: 'ptp' });
+    expect(r.exitCode).toBe(1);
+    expect(r.json.code).toBe(code);
+    expect(r.json.msg).toContain(key);
+    expect([await nodeLinks(node), await nodeRoutes(node), await ruleset(node), ipFiles(dataDir)]).toEqual(before);
+    expect((await world.ipJson<any[]>(ns, ['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
+  });
+
+  it('DEL of both pods leaves no veth, route or address file', async () => {
+    for (const p of pods) {
+      const r = await world.cni(node, { command: 'DEL', containerId: p.id, netns: p.ns, config: conf });
+      expect(r.exitCode).toBe(0);
+    }
+    const links = await nodeLinks(node);
+    expect(links.filter((l) => l.startsWith('ptp'))).toEqual([]);
+    const routes = await nodeRoutes(node);
+    for (const p of pods) expect(routes).not.toContain(p.ip);
+    expect(ipFiles(dataDir)).toEqual([]);
+  });
+});

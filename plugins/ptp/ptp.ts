@@ -1,0 +1,198 @@
+// The ptp plugin: routed pods the Calico way. Each pod gets a veth whose node end carries no address
+// (MAC ee:ee:ee:ee:ee:ee), a /32 (/128) node route through it, and a default route via 169.254.1.1
+// (fe80::ecee:eeff:feee:eeee); see pkg/wiring/ptp.ts for why the pod can use its gateway at once.
+import * as fs from 'fs';
+import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/delegate';
+import { CniError, ErrCode } from '../../pkg/cni/errors';
+import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
+import { ipBatch } from '../../pkg/ip/batch';
+import { randomMac } from '../../pkg/ip/mac';
+import { netnsExists } from '../../pkg/ip/netns';
+import { readSysctl } from '../../pkg/ip/sysctl';
+import { defaultRouteMtu, linkExists, readLink } from '../../pkg/ip/sysfs';
+import { canonicalIP } from '../../pkg/ipnet';
+import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
+import { hostVethName } from '../../pkg/wiring/names';
+import { checkPod, masqRules, waitOperUp } from '../../pkg/wiring/pod';
+import {
+  GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod,
+} from '../../pkg/wiring/ptp';
+import { deleteLink } from '../../pkg/wiring/veth';
+import { parsePtpConf, type PtpConf } from './config';
+
+/** Node ends are `ptp` + 12 hex of the attachment: stable, so DEL and a repeated ADD find them. */
+export const HOST_PREFIX = 'ptp';
+
+interface PodConf extends PtpConf {
+  mtu: number;
+}
+
+function podConf(a: CmdArgs): PodConf {
+  const c = parsePtpConf(a);
+  return { ...c, mtu: c.mtu ?? defaultRouteMtu() };
+}
+
+const ipv6Available = (): boolean => fs.existsSync('/proc/sys/net/ipv6');
+const attachment = (a: CmdArgs) => ({ network: a.conf.name, containerId: a.containerId, ifName: a.ifName });
+
+async function cmdAdd(a: CmdArgs): Promise<Result> {
+  const conf = podConf(a);
+  if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
+  const hostName = hostVethName(a.containerId, a.ifName, HOST_PREFIX);
+
+  // 1. addresses from IPAM; from here on a failure releases them
+  const ipam = await ipamAdd(a);
+  try {
+    if (!ipam.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
+
+    // 2. the plan: pair, /32 and /128 in the pod, gateway routes and neighbours, node routes and sysctls
+    const podMac = randomMac();
+    const plan = planPtpPod(
+      {
+        netns: a.netns, ifName: a.ifName, hostName, podMac, mtu: conf.mtu, ipam,
+        nodeIpv6DisabledByDefault: readSysctl('net/ipv6/conf/default/disable_ipv6') === '1',
+      },
+      ipv6Available(),
+    );
+
+    // 3. a node end left by an earlier ADD of this same attachment is replaced
+    if (linkExists(hostName)) await deleteLink(hostName);
+    await applyPtpPlan(plan);
+
+    // 4. masquerade of what leaves the pod subnet
+    if (conf.ipMasq) await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, plan.result, []));
+    await waitOperUp(hostName);
+
+    // 5. the result: node end, pod interface (index 1 holds the addresses)
+    const result = plan.result;
+    result.interfaces = [
+      { name: hostName, mac: HOST_MAC },
+      { name: a.ifName, mac: podMac, mtu: conf.mtu, sandbox: a.netns },
+    ];
+    if (conf.dns) result.dns = conf.dns;
+    else if (!result.dns || !Object.keys(result.dns).length) delete result.dns;
+    return result;
+  } catch (e) {
+    await deleteLink(hostName).catch(() => undefined);
+    if (conf.ipMasq) await teardownMasq(attachment(a)).catch(() => undefined);
+    await ipamDel(a).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function cmdDel(a: CmdArgs): Promise<void> {
+  const conf = podConf(a);
+  // Deleting the node end removes the pod end and the node route with it; without a netns (gone, or
+  // not sent, as containerd does) the pair went with the netns already.
+  const hostName = hostVethName(a.containerId, a.ifName, HOST_PREFIX);
+  if (linkExists(hostName)) await deleteLink(hostName);
+  // rules are found by attachment, not by address: this works when the netns is long gone
+  if (conf.ipMasq) await teardownMasq(attachment(a));
+  await ipamDel(a);
+}
+
+interface JsonAddr {
+  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+}
+interface JsonRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  scope?: string;
+  /** absent for unicast */
+  type?: string;
+  table?: string;
+}
+interface JsonNeigh {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
+}
+
+const hostKey = (ip: string) => `${canonicalIP(ip.split('/')[0])}`;
+
+async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise<string[]> {
+  const problems: string[] = [];
+  const host = readLink(hostName);
+  if (!host) return [`node veth ${hostName} is missing`];
+  if (host.mac !== HOST_MAC) problems.push(`node veth ${hostName} has MAC ${host.mac}, expected ${HOST_MAC}`);
+  if (host.mtu !== conf.mtu) problems.push(`node veth ${hostName} has MTU ${host.mtu}, expected ${conf.mtu}`);
+  // `table all` makes ip dump both families (a batch line cannot say -6; `root ::/0` alone lists none)
+  const [addrs, routes] = (await ipBatch(
+    [
+      ['addr', 'show', 'dev', hostName],
+      ['route', 'show', 'table', 'all', 'dev', hostName],
+    ],
+    { json: true },
+  )) as [JsonAddr[], JsonRoute[]];
+  for (const x of addrs[0]?.addr_info ?? []) {
+    if (x.scope !== 'link') problems.push(`node veth ${hostName} holds address ${x.local}/${x.prefixlen}; it must hold none`);
+  }
+  const routed = new Set(routes.filter((r) => !r.gateway && !r.type && (r.table ?? 'main') === 'main').map((r) => hostKey(r.dst)));
+  for (const ip of prev.ips ?? []) {
+    if (!routed.has(hostKey(ip.address))) problems.push(`node has no route to ${hostAddress(ip.address)} dev ${hostName}`);
+  }
+  for (const [k, v] of Object.entries(hostSysctls(hostName, familiesOf(prev), ipv6Available()))) {
+    // disable_ipv6/accept_dad only matter while ADD brings the link up
+    if (/accept_dad|disable_ipv6/.test(k)) continue;
+    const have = readSysctl(k);
+    if (have !== v) problems.push(`sysctl ${k.replace(/\//g, '.')} is ${have}, expected ${v}`);
+  }
+  return problems;
+}
+
+/** The gateway route and the permanent neighbour entries that ADD put in the pod. */
+async function checkGateway(a: CmdArgs, prev: Result): Promise<string[]> {
+  const fams = familiesOf(prev);
+  const [routes, neighs] = (await ipBatch(
+    [
+      ['route', 'show', 'dev', a.ifName],
+      ['neigh', 'show', 'dev', a.ifName],
+    ],
+    { netns: a.netns, json: true },
+  )) as [JsonRoute[], JsonNeigh[]];
+  const problems: string[] = [];
+  if (fams.includes(4) && !routes.some((r) => r.dst === GATEWAY4 && r.scope === 'link')) {
+    problems.push(`pod has no route ${GATEWAY4} dev ${a.ifName} scope link`);
+  }
+  for (const [f, gw] of [[4, GATEWAY4], [6, GATEWAY6]] as const) {
+    if (!fams.includes(f)) continue;
+    const n = neighs.find((x) => canonicalIP(x.dst) === canonicalIP(gw));
+    if (!n || n.lladdr !== HOST_MAC || !n.state?.includes('PERMANENT')) {
+      problems.push(`pod has no permanent neighbour ${gw} lladdr ${HOST_MAC} on ${a.ifName}`);
+    }
+  }
+  return problems;
+}
+
+async function cmdCheck(a: CmdArgs): Promise<void> {
+  const conf = podConf(a);
+  const prev = a.conf.prevResult;
+  if (!prev) throw new CniError(ErrCode.InvalidConfig, 'invalid config: prevResult: required for CHECK');
+  await ipamCheck(a);
+  const hostName = hostVethName(a.containerId, a.ifName, HOST_PREFIX);
+  const problems = await checkNode(hostName, conf, prev);
+  // the pod holds its addresses as /32 and /128; prevResult carries the IPAM prefix
+  problems.push(...(await checkPod(a, asHeld(prev), { mtu: conf.mtu, peerIfindex: readLink(hostName)?.ifindex })));
+  if (!problems.some((p) => p.startsWith(`pod interface ${a.ifName}:`))) problems.push(...(await checkGateway(a, prev)));
+  if (conf.ipMasq) problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, prev, []))));
+  if (problems.length) throw new CniError(ErrCode.CheckFailed, `CHECK failed: ${problems.join('; ')}`);
+}
+
+/** GC goes on past failures and reports them all. Stale pairs need no GC: a veth dies with its netns. */
+async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
+  podConf(a);
+  const errors: string[] = [];
+  // also when ipMasq is now off: rules of an earlier config of this network are stale too
+  const keep = valid.map((v) => ({ network: a.conf.name, containerId: v.containerID, ifName: v.ifname }));
+  await gcMasq(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
+  await ipamGc(a).catch((e: Error) => errors.push(e.message));
+  if (errors.length) throw new CniError(ErrCode.Internal, `GC: ${errors.join('; ')}`);
+}
+
+async function cmdStatus(a: CmdArgs): Promise<void> {
+  podConf(a);
+  await ipamStatus(a);
+}
+
+export const plugin: Plugin = { add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus };

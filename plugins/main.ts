@@ -8,6 +8,7 @@ import type { Plugin } from '../pkg/cni/types';
 // Lazy requires: a call loads only the plugin it runs.
 const PLUGINS: Record<string, () => Plugin> = {
   bridge: () => require('./bridge/bridge').plugin,
+  ptp: () => require('./ptp/ptp').plugin,
   'host-local': () => require('../ipam/host-local/plugin').plugin,
 };
 

@@ -10,6 +10,8 @@ const PLUGINS: Record<string, () => Plugin> = {
   bridge: () => require('./bridge/bridge').plugin,
   ptp: () => require('./ptp/ptp').plugin,
   'host-local': () => require('../ipam/host-local/plugin').plugin,
+  'host-gw': () => require('./host-gw/host-gw').plugin,
+  vxlan: () => require('./vxlan/vxlan').plugin,
 };
 
 for (const [name, load] of Object.entries(PLUGINS)) registerInProcess(name, load);
@@ -22,6 +24,8 @@ async function main(): Promise<number> {
     name = rest[0] ?? '';
     rest = rest.slice(1);
   }
+  // `tscni fabric sync|watch --conf <file>`: reconcile the node's cross-node fabric outside of a CNI call
+  if (name === 'fabric') return (require('./fabric-cmd') as typeof import('./fabric-cmd')).fabricMain(rest);
   const load = PLUGINS[name];
   if (!load) {
     process.stderr.write(`usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n`);

@@ -1,0 +1,118 @@
+// The fabric keys shared by host-gw, ipip and vxlan, and the peer sources (inline list, peers file).
+import * as fs from 'fs';
+import { ConfigReader } from '../cni/config';
+import { CniError, ErrCode } from '../cni/errors';
+import { contains, formatCIDR, networkOf, parseCIDR, canonicalIP } from '../ipnet';
+import { isValidLinkName } from '../wiring/names';
+import type { FabricOptions, Peer } from './types';
+
+export interface FabricConf {
+  mode: string;
+  nodeIP?: string;
+  /** this node's pod CIDR, as a network (host bits cleared) */
+  podCIDR: string;
+  clusterCIDR?: string;
+  /** inline peers; the file's are read by loadPeers */
+  peers: Peer[];
+  peersFile?: string;
+  opts: FabricOptions;
+}
+
+function cidrKey(c: ConfigReader, k: string, required: boolean): string | undefined {
+  const v = required ? c.requiredString(k) : c.string(k);
+  if (v === undefined) return undefined;
+  const n = parseCIDR(v);
+  if (!n) throw c.fail(k, `${JSON.stringify(v)} is not a CIDR`);
+  return formatCIDR(networkOf(n));
+}
+
+function ipKey(c: ConfigReader, k: string, required: boolean): string | undefined {
+  const v = required ? c.requiredString(k) : c.string(k);
+  if (v === undefined) return undefined;
+  const ip = canonicalIP(v);
+  if (!ip) throw c.fail(k, `${JSON.stringify(v)} is not an IP address`);
+  return ip;
+}
+
+function readPeer(c: ConfigReader): Peer {
+  return { nodeIP: ipKey(c, 'nodeIP', true)!, podCIDR: cidrKey(c, 'podCIDR', true)!, key: c.prefix };
+}
+
+/** Parse the fabric keys of a plugin config (the raw object). Peers from peersFile are not read here. */
+export function parseFabricConf(raw: Record<string, unknown>, mode: string): FabricConf {
+  const c = new ConfigReader(raw);
+  const podCIDR = cidrKey(c, 'podCIDR', true)!;
+  const clusterCIDR = cidrKey(c, 'clusterCIDR', false);
+  if (clusterCIDR) {
+    const cl = parseCIDR(clusterCIDR)!;
+    const pn = parseCIDR(podCIDR)!;
+    if (!contains(cl, pn.family, pn.ip) || pn.prefix < cl.prefix) throw c.fail('podCIDR', `${podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
+  }
+  const peersFile = c.string('peersFile');
+  if (peersFile !== undefined && peersFile === '') throw c.fail('peersFile', 'is empty');
+  const opts: FabricOptions = {
+    mtu: c.int('mtu', undefined, 68, 65535) || undefined,
+    vni: 1,
+    port: 8472,
+    directRouting: false,
+    crossSubnet: false,
+  };
+  if (mode === 'vxlan') {
+    opts.vni = c.int('vni', 1, 1, 16777215);
+    opts.port = c.int('port', 8472, 1, 65535);
+    opts.vtepName = c.string('vtepName');
+    if (opts.vtepName !== undefined && !isValidLinkName(opts.vtepName)) throw c.fail('vtepName', `${JSON.stringify(opts.vtepName)} is not a valid interface name`);
+    opts.directRouting = c.bool('directRouting');
+  }
+  if (mode === 'ipip') {
+    opts.crossSubnet = c.bool('crossSubnet');
+    opts.tunnelName = c.string('tunnelName');
+    if (opts.tunnelName !== undefined && !isValidLinkName(opts.tunnelName)) throw c.fail('tunnelName', `${JSON.stringify(opts.tunnelName)} is not a valid interface name`);
+  }
+  const peers = (c.objectList('peers') ?? []).map(readPeer);
+  for (const p of peers) checkInCluster(p, clusterCIDR);
+  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, clusterCIDR, peers, peersFile, opts };
+}
+
+function checkInCluster(p: Peer, clusterCIDR: string | undefined): void {
+  if (!clusterCIDR) return;
+  const n = parseCIDR(p.podCIDR)!;
+  const cl = parseCIDR(clusterCIDR)!;
+  if (!contains(cl, n.family, n.ip) || n.prefix < cl.prefix) {
+    throw new CniError(ErrCode.InvalidConfig, `invalid config: ${p.key}.podCIDR: ${p.podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
+  }
+}
+
+/**
+ * Parse the text of a peers file: a JSON list of {nodeIP, podCIDR} (or {"peers": [...]}). The entry that is this
+ * very node ({nodeIP, podCIDR} both ours) is skipped, so one file can serve the whole cluster; anything else that
+ * collides with this node is an error (planFabric reports it).
+ */
+export function parsePeersFile(text: string, file: string, self: { nodeIP?: string; podCIDR: string }, clusterCIDR?: string): Peer[] {
+  const key = `peersFile ${file}`;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new CniError(ErrCode.InvalidConfig, `invalid config: ${key}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (v && typeof v === 'object' && !Array.isArray(v) && Array.isArray((v as { peers?: unknown }).peers)) v = (v as { peers: unknown }).peers;
+  if (!Array.isArray(v)) throw new CniError(ErrCode.InvalidConfig, `invalid config: ${key}: expected a list of {nodeIP, podCIDR}`);
+  const list = new ConfigReader({ [key]: v }).objectList(key)!;
+  const peers = list.map(readPeer).filter((p) => !(p.podCIDR === self.podCIDR && (self.nodeIP === undefined || p.nodeIP === self.nodeIP)));
+  for (const p of peers) checkInCluster(p, clusterCIDR);
+  return peers;
+}
+
+/** All peers: inline ones, then the file's. A missing or unreadable file is an error naming it. */
+export function loadPeers(conf: FabricConf, selfNodeIP?: string): Peer[] {
+  if (!conf.peersFile) return conf.peers;
+  let text: string;
+  try {
+    text = fs.readFileSync(conf.peersFile, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new CniError(ErrCode.InvalidConfig, `invalid config: peersFile: cannot read ${conf.peersFile}: ${err.code ?? err.message}`);
+  }
+  return [...conf.peers, ...parsePeersFile(text, conf.peersFile, { nodeIP: selfNodeIP ?? conf.nodeIP, podCIDR: conf.podCIDR }, conf.clusterCIDR)];
+}

@@ -1,0 +1,181 @@
+import { CniError } from '../cni/errors';
+import { stableMac } from '../ip/mac';
+import { parseFabricConf, parsePeersFile } from './config';
+import { planFabric, underlayFacts } from './plan';
+import { diffFabric } from './reconcile';
+import { RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from './types';
+
+const underlay: UnderlayFacts = { dev: 'eth0', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] };
+const peers: Peer[] = [
+  { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24', key: 'peers[0]' },
+  { nodeIP: '192.168.60.3', podCIDR: '10.244.3.0/24', key: 'peers[1]' },
+];
+const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', vni: 1, ...o }, 'vxlan').opts;
+const self = { podCIDR: '10.244.1.0/24' };
+
+function err(f: () => unknown): CniError {
+  try {
+    f();
+  } catch (e) {
+    return e as CniError;
+  }
+  throw new Error('no error');
+}
+
+describe('planFabric vxlan', () => {
+  const d = planFabric('vxlan', self, peers, underlay, opts());
+
+  it('plans one VTEP at underlay - 50 with a MAC from the node IP and the pod network address /32', () => {
+    expect(d.mtu).toBe(1350);
+    expect(d.device).toMatchObject({ name: 'tscni.1', kind: 'vxlan', mtu: 1350, mac: stableMac('192.168.50.1'), addresses: ['10.244.1.0/32'] });
+    expect(d.device!.create).toEqual(expect.arrayContaining(['id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning']));
+    expect(d.device!.infoData).toEqual({ id: 1, local: '192.168.50.1', link: 'eth0', port: 8472, learning: false });
+  });
+
+  it('gives each peer a route via its network address, a permanent neighbour and an FDB entry', () => {
+    expect(d.routes).toEqual([
+      { dst: '10.244.2.0/24', gw: '10.244.2.0', dev: 'tscni.1', onlink: true, proto: RTPROT_TSCNI },
+      { dst: '10.244.3.0/24', gw: '10.244.3.0', dev: 'tscni.1', onlink: true, proto: RTPROT_TSCNI },
+    ]);
+    expect(d.neighs[0]).toEqual({ ip: '10.244.2.0', lladdr: stableMac('192.168.50.2'), dev: 'tscni.1' });
+    expect(d.fdb[1]).toEqual({ mac: stableMac('192.168.60.3'), dev: 'tscni.1', dst: '192.168.60.3' });
+    expect(d.sysctls).toMatchObject({ 'net/ipv4/ip_forward': '1', 'net/ipv4/conf/tscni.1/rp_filter': '2' });
+  });
+
+  it('directRouting sends on-link peers over the underlay and tunnels the others', () => {
+    const r = planFabric('vxlan', self, peers, underlay, opts({ directRouting: true }));
+    expect(r.routes[0]).toEqual({ dst: '10.244.2.0/24', gw: '192.168.50.2', dev: 'eth0', proto: RTPROT_TSCNI });
+    expect(r.routes[1].dev).toBe('tscni.1');
+    expect(r.paths).toEqual([{ peer: '192.168.50.2', via: 'direct' }, { peer: '192.168.60.3', via: 'tunnel' }]);
+  });
+
+  it('takes 70 on an IPv6 underlay, and refuses an mtu that does not fit', () => {
+    const v6 = { dev: 'eth0', mtu: 1500, nodeIP: 'fd00::1', connected: ['fd00::/64'] };
+    expect(planFabric('vxlan', self, [{ nodeIP: 'fd00::2', podCIDR: '10.244.2.0/24', key: 'p' }], v6, opts()).mtu).toBe(1430);
+    expect(err(() => planFabric('vxlan', self, [], underlay, opts({ mtu: 1400 }))).message).toMatch(/^invalid config: mtu: 1400 .*\(at most 1350\)/);
+    expect(planFabric('vxlan', self, [], underlay, opts({ mtu: 1300 })).mtu).toBe(1300);
+  });
+});
+
+describe('planFabric host-gw and ipip', () => {
+  it('host-gw routes via the peer node on the underlay', () => {
+    const d = planFabric('host-gw', self, [peers[0]], underlay, opts());
+    expect(d.device).toBeUndefined();
+    expect(d.mtu).toBe(1400);
+    expect(d.routes).toEqual([{ dst: '10.244.2.0/24', gw: '192.168.50.2', dev: 'eth0', proto: RTPROT_TSCNI }]);
+  });
+
+  it('host-gw refuses a peer that is not on-link, naming it', () => {
+    const e = err(() => planFabric('host-gw', self, peers, underlay, opts()));
+    expect(e.code).toBe(7);
+    expect(e.message).toMatch(/^invalid config: peers\[1\]: nodeIP 192\.168\.60\.3 is not on-link on eth0/);
+  });
+
+  it('ipip: a tunnel at underlay - 20, routes via the peer node onlink; crossSubnet routes same-subnet peers directly', () => {
+    const d = planFabric('ipip', self, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24' }, 'ipip').opts);
+    expect(d.mtu).toBe(1380);
+    expect(d.device).toMatchObject({ name: 'tscni.ipip', kind: 'ipip', addresses: ['10.244.1.0/32'] });
+    expect(d.routes[0]).toMatchObject({ gw: '192.168.50.2', dev: 'tscni.ipip', onlink: true });
+    const x = planFabric('ipip', self, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24', crossSubnet: true }, 'ipip').opts);
+    expect(x.routes.map((r) => r.dev)).toEqual(['eth0', 'tscni.ipip']);
+  });
+});
+
+describe('bad input', () => {
+  const plan = (ps: Peer[]) => () => planFabric('vxlan', self, ps, underlay, opts());
+  it('names a peer equal to this node, a duplicate node, overlapping pod CIDRs', () => {
+    expect(err(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe('invalid config: peers[0]: nodeIP 192.168.50.1 is this node');
+    expect(err(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }])).message).toMatch(/peers\[0\]: podCIDR 10\.244\.1\.128\/25 overlaps this node's/);
+    expect(err(plan([peers[0], { ...peers[1], podCIDR: '10.244.2.128/25' }])).message).toMatch(/peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/);
+    expect(err(plan([peers[0], { ...peers[1], nodeIP: '192.168.50.2' }])).message).toMatch(/peers\[1\]: nodeIP 192\.168\.50\.2 is also peers\[0\]/);
+  });
+
+  it('names bad vni, port, CIDRs and peer fields', () => {
+    const p = (o: Record<string, unknown>) => err(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, 'vxlan')).message;
+    expect(p({ vni: 0 })).toMatch(/^invalid config: vni: 0 is out of range/);
+    expect(p({ vni: 1 << 24 })).toMatch(/^invalid config: vni: /);
+    expect(p({ port: 70000 })).toMatch(/^invalid config: port: /);
+    expect(p({ port: '8472' })).toMatch(/^invalid config: port: expected an integer/);
+    expect(p({ podCIDR: '10.244.1.0' })).toMatch(/^invalid config: podCIDR: /);
+    expect(p({ peers: [{ nodeIP: '1.2.3', podCIDR: '10.244.2.0/24' }] })).toMatch(/^invalid config: peers\[0\]\.nodeIP: /);
+    expect(p({ peers: [{ nodeIP: '1.2.3.4' }] })).toMatch(/^invalid config: peers\[0\]\.podCIDR: is required/);
+    expect(p({ clusterCIDR: '10.244.0.0/16', peers: [{ nodeIP: '1.2.3.4', podCIDR: '10.9.0.0/24' }] })).toMatch(/peers\[0\]\.podCIDR: 10\.9\.0\.0\/24 is not inside clusterCIDR/);
+    expect(p({ vtepName: 'a/b' })).toMatch(/^invalid config: vtepName: /);
+  });
+
+  it('peers file: malformed JSON and wrong shapes are named; our own entry is skipped', () => {
+    const s = { nodeIP: '192.168.50.1', podCIDR: '10.244.1.0/24' };
+    expect(err(() => parsePeersFile('{', '/x/p.json', s)).message).toMatch(/^invalid config: peersFile \/x\/p\.json: not valid JSON/);
+    expect(err(() => parsePeersFile('{"a":1}', '/x/p.json', s)).message).toMatch(/expected a list/);
+    expect(err(() => parsePeersFile('[{"nodeIP":"1.2.3.4","podCIDR":"x"}]', '/x/p.json', s)).message).toMatch(/peersFile \/x\/p\.json\[0\]\.podCIDR/);
+    const ps = parsePeersFile(JSON.stringify([s, { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' }]), '/x/p.json', s);
+    expect(ps).toEqual([{ nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24', key: 'peersFile /x/p.json[1]' }]);
+  });
+});
+
+describe('underlayFacts', () => {
+  const links: JsonLink[] = [
+    { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host' }] },
+    { ifname: 'eth1', mtu: 1400, addr_info: [{ family: 'inet', local: '192.168.50.1', prefixlen: 24, scope: 'global' }, { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }] },
+    { ifname: 'uplink', mtu: 1500, addr_info: [{ family: 'inet', local: '203.0.113.1', prefixlen: 24, scope: 'global' }] },
+  ];
+  it('finds the interface of nodeIP, or takes the default-route interface', () => {
+    expect(underlayFacts(links, '192.168.50.1', undefined)).toEqual({ dev: 'eth1', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] });
+    expect(underlayFacts(links, undefined, 'uplink')).toMatchObject({ dev: 'uplink', nodeIP: '203.0.113.1' });
+    expect(err(() => underlayFacts(links, '10.0.0.1', undefined)).message).toMatch(/^invalid config: nodeIP: 10\.0\.0\.1 is not an address/);
+    expect(err(() => underlayFacts(links, undefined, undefined)).message).toMatch(/^invalid config: nodeIP: not set/);
+  });
+});
+
+describe('diffFabric', () => {
+  const d = planFabric('vxlan', self, peers, underlay, opts());
+  const vtep = (o: Partial<JsonLink> = {}, data: Record<string, unknown> = {}): JsonLink => ({
+    ifname: 'tscni.1',
+    mtu: 1350,
+    address: stableMac('192.168.50.1'),
+    flags: ['UP'],
+    linkinfo: { info_kind: 'vxlan', info_data: { id: 1, local: '192.168.50.1', link: 'eth0', port: 8472, learning: false, ...data } },
+    addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' }],
+    ...o,
+  });
+  const inSync = (): FabricState => ({
+    links: [vtep()],
+    routes: d.routes.map((r) => ({ dst: r.dst, gateway: r.gw, dev: r.dev, flags: ['onlink'] })),
+    neighs: d.neighs.map((n) => ({ dst: n.ip, lladdr: n.lladdr, state: ['PERMANENT'] })),
+    fdb: d.fdb.map((f) => ({ mac: f.mac, dst: f.dst, flags: ['self'], state: 'permanent' })),
+  });
+
+  it('is empty when the kernel matches', () => {
+    expect(diffFabric(d, inSync())).toEqual({ device: [], fdb: [], ip: [], problems: [] });
+  });
+
+  it('creates everything on an empty node, device first', () => {
+    const x = diffFabric(d, { links: [], routes: [], neighs: [], fdb: [] });
+    expect(x.device[0]).toEqual(['link', 'add', 'name', 'tscni.1', ...d.device!.create]);
+    expect(x.device).toContainEqual(['addr', 'replace', '10.244.1.0/32', 'dev', 'tscni.1']);
+    expect(x.device[x.device.length - 1]).toEqual(['link', 'set', 'tscni.1', 'up']);
+    expect(x.fdb).toHaveLength(2);
+    expect(x.ip).toContainEqual(['route', 'replace', '10.244.3.0/24', 'via', '10.244.3.0', 'dev', 'tscni.1', 'onlink', 'proto', String(RTPROT_TSCNI)]);
+    expect(x.problems).toEqual(['vxlan device tscni.1 is missing']);
+  });
+
+  it('removes a removed peer and only what is ours; fixes MTU; recreates on a VNI change', () => {
+    const s = inSync();
+    s.routes.push({ dst: '10.244.7.0/24', gateway: '10.244.7.0', dev: 'tscni.1', flags: ['onlink'] });
+    s.neighs.push({ dst: '10.244.7.0', lladdr: '02:00:00:00:00:07', state: ['PERMANENT'] }, { dst: '10.244.8.0', state: ['FAILED'] });
+    s.fdb.push({ mac: '02:00:00:00:00:07', dst: '192.168.50.7', flags: ['self'] });
+    s.links[0].mtu = 1500;
+    const x = diffFabric(d, s);
+    expect(x.device).toEqual([['link', 'set', 'tscni.1', 'mtu', '1350']]);
+    expect(x.fdb).toEqual([['fdb', 'del', '02:00:00:00:00:07', 'dev', 'tscni.1', 'dst', '192.168.50.7', 'self']]);
+    expect(x.ip).toEqual([['neigh', 'del', '10.244.7.0', 'dev', 'tscni.1'], ['route', 'del', '10.244.7.0/24', 'proto', String(RTPROT_TSCNI)]]);
+    expect(x.problems).toContain('tscni.1 has MTU 1500, expected 1350');
+
+    const v = inSync();
+    v.links = [vtep({}, { id: 2 })];
+    const y = diffFabric(d, v);
+    expect(y.problems).toEqual(['tscni.1 has VNI 2, expected 1']);
+    expect(y.device.slice(0, 2)).toEqual([['link', 'del', 'tscni.1'], ['link', 'add', 'name', 'tscni.1', ...d.device!.create]]);
+    expect(y.ip.filter((c) => c[0] === 'route')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,86 @@
+// One CNI plugin per fabric mode: the local pod as `bridge` wires it (pkg/wiring/bridgepod), plus the node's part
+// of the cluster fabric, reconciled on every ADD. plugins/{host-gw,vxlan,ipip} are this with a mode name.
+import { parseBridgeConf } from '../../plugins/bridge/config';
+import { ConfigReader } from '../cni/config';
+import { CniError, ErrCode } from '../cni/errors';
+import type { CmdArgs, Plugin, Result } from '../cni/types';
+import { defaultRouteMtu } from '../ip/sysfs';
+import { addBridgePod, checkBridgePod, delBridgePod, gcBridgePods, statusBridgePods, type BridgePodConf } from '../wiring/bridgepod';
+import { parseFabricConf, type FabricConf } from './config';
+import { checkFabric, syncFabric } from './index';
+
+/**
+ * The IPAM config with host-local's range defaulted from podCIDR: no `ipam` at all, or a host-local one without
+ * `ranges`/`subnet`, allocates from this node's pod CIDR. The stdin handed to the IPAM plugin is rewritten to match.
+ */
+export function withDefaultIpam(a: CmdArgs, podCIDR: string): CmdArgs {
+  const ipam = a.conf.ipam;
+  let next: Record<string, unknown> | undefined;
+  if (ipam === undefined) next = { type: 'host-local', ranges: [[{ subnet: podCIDR }]] };
+  else if (ipam.type === 'host-local' && ipam.ranges === undefined && ipam.subnet === undefined) next = { ...ipam, ranges: [[{ subnet: podCIDR }]] };
+  if (!next) return a;
+  const raw = { ...a.conf.raw, ipam: next };
+  return { ...a, stdin: Buffer.from(JSON.stringify(raw)), conf: { ...a.conf, raw, ipam: next as CmdArgs['conf']['ipam'] } };
+}
+
+interface Parsed {
+  fabric: FabricConf;
+  /** the args with the IPAM default applied: what the pod wiring and IPAM see */
+  podArgs: CmdArgs;
+  pod: BridgePodConf;
+}
+
+/** Fabric keys, then the bridge keys with this plugin's defaults: a gateway, the default route, masquerade on. */
+export function parseFabricPlugin(a: CmdArgs, mode: string): Parsed {
+  const fabric = parseFabricConf(a.conf.raw, mode);
+  const podArgs = withDefaultIpam(a, fabric.podCIDR);
+  const b = parseBridgeConf(podArgs);
+  const c = new ConfigReader(a.conf.raw);
+  const isDefaultGateway = c.bool('isDefaultGateway', true);
+  const ipMasq = c.bool('ipMasq', true);
+  if (ipMasq && !fabric.clusterCIDR) {
+    throw c.fail('clusterCIDR', 'is required with ipMasq: it is what pods reach without NAT (the pods of every node)');
+  }
+  const pod: BridgePodConf = {
+    ...b,
+    isDefaultGateway,
+    isGateway: c.bool('isGateway', true) || isDefaultGateway,
+    ipMasq,
+    masqExcluded: fabric.clusterCIDR ? [fabric.clusterCIDR] : [],
+    // replaced by the fabric's MTU where it matters (ADD, CHECK)
+    mtu: b.mtu ?? defaultRouteMtu(),
+    dns: a.conf.dns,
+  };
+  if (!pod.isGateway) throw c.fail('isGateway', `must be true for ${mode}: the bridge is the pods' way to other nodes`);
+  return { fabric, podArgs, pod };
+}
+
+export function fabricPlugin(mode: string): Plugin {
+  return {
+    async add(a: CmdArgs): Promise<Result> {
+      const p = parseFabricPlugin(a, mode);
+      // the fabric first: bad peers or an unreachable host-gw peer fail here, before a pod or an address exists
+      const { desired } = await syncFabric(p.fabric);
+      return addBridgePod(p.podArgs, { ...p.pod, mtu: desired.mtu });
+    },
+    async del(a: CmdArgs): Promise<void> {
+      // DEL needs no peers (the file may be gone) and leaves the fabric in place for the node's other pods
+      const p = parseFabricPlugin(a, mode);
+      await delBridgePod(p.podArgs, p.pod);
+    },
+    async check(a: CmdArgs): Promise<void> {
+      const p = parseFabricPlugin(a, mode);
+      const { desired, problems } = await checkFabric(p.fabric);
+      problems.push(...(await checkBridgePod(p.podArgs, { ...p.pod, mtu: desired.mtu })));
+      if (problems.length) throw new CniError(ErrCode.CheckFailed, `CHECK failed: ${problems.join('; ')}`);
+    },
+    async gc(a, valid) {
+      const p = parseFabricPlugin(a, mode);
+      await gcBridgePods(p.podArgs, p.pod, valid);
+    },
+    async status(a) {
+      const p = parseFabricPlugin(a, mode);
+      await statusBridgePods(p.podArgs, p.pod);
+    },
+  };
+}

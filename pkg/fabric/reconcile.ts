@@ -1,0 +1,187 @@
+// Reconcile: read what the kernel holds (one `ip -batch` read, one `bridge` read when there is a VTEP), diff it
+// with the plan, write only the difference. An unchanged fabric costs the reads and no write.
+import { run } from '../exec';
+import { BatchError, ipBatch, type IpCommand } from '../ip/batch';
+import { defaultRouteInterface, linkExists } from '../ip/sysfs';
+import { readSysctl, setSysctls } from '../ip/sysctl';
+import { routeCommand, type RouteSpec } from '../wiring/veth';
+import { CniError, ErrCode } from '../cni/errors';
+import { RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState, type JsonFdb, type JsonLink, type JsonNeigh, type JsonRoute } from './types';
+
+/** Counts spawns of this module, for tests and the bench. */
+export const spawnCount = { reads: 0, writes: 0 };
+
+/**
+ * Read links with addresses and details, our routes, and (when `device` exists) its neighbours and FDB.
+ * `family` picks which routes to list (ip lists one family per command).
+ */
+export async function readFabricState(device: string | undefined, family: 4 | 6 = 4, fdb = true): Promise<FabricState> {
+  const has = device !== undefined && linkExists(device);
+  const cmds: IpCommand[] = [
+    ['addr', 'show'],
+    ['route', 'show', 'root', family === 4 ? '0.0.0.0/0' : '::/0', 'proto', String(RTPROT_TSCNI)],
+  ];
+  if (has) cmds.push(['neigh', 'show', 'dev', device]);
+  const reads = [ipBatch(cmds, { json: true, details: true }) as Promise<unknown[]>];
+  if (has && fdb) reads.push(run('bridge', ['-json', 'fdb', 'show', 'dev', device]).then((r) => [JSON.parse(r.stdout.trim() || '[]') as unknown]));
+  spawnCount.reads += reads.length;
+  const [ip, br] = await Promise.all(reads);
+  return {
+    links: (ip[0] ?? []) as JsonLink[],
+    routes: (ip[1] ?? []) as JsonRoute[],
+    neighs: has ? ((ip[2] ?? []) as JsonNeigh[]) : [],
+    fdb: ((br?.[0] ?? []) as JsonFdb[]).filter((e) => e.flags?.includes('self')),
+  };
+}
+
+export { defaultRouteInterface };
+
+function routeMatches(want: RouteSpec, have: JsonRoute): boolean {
+  return have.gateway === want.gw && have.dev === want.dev && !!have.flags?.includes('onlink') === !!want.onlink;
+}
+
+function describeRoute(r: RouteSpec): string {
+  return `${r.dst} via ${r.gw} dev ${r.dev}${r.onlink ? ' onlink' : ''}`;
+}
+
+/** What to change so the kernel holds `d`, and the same as human-readable problems (for CHECK). Pure. */
+export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
+  const diff: FabricDiff = { device: [], fdb: [], ip: [], problems: [] };
+  const dev = d.device;
+  let fresh = false;
+  if (dev) {
+    const link = s.links.find((l) => l.ifname === dev.name);
+    const kind = link?.linkinfo?.info_kind;
+    const data = link?.linkinfo?.info_data ?? {};
+    const wrong = link ? Object.entries(dev.infoData).filter(([k, v]) => data[k] !== v) : [];
+    if (!link || kind !== dev.kind || wrong.length) {
+      if (!link) diff.problems.push(`${dev.kind} device ${dev.name} is missing`);
+      else if (kind !== dev.kind) diff.problems.push(`${dev.name} is a ${kind ?? 'plain'} device, expected ${dev.kind}`);
+      else diff.problems.push(...wrong.map(([k, v]) => `${dev.name} has ${k === 'id' ? 'VNI' : k} ${JSON.stringify(data[k])}, expected ${JSON.stringify(v)}`));
+      // a device of the wrong kind or parameters cannot be changed in place: recreate it
+      if (link) diff.device.push(['link', 'del', dev.name]);
+      diff.device.push(['link', 'add', 'name', dev.name, ...dev.create]);
+      fresh = true;
+    } else {
+      if (link.mtu !== dev.mtu) {
+        diff.problems.push(`${dev.name} has MTU ${link.mtu}, expected ${dev.mtu}`);
+        diff.device.push(['link', 'set', dev.name, 'mtu', String(dev.mtu)]);
+      }
+      if (dev.mac && link.address !== dev.mac) {
+        diff.problems.push(`${dev.name} has MAC ${link.address}, expected ${dev.mac}`);
+        diff.device.push(['link', 'set', dev.name, 'address', dev.mac]);
+      }
+    }
+    const held = fresh ? [] : (link?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
+    for (const a of dev.addresses) {
+      if (held.includes(a)) continue;
+      if (!fresh) diff.problems.push(`${dev.name} lacks address ${a}`);
+      diff.device.push(['addr', 'replace', a, 'dev', dev.name]);
+    }
+    for (const a of held) {
+      if (dev.addresses.includes(a)) continue;
+      diff.problems.push(`${dev.name} holds address ${a}, not ours`);
+      diff.device.push(['addr', 'del', a, 'dev', dev.name]);
+    }
+    if (fresh || !link?.flags?.includes('UP')) {
+      if (!fresh) diff.problems.push(`${dev.name} is down`);
+      diff.device.push(['link', 'set', dev.name, 'up']);
+    }
+  }
+
+  // FDB: each peer MAC sends to its node. Stale entries go first, so a MAC that moved node is re-added cleanly.
+  const fdbHave = fresh ? [] : s.fdb;
+  const fdbKey = (mac: string, dst?: string) => `${mac.toLowerCase()}>${dst ?? ''}`;
+  const fdbWant = new Set(d.fdb.map((f) => fdbKey(f.mac, f.dst)));
+  for (const e of fdbHave) {
+    if (fdbWant.has(fdbKey(e.mac, e.dst))) continue;
+    diff.problems.push(`stale FDB entry ${e.mac} dst ${e.dst ?? '-'} on ${dev?.name}`);
+    diff.fdb.push(['fdb', 'del', e.mac, 'dev', dev!.name, ...(e.dst ? ['dst', e.dst] : []), 'self']);
+  }
+  const fdbHeld = new Set(fdbHave.map((e) => fdbKey(e.mac, e.dst)));
+  for (const f of d.fdb) {
+    if (fdbHeld.has(fdbKey(f.mac, f.dst))) continue;
+    if (!fresh) diff.problems.push(`FDB entry ${f.mac} dst ${f.dst} missing on ${f.dev}`);
+    diff.fdb.push(['fdb', 'append', f.mac, 'dev', f.dev, 'dst', f.dst, 'self', 'permanent']);
+  }
+
+  // neighbours: permanent entries on our device are ours
+  const nHave = fresh ? [] : s.neighs.filter((n) => n.state?.includes('PERMANENT'));
+  const nWant = new Map(d.neighs.map((n) => [n.ip, n]));
+  for (const n of nHave) {
+    if (nWant.has(n.dst)) continue;
+    diff.problems.push(`stale neighbour ${n.dst} on ${dev?.name}`);
+    diff.ip.push(['neigh', 'del', n.dst, 'dev', dev!.name]);
+  }
+  for (const n of d.neighs) {
+    const h = nHave.find((x) => x.dst === n.ip);
+    if (h && h.lladdr?.toLowerCase() === n.lladdr) continue;
+    if (!fresh) diff.problems.push(h ? `neighbour ${n.ip} on ${n.dev} is ${h.lladdr}, expected ${n.lladdr}` : `neighbour ${n.ip} missing on ${n.dev}`);
+    diff.ip.push(['neigh', 'replace', n.ip, 'lladdr', n.lladdr, 'dev', n.dev, 'nud', 'permanent']);
+  }
+
+  // routes: ours carry RTPROT_TSCNI; one we no longer want goes, one that differs is replaced
+  const rWant = new Map(d.routes.map((r) => [r.dst, r]));
+  for (const r of s.routes) {
+    // routes through a device we recreate went with it
+    if (rWant.has(r.dst) || (fresh && r.dev === dev?.name)) continue;
+    diff.problems.push(`stale route ${r.dst} via ${r.gateway ?? '-'} dev ${r.dev}`);
+    diff.ip.push(['route', 'del', r.dst, 'proto', String(RTPROT_TSCNI)]);
+  }
+  for (const r of d.routes) {
+    const h = s.routes.find((x) => x.dst === r.dst);
+    // a device we just (re)created lost its routes with it
+    if (h && routeMatches(r, h) && !(fresh && h.dev === dev?.name)) continue;
+    if (!fresh) diff.problems.push(h ? `route ${r.dst} is via ${h.gateway} dev ${h.dev}, expected ${describeRoute(r)}` : `route ${describeRoute(r)} missing`);
+    diff.ip.push(routeCommand(r, 'replace'));
+  }
+  return diff;
+}
+
+/** Sysctls of the plan that differ from /proc (no spawn). */
+export function sysctlProblems(d: DesiredFabric): string[] {
+  return Object.entries(d.sysctls)
+    .filter(([k, v]) => readSysctl(k) !== v)
+    .map(([k, v]) => `sysctl ${k.replace(/\//g, '.')} is ${readSysctl(k) ?? 'absent'}, expected ${v}`);
+}
+
+export interface ReconcileReport {
+  changed: number;
+  problems: string[];
+  writes: number;
+}
+
+/** Make the kernel match `d`, given the state read before planning. A race with a concurrent ADD is retried once. */
+export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true): Promise<ReconcileReport> {
+  const diff = diffFabric(d, s);
+  let writes = 0;
+  try {
+    // device first (FDB entries need it), FDB, then neighbours and routes; merged into one spawn when no FDB work
+    const ipFirst = diff.fdb.length ? diff.device : [];
+    const ipLast = diff.fdb.length ? diff.ip : [...diff.device, ...diff.ip];
+    if (ipFirst.length) {
+      writes++;
+      await ipBatch(ipFirst);
+    }
+    if (diff.fdb.length) {
+      writes++;
+      const r = await run('bridge', ['-batch', '-'], { input: diff.fdb.map((l) => l.join(' ')).join('\n') + '\n', allowFailure: true });
+      if (r.exitCode !== 0) throw new CniError(ErrCode.KernelOperation, `bridge -batch: ${r.stderr.trim()}`);
+    }
+    if (ipLast.length) {
+      writes++;
+      await ipBatch(ipLast);
+    }
+  } catch (e) {
+    spawnCount.writes += writes;
+    // another ADD on this node may have made the same change a moment ago: read again and retry once
+    if (retry && (e instanceof BatchError || e instanceof CniError)) {
+      const again = await readFabricState(d.device?.name, d.family);
+      return applyFabric(d, again, false);
+    }
+    throw e;
+  }
+  spawnCount.writes += writes;
+  await setSysctls(d.sysctls);
+  return { changed: diff.device.length + diff.fdb.length + diff.ip.length, problems: diff.problems, writes };
+}

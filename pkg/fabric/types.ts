@@ -1,0 +1,141 @@
+// The cross-node fabric as plain data: who the peers are, what the underlay looks like, what the kernel should hold.
+import type { IpCommand } from '../ip/batch';
+import type { RouteSpec } from '../wiring/veth';
+
+/**
+ * Route protocol number marking the routes tscni's fabric owns (unassigned in /etc/iproute2/rt_protos).
+ * Reconcile lists and deletes only routes with this number, so nobody else's routes are touched.
+ */
+export const RTPROT_TSCNI = 252;
+
+/** One node of the cluster as the fabric needs it: where it is and which pod CIDR lives behind it. */
+export interface Peer {
+  nodeIP: string;
+  podCIDR: string;
+  /** where it came from in the config, for error messages: `peers[1]`, `peersFile /etc/x.json[1]` */
+  key: string;
+}
+
+/** What the underlay looks like on this node, read once per call (`ip -json addr show`). */
+export interface UnderlayFacts {
+  /** the interface holding nodeIP */
+  dev: string;
+  mtu: number;
+  nodeIP: string;
+  /** subnets connected on `dev` (its addresses with their prefix): peers inside them are on-link */
+  connected: string[];
+}
+
+/** Mode-specific settings; each mode reads the ones it knows. */
+export interface FabricOptions {
+  /** explicit MTU of the pod network (and the tunnel device); default underlay MTU minus the mode's overhead */
+  mtu?: number;
+  /** vxlan */
+  vni: number;
+  port: number;
+  vtepName?: string;
+  directRouting: boolean;
+  /** ipip: route same-subnet peers directly, tunnel only the others */
+  crossSubnet: boolean;
+  tunnelName?: string;
+}
+
+export interface DesiredDevice {
+  name: string;
+  /** linkinfo.info_kind, e.g. vxlan, ipip */
+  kind: string;
+  /** `ip link add name <name> <create...>` */
+  create: string[];
+  mtu: number;
+  mac?: string;
+  /** CIDRs the device holds (the pod CIDR's network address /32) */
+  addresses: string[];
+  /** linkinfo.info_data values the kernel must report; a mismatch recreates the device */
+  infoData: Record<string, string | number | boolean>;
+}
+
+export interface NeighEntry {
+  ip: string;
+  lladdr: string;
+  dev: string;
+}
+
+export interface FdbEntry {
+  mac: string;
+  dev: string;
+  dst: string;
+}
+
+export interface DesiredFabric {
+  mode: string;
+  /** of the pod CIDRs */
+  family: 4 | 6;
+  /** the MTU pods get: the fabric's MTU */
+  mtu: number;
+  device?: DesiredDevice;
+  /** all carry proto RTPROT_TSCNI */
+  routes: RouteSpec[];
+  neighs: NeighEntry[];
+  fdb: FdbEntry[];
+  /** node-wide sysctls (slashed keys); device ones are written once the device exists */
+  sysctls: Record<string, string>;
+  /** which peers go through the tunnel and which directly, for logs and tests */
+  paths: { peer: string; via: 'direct' | 'tunnel' }[];
+}
+
+/** The kernel's view of what the fabric touches, as `ip -json` and `bridge -json` print it. */
+export interface FabricState {
+  links: JsonLink[];
+  /** routes with proto RTPROT_TSCNI */
+  routes: JsonRoute[];
+  /** neighbours on the device (empty when it does not exist) */
+  neighs: JsonNeigh[];
+  fdb: JsonFdb[];
+}
+
+export interface JsonAddr {
+  family: string;
+  local: string;
+  prefixlen: number;
+  scope?: string;
+}
+
+export interface JsonLink {
+  ifname: string;
+  mtu: number;
+  address?: string;
+  flags?: string[];
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
+  addr_info?: JsonAddr[];
+}
+
+export interface JsonRoute {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  flags?: string[];
+}
+
+export interface JsonNeigh {
+  dst: string;
+  lladdr?: string;
+  state?: string[];
+}
+
+export interface JsonFdb {
+  mac: string;
+  dst?: string;
+  flags?: string[];
+  state?: string;
+}
+
+/** What reconcile has to do, and the same as a list of problems for CHECK. */
+export interface FabricDiff {
+  /** device create/repair, applied first (FDB entries need the device) */
+  device: IpCommand[];
+  /** `bridge -batch` lines */
+  fdb: string[][];
+  /** neighbours and routes, applied last so a route never points into a half-made device */
+  ip: IpCommand[];
+  problems: string[];
+}

@@ -1,5 +1,5 @@
 import { CniError, ErrCode } from './errors';
-import { checkCniArgs, parseCniArgs, runPlugin, validateContainerId, validateIfName, type SkelIO } from './skel';
+import { checkCniArgs, parseCniArgs, processIO, runPlugin, validateContainerId, validateIfName, type SkelIO } from './skel';
 import type { Attachment, CmdArgs, Plugin, Result } from './types';
 import { SUPPORTED_VERSIONS } from './version';
 
@@ -553,6 +553,37 @@ describe('validators', () => {
       } catch (e) {
         expect((e as CniError).code).toBe(ErrCode.InvalidEnv);
       }
+    }
+  });
+});
+
+describe('processIO', () => {
+  it('reads nothing from a terminal stdin instead of waiting for an EOF that never comes', async () => {
+    const { PassThrough } = await import('stream');
+    const tty = Object.assign(new PassThrough(), { isTTY: true }); // open, never ended
+    const had = Object.getOwnPropertyDescriptor(process, 'stdin')!;
+    Object.defineProperty(process, 'stdin', { value: tty, configurable: true });
+    try {
+      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 500).unref());
+      expect(await Promise.race([processIO().readStdin(), timeout])).toEqual(Buffer.alloc(0));
+    } finally {
+      Object.defineProperty(process, 'stdin', had);
+      tty.destroy();
+    }
+  });
+
+  it('reads a piped stdin to its end', async () => {
+    const { PassThrough } = await import('stream');
+    const pipe = new PassThrough();
+    const had = Object.getOwnPropertyDescriptor(process, 'stdin')!;
+    Object.defineProperty(process, 'stdin', { value: pipe, configurable: true });
+    try {
+      const p = processIO().readStdin();
+      pipe.write('{"cniVersion":');
+      pipe.end('"1.0.0"}');
+      expect((await p).toString()).toBe('{"cniVersion":"1.0.0"}');
+    } finally {
+      Object.defineProperty(process, 'stdin', had);
     }
   });
 });

@@ -28,6 +28,8 @@ export function processIO(): SkelIO {
   return {
     env: process.env,
     readStdin: () =>
+      // a terminal never sends EOF by itself: `CNI_COMMAND=VERSION bridge` typed by hand must not hang
+      process.stdin.isTTY ? Promise.resolve(Buffer.alloc(0)) :
       new Promise((resolve, reject) => {
         const chunks: Buffer[] = [];
         process.stdin.on('data', (c: Buffer) => chunks.push(c));

@@ -182,3 +182,39 @@ describe('cnictl gc/status (spec 1.1) on our host-local', () => {
     expect(fs.readdirSync(path.join(dataDir, 'oldnet')).filter((f) => f.startsWith('10.80.'))).toHaveLength(1);
   });
 });
+
+describe('cnictl: the shipped conf/ bridge + reference portmap chain through libcni', () => {
+  const world = new World();
+  afterAll(() => world.cleanup());
+
+  it('our bridge result is a valid prevResult for portmap: a host port reaches the pod; CHECK (our part) and DEL pass', async () => {
+    const list = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', '20-tscni-bridge-portmap.conflist'), 'utf8'));
+    const dataDir = world.tmpDir('ipam');
+    list.plugins[0].ipam.dataDir = dataDir; // never the machine's /var/lib/cni/networks
+    const ctl = await Cnictl.create(world);
+    ctl.addConflist(list);
+    const node = await world.node('node');
+    const out = await world.outside(node);
+    const pod = await world.pod('web');
+    const opts = { withReference: true, capArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] } };
+    // CNI_PATH: our build first (bridge, host-local), then /usr/lib/cni for portmap
+    const add = await ctl.add(node, list.name, pod, opts);
+    expect(add.stderr).toBe('');
+    expect(add.exitCode).toBe(0);
+    const podIp = String(add.json.ips[0].address).split('/')[0];
+    expect(add.json.interfaces.map((i: { name: string }) => i.name)).toContain('cni1');
+    // from the outside, the node's host port leads to the pod's port 80, and the pod sees the outside's address
+    expect(await world.tcp(out.ns, pod, out.nodeIp, 8080, { listenPort: 80 })).toBe(out.ip);
+    expect(await ping(pod, out.ip)).toBe(true);
+    // libcni checks the plugins in order: our bridge first, then portmap. The reference portmap 1.1.1 wrongly
+    // looks for an ip6tables chain on an IPv4-only pod (containernetworking/plugins#819), so its failure is
+    // accepted, and only that one: any other failure is ours.
+    const check = await ctl.check(node, list.name, pod, opts);
+    if (check.exitCode !== 0) expect(check.stderr).toMatch(/^could not check ipv6 dnat: chain CNI-DN-\w+ not found/);
+    const del = await ctl.del(node, list.name, pod, opts);
+    expect(del.stderr).toBe('');
+    expect(del.exitCode).toBe(0);
+    expect(fs.existsSync(path.join(dataDir, list.name, podIp))).toBe(false);
+    await expect(world.tcp(out.ns, pod, out.nodeIp, 8080, { listenPort: 80, timeoutSec: 1 })).rejects.toThrow();
+  }, 30_000);
+});

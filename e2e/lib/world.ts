@@ -212,20 +212,21 @@ attempt();
 
 /**
  * Open a TCP connection from `from` to ip:port, served by a one-shot server in `to` listening on all
- * addresses (so a DNAT'd address works too). Resolves to the peer address the server saw; rejects when
- * no connection was made within timeoutSec.
+ * addresses on listenPort (default: port; set it when a DNAT maps a host port to another container port).
+ * Resolves to the peer address the server saw; rejects when no connection was made within timeoutSec.
  */
 export async function tcp(
   from: Netns | string,
   to: Netns | string,
   ip: string,
   port: number,
-  opts: { timeoutSec?: number } = {},
+  opts: { timeoutSec?: number; listenPort?: number } = {},
 ): Promise<string> {
   const secs = opts.timeoutSec ?? 3;
+  const listenPort = opts.listenPort ?? port;
   const env = { PATH: CLEAN_PATH };
   const node = process.execPath;
-  const server = run('ip', ['netns', 'exec', nsName(to), node, '-e', TCP_SERVER, String(port), String(secs + 1)], {
+  const server = run('ip', ['netns', 'exec', nsName(to), node, '-e', TCP_SERVER, String(listenPort), String(secs + 1)], {
     allowFailure: true,
     timeout: (secs + 5) * 1000,
     env,

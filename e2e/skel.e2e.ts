@@ -3,7 +3,8 @@
 import * as fs from 'fs';
 import { isIP } from 'net';
 import { pluginBinDir } from './lib/bins';
-import { cni, World, type CniOptions, type CniResult, type Netns } from './lib/world';
+import { run } from '../pkg/exec';
+import { cni, defaultBinDir, World, type CniOptions, type CniResult, type Netns } from './lib/world';
 
 const ALL_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
@@ -57,6 +58,18 @@ describe('skel: protocol core through the host-local executable', () => {
     const bare = await call({ command: 'VERSION', config: '', containerId: '', netns: '' });
     expect(bare.exitCode).toBe(0);
     expect(bare.json.supportedVersions).toEqual(expect.arrayContaining(ALL_VERSIONS));
+  });
+
+  it('the built executable needs no node: an ELF file that answers VERSION with no PATH at all', async () => {
+    if (binDir !== defaultBinDir()) return void console.warn('skel: dev copy in use (needs node); self-containment not checked');
+    const fd = fs.openSync(fs.realpathSync(`${binDir}/host-local`), 'r');
+    const magic = Buffer.alloc(4);
+    fs.readSync(fd, magic, 0, 4, 0);
+    fs.closeSync(fd);
+    expect(magic.toString('latin1')).toBe('\x7fELF');
+    const r = await run('env', ['-i', 'CNI_COMMAND=VERSION', `${binDir}/host-local`], { input: '', allowFailure: true, env: {} });
+    expect(r.exitCode).toBe(0);
+    expect(JSON.parse(r.stdout).supportedVersions).toEqual(expect.arrayContaining(ALL_VERSIONS));
   });
 
   it('without CNI_COMMAND prints an about text to stderr, nothing to stdout, and exits 0', async () => {

@@ -52,26 +52,26 @@ describe('nftables rules', () => {
   const world = useWorld();
   let ns: Netns;
   let o: { netns: string };
+  const tagged = (text: string, a: typeof A) => text.split('\n').filter((l) => l.includes(`tscni:${attachmentTag(a)}`)).join('\n');
   beforeAll(async () => {
     ns = await world.pod('nft');
     o = { netns: ns.path };
   });
 
-  it('setup is one nft spawn, dual-stack in one inet table, and idempotent', async () => {
-    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 1 });
+  it('first setup creates the table (2 spawns), later ones add elements in 1; dual-stack in one inet table; idempotent', async () => {
+    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 2 });
     const first = await nftText(ns);
     expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 1 });
     expect(await nftText(ns)).toBe(first);
 
     const items = await nftJson(ns);
-    const chainA = `masq-${attachmentTag(A)}`;
-    const rulesInA = items.filter((i) => i.rule?.chain === chainA);
-    expect(rulesInA).toHaveLength(6); // 3 excluded + 2 multicast + masquerade
-    const maps = Object.fromEntries(items.filter((i) => i.map).map((i) => [i.map.name, i.map.elem ?? []]));
-    expect(maps.masq4).toHaveLength(2);
-    expect(maps.masq6).toHaveLength(1);
-    expect(first).toContain('comment "tscni net=natnet id=container-a if=eth0"');
-    expect(first).toMatch(/ip6 saddr vmap @masq6/);
+    const elems = Object.fromEntries(items.filter((i) => i.map).map((i) => [i.map.name, i.map.elem ?? []]));
+    expect(elems.masq4).toHaveLength(2);
+    expect(elems.keep4).toHaveLength(3); // A: 10.1/16 + 10.200/16, B: 10.1/16
+    expect(elems.masq6).toHaveLength(1);
+    expect(elems.keep6).toHaveLength(1);
+    expect(first).toContain(`10.1.0.5 comment "tscni:${attachmentTag(A)} net=natnet id=container-a if=eth0"`);
+    expect(first).toMatch(/ip6 saddr @masq6 counter packets \d* ?bytes \d* ?masquerade|ip6 saddr @masq6 counter\s+masquerade/);
     expect(await checkMasq('nftables', [...rulesA, ...rulesB], o)).toEqual([]);
   });
 
@@ -80,53 +80,55 @@ describe('nftables rules', () => {
     const n = await spawns(() => teardownMasq(A, o));
     expect(n.nft).toBe(2);
     const text = await nftText(ns);
-    expect(text).not.toContain(attachmentTag(A));
+    expect(tagged(text, A)).toBe('');
     expect(text).not.toContain('10.1.0.5');
     expect(text).not.toContain('fd00:1::5');
-    expect(text).toContain(`masq-${attachmentTag(B)}`);
+    expect(tagged(text, B)).toContain('10.1.0.6');
     expect(await checkMasq('nftables', rulesB, o)).toEqual([]);
     // again: nothing left, still fine, and only the listing
     expect((await spawns(() => teardownMasq(A, o))).nft).toBe(1);
   });
 
-  it('check is one spawn and names a deleted rule and a deleted element', async () => {
+  it('check is one spawn and names a deleted rule and a deleted element; ADD again repairs', async () => {
     await setupMasq('nftables', rulesA, o);
     expect(await spawns(() => checkMasq('nftables', rulesA, o))).toEqual({ nft: 1 });
-    const chainA = `masq-${attachmentTag(A)}`;
-    const masq = (await nftJson(ns)).find((i) => i.rule?.chain === chainA && i.rule.expr.some((e: any) => 'masquerade' in e));
-    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'rule', 'inet', 'tscni', chainA, 'handle', String(masq.rule.handle)]);
-    let p = await checkMasq('nftables', rulesA, o);
-    expect(p).toHaveLength(1);
-    expect(p[0]).toMatch(new RegExp(`${chainA} .*has rules`));
-    await setupMasq('nftables', rulesA, o); // ADD again repairs
-    expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
     await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'element', 'inet', 'tscni', 'masq6', '{', 'fd00:1::5', '}']);
-    p = await checkMasq('nftables', rulesA, o);
-    expect(p).toEqual([expect.stringMatching(/masq6 has no element for fd00:1::5/)]);
+    expect(await checkMasq('nftables', rulesA, o)).toEqual([expect.stringMatching(/masq6 element fd00:1::5 is missing/)]);
+    await setupMasq('nftables', rulesA, o);
+    expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
+    const masq = (await nftJson(ns)).find((i) => i.rule?.chain === 'postrouting' && i.rule.expr.some((e: any) => 'masquerade' in e));
+    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'rule', 'inet', 'tscni', 'postrouting', 'handle', String(masq.rule.handle)]);
+    expect(await checkMasq('nftables', rulesA, o)).toEqual([expect.stringMatching(/postrouting is missing or changed/)]);
+    // a deleted map (or table) sends setup down the full path, which also rebuilds the chain
+    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'table', 'inet', 'tscni']);
+    await setupMasq('nftables', rulesA, o);
+    expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
   });
 
-  it('gc removes the network\'s invalid attachments only', async () => {
+  it("gc removes the network's invalid attachments only", async () => {
     const other = { network: 'othernet', containerId: 'container-z', ifName: 'eth0' };
     const C = att('container-c', 'net1');
     await setupMasq('nftables', [...rulesA, ...rulesB, { ...C, ip: '10.1.0.7', excluded: [] }, { ...other, ip: '10.9.0.7', excluded: [] }], o);
     await gcMasq(NET, [B], o);
     const text = await nftText(ns);
-    expect(text).toContain(`masq-${attachmentTag(B)}`);
-    expect(text).toContain(`masq-${attachmentTag(other)}`);
-    expect(text).not.toContain(attachmentTag(A));
-    expect(text).not.toContain(attachmentTag(C));
+    expect(tagged(text, B)).not.toBe('');
+    expect(tagged(text, other)).not.toBe('');
+    expect(tagged(text, A)).toBe('');
+    expect(tagged(text, C)).toBe('');
     expect(text).not.toMatch(/10\.1\.0\.[57]\b/);
     await gcMasq(NET, [], o);
-    expect(await nftText(ns)).not.toContain(attachmentTag(B));
+    expect(tagged(await nftText(ns), B)).toBe('');
     await teardownMasq(other, o);
   });
 
   it('an address still held by a stale attachment is taken over', async () => {
-    await setupMasq('nftables', rulesB, o);
+    await setupMasq('nftables', [{ ...B, ip: '10.1.0.6', excluded: ['10.0.0.0/8'] }], o);
     const D = att('container-d');
-    await setupMasq('nftables', [{ ...D, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }], o);
-    expect(await checkMasq('nftables', [{ ...D, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }], o)).toEqual([]);
-    await teardownMasq(B, o);
+    const rulesD = [{ ...D, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }];
+    expect(await spawns(() => setupMasq('nftables', rulesD, o))).toEqual({ nft: 3 });
+    expect(await checkMasq('nftables', rulesD, o)).toEqual([]);
+    await teardownMasq(B, o); // the stale owner's DEL must not take D's elements
+    expect(await checkMasq('nftables', rulesD, o)).toEqual([]);
     await teardownMasq(D, o);
     expect(await nftText(ns)).not.toContain('10.1.0.6');
   });
@@ -143,7 +145,7 @@ describe('nftables rules', () => {
     } finally {
       resetToolsForTest();
     }
-    expect(await nftText(ns)).not.toContain(attachmentTag(A));
+    expect(tagged(await nftText(ns), A)).toBe('');
   });
 });
 
@@ -229,6 +231,7 @@ describe.each<MasqBackend>(['nftables', 'iptables'])('traffic through a masquera
     await out.ns.ip(['route', 'add', '10.1.0.0/24', 'via', out.nodeIp]);
     await setupMasq(backend, rules(['203.0.113.0/24']), { netns: node.path });
     expect(await world.tcp(pod, out.ns, out.ip, 8082)).toBe(podIp);
+    await teardownMasq(A, { netns: node.path });
     await setupMasq(backend, rules(), { netns: node.path });
     expect(await world.tcp(pod, out.ns, out.ip, 8083)).toBe(out.nodeIp);
     await teardownMasq(A, { netns: node.path });

@@ -72,14 +72,15 @@ export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
   );
 }
 
-/** Remove the chains selected (by name) from every backend whose tools exist, in parallel. */
-async function removeEverywhere(o: NatOptions, nftSelect: (c: string) => boolean, iptSelect: (c: string) => boolean): Promise<void> {
+/** Remove what the selected attachment tags own, in every backend whose tools exist, in parallel. */
+async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean): Promise<void> {
   const jobs: Promise<void>[] = [];
   const n = nftIO(o, false);
-  if (n) jobs.push(nft.removeChains(n, nftSelect));
+  if (n) jobs.push(nft.removeTagged(n, select));
+  const fromChain = (c: string): boolean => c.startsWith(ipt.CHAIN_PREFIX) && select(c.slice(ipt.CHAIN_PREFIX.length));
   for (const f of FAMILIES) {
     const io = iptIO(f, o, false);
-    if (io) jobs.push(ipt.save(io).then((t) => ipt.restore(io, ipt.deleteRestore(t, iptSelect))));
+    if (io) jobs.push(ipt.save(io).then((t) => ipt.restore(io, ipt.deleteRestore(t, fromChain))));
   }
   const res = await Promise.allSettled(jobs);
   const errs = res.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
@@ -89,9 +90,7 @@ async function removeEverywhere(o: NatOptions, nftSelect: (c: string) => boolean
 /** Remove every rule of the attachment in both backends; needs no address, succeeds when nothing is there. */
 export async function teardownMasq(att: MasqAttachment, o: NatOptions = {}): Promise<void> {
   const tag = attachmentTag(att);
-  const n = nft.chainName(tag);
-  const i = ipt.chainName(tag);
-  await removeEverywhere(o, (c) => c === n, (c) => c === i);
+  await removeEverywhere(o, (t) => t === tag);
 }
 
 /** [] when the rules are in place, else what is wrong, in words for an operator. */
@@ -109,7 +108,5 @@ export async function checkMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
 export async function gcMasq(network: string, valid: MasqAttachment[], o: NatOptions = {}): Promise<void> {
   const keep = new Set(valid.map((a) => attachmentTag({ ...a, network })));
   const prefix = `${networkTag(network)}-`;
-  const stale = (tagged: string, chainPrefix: string): boolean =>
-    tagged.startsWith(chainPrefix + prefix) && !keep.has(tagged.slice(chainPrefix.length));
-  await removeEverywhere(o, (c) => stale(c, 'masq-'), (c) => stale(c, ipt.CHAIN_PREFIX));
+  await removeEverywhere(o, (t) => t.startsWith(prefix) && !keep.has(t));
 }

@@ -1,7 +1,7 @@
 // Pure planning shared by both backends: attachments, their tags, and the rules each one owns.
 import { createHash } from 'crypto';
 import { CniError, ErrCode } from '../cni/errors';
-import { formatCIDR, formatIP, networkOf, parseCIDR, parseIP, type Family } from '../ipnet';
+import { contains, formatCIDR, formatIP, networkOf, parseCIDR, parseIP, type Family } from '../ipnet';
 
 export interface MasqAttachment {
   network: string;
@@ -17,6 +17,11 @@ export interface MasqRule extends MasqAttachment {
 }
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** 32 bits of the attachment tag: the data of its nft map elements, so a clash with another attachment is detected. */
+export function attachmentMark(tag: string): number {
+  return parseInt(tag.slice(9, 17), 16);
+}
 
 /** 8 hex of the network name: every object of a network shares it, so GC can find the network's own. */
 export function networkTag(network: string): string {
@@ -74,7 +79,12 @@ export function planAttachments(rules: MasqRule[]): AttachmentPlan[] {
   }
   for (const p of byTag.values()) {
     const fams = new Set(p.ips.map((x) => x.family));
-    p.excluded = p.excluded.filter((x) => fams.has(x.family));
+    // nested prefixes collapse to the outer one (pod subnet inside the cluster CIDR): nft interval
+    // maps reject overlapping elements, and the inner rule would never match anyway
+    const nets = p.excluded.map((x) => ({ x, n: parseCIDR(x.cidr)! }));
+    p.excluded = nets
+      .filter(({ x, n }) => fams.has(x.family) && !nets.some((o) => o.x !== x && o.n.prefix < n.prefix && contains(o.n, n.family, n.ip)))
+      .map(({ x }) => x);
   }
   return [...byTag.values()];
 }

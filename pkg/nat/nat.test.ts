@@ -57,96 +57,103 @@ describe('planAttachments', () => {
 });
 
 describe('nftables text', () => {
-  it('setup is one idempotent transaction: add, flush, refill', () => {
-    const s = nft.setupScript(planAttachments([{ ...A, ip: '10.1.0.5', excluded: ['10.1.0.0/16'] }]));
-    const c = 'masq-80161ea1-7f21af3efad2';
+  const TAG_A = 'tscni:80161ea1-7f21af3efad2 net=mynet id=c0ffee1234567890abcdef if=eth0';
+
+  it('the fast path only adds tagged elements (idempotent: an identical add is a no-op)', () => {
+    const s = nft.elementsScript(planAttachments([{ ...A, ip: '10.1.0.5', excluded: ['10.1.0.0/16'] }]));
     expect(s.split('\n').filter(Boolean)).toEqual([
-      expect.stringMatching(/^add table inet tscni /),
-      'add chain inet tscni postrouting { type nat hook postrouting priority srcnat; policy accept; }',
-      'add map inet tscni masq4 { type ipv4_addr : verdict; }',
-      'add map inet tscni masq6 { type ipv6_addr : verdict; }',
-      'flush chain inet tscni postrouting',
-      'add rule inet tscni postrouting ip saddr vmap @masq4',
-      'add rule inet tscni postrouting ip6 saddr vmap @masq6',
-      `add chain inet tscni ${c} { comment "tscni net=mynet id=c0ffee1234567890abcdef if=eth0"; }`,
-      `flush chain inet tscni ${c}`,
-      `add rule inet tscni ${c} ip daddr 10.1.0.0/16 return`,
-      `add rule inet tscni ${c} ip daddr 224.0.0.0/4 return`,
-      `add rule inet tscni ${c} counter masquerade comment "tscni net=mynet id=c0ffee1234567890abcdef if=eth0"`,
-      `add element inet tscni masq4 { 10.1.0.5 comment "tscni net=mynet id=c0ffee1234567890abcdef if=eth0" : goto ${c} }`,
+      `add element inet tscni masq4 { 10.1.0.5 comment "${TAG_A}" : 0x7f21af3e }`,
+      `add element inet tscni keep4 { 10.1.0.5 . 10.1.0.0/16 comment "${TAG_A}" : 0x7f21af3e }`,
     ]);
   });
 
-  it('setup can first drop stale elements that hold our addresses', () => {
-    const s = nft.setupScript(planAttachments([FIXTURE_RULES[0]]), [{ map: 'masq4', ip: '10.1.0.5', target: 'masq-old' }]);
-    const lines = s.split('\n');
+  it('nested excluded prefixes collapse to the outer one (interval maps reject overlaps)', () => {
+    const plans = planAttachments([{ ...A, ip: '10.244.1.5', excluded: ['10.244.1.0/24', '10.244.0.0/16', '192.168.0.0/16'] }]);
+    expect(plans[0].excluded.map((x) => x.cidr)).toEqual(['10.244.0.0/16', '192.168.0.0/16']);
+  });
+
+  it('the full script creates table, maps and a refilled base chain, deletes stale elements, then adds', () => {
+    const s = nft.fullScript(planAttachments([FIXTURE_RULES[0]]), [{ map: 'masq4', key: '10.1.0.5', ip: '10.1.0.5', comment: 'tscni:old' }]);
+    const lines = s.split('\n').filter(Boolean);
+    expect(lines[0]).toMatch(/^add table inet tscni /);
+    expect(lines).toContain('add map inet tscni keep6 { type ipv6_addr . ipv6_addr : mark; flags interval; comment "pod address . destination not masqueraded"; }');
+    const flush = lines.indexOf('flush chain inet tscni postrouting');
+    expect(lines.slice(flush + 1, flush + 7)).toEqual([
+      'add rule inet tscni postrouting ip daddr 224.0.0.0/4 return',
+      'add rule inet tscni postrouting ip6 daddr ff00::/8 return',
+      'add rule inet tscni postrouting ip saddr . ip daddr @keep4 return',
+      'add rule inet tscni postrouting ip6 saddr . ip6 daddr @keep6 return',
+      'add rule inet tscni postrouting ip saddr @masq4 counter masquerade',
+      'add rule inet tscni postrouting ip6 saddr @masq6 counter masquerade',
+    ]);
     const del = lines.indexOf('delete element inet tscni masq4 { 10.1.0.5 }');
-    expect(del).toBeGreaterThan(0);
+    expect(del).toBeGreaterThan(flush);
     expect(del).toBeLessThan(lines.findIndex((l) => l.startsWith('add element')));
   });
 
-  it('parses nft -j output into chains, rule keys and elements', () => {
+  it('parses nft -j output: base chain rule keys and tagged elements', () => {
     const st = nft.parseTable(fixture);
     expect(st.exists).toBe(true);
     expect(st.baseHooked).toBe(true);
-    expect(st.chains.get('postrouting')).toEqual(['ip saddr vmap @masq4', 'ip6 saddr vmap @masq6']);
-    expect(st.chains.get('masq-80161ea1-7f21af3efad2')).toEqual([
-      'ip daddr 10.1.0.0/16 return',
-      'ip6 daddr fd00:1::/64 return',
-      'ip daddr 10.2.0.0/16 return',
-      'ip daddr 224.0.0.0/4 return',
-      'ip6 daddr ff00::/8 return',
-      'masquerade',
-    ]);
+    expect(st.baseRules).toEqual(nft.BASE_RULE_KEYS);
     expect(st.elements).toEqual(
       expect.arrayContaining([
-        { map: 'masq4', ip: '10.1.0.5', target: 'masq-80161ea1-7f21af3efad2' },
-        { map: 'masq6', ip: 'fd00:1::5', target: 'masq-80161ea1-7f21af3efad2' },
-        { map: 'masq4', ip: '10.1.0.6', target: `masq-${attachmentTag(B)}` },
+        { map: 'masq4', key: '10.1.0.5', ip: '10.1.0.5', comment: TAG_A },
+        { map: 'keep4', key: '10.1.0.5 . 10.2.0.0/16', ip: '10.1.0.5', comment: TAG_A },
+        { map: 'keep6', key: 'fd00:1::5 . fd00:1::/64', ip: 'fd00:1::5', comment: TAG_A },
+        { map: 'masq4', key: '10.1.0.6', ip: '10.1.0.6', comment: `tscni:${attachmentTag(B)} net=mynet id=b if=eth0` },
       ]),
     );
-    expect(st.elements).toHaveLength(3);
+    expect(st.elements).toHaveLength(7);
   });
 
-  it('parses an empty listing and single-address / uncommented elements', () => {
+  it('parses an empty listing and untagged or single-address elements', () => {
     expect(nft.parseTable('').exists).toBe(false);
     const st = nft.parseTable(
       JSON.stringify({
         nftables: [
           { table: { family: 'inet', name: 'tscni' } },
-          { map: { name: 'masq4', elem: [['10.9.9.9', { jump: { target: 'x' } }]] } },
-          { rule: { chain: 'x', expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: '10.0.0.1' } }, { return: null }] } },
+          { map: { name: 'keep4', elem: [[{ concat: ['10.9.9.9', '10.0.0.1'] }, 5]] } },
+          { rule: { chain: 'postrouting', expr: [{ match: { op: '!=', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '10.0.0.0', len: 8 } } } }, { return: null }] } },
         ],
       }),
     );
-    expect(st.elements).toEqual([{ map: 'masq4', ip: '10.9.9.9', target: 'x' }]);
-    expect(st.chains.get('x')).toEqual(['ip daddr 10.0.0.1/32 return']);
+    expect(st.elements).toEqual([{ map: 'keep4', key: '10.9.9.9 . 10.0.0.1', ip: '10.9.9.9', comment: undefined }]);
+    expect(st.baseRules).toEqual(['ip daddr != 10.0.0.0/8 return']);
+    expect(nft.deleteScript(st, () => true)).toBe(''); // untagged: never ours
   });
 
-  it('check: a correct table has no problems; a missing rule, element or chain is named', () => {
-    const st = nft.parseTable(fixture);
+  it('check: a correct table has no problems; missing, foreign and unexpected elements are named', () => {
     const plans = planAttachments(FIXTURE_RULES);
-    expect(nft.checkState(st, plans)).toEqual([]);
-    const chain = st.chains.get('masq-80161ea1-7f21af3efad2')!;
-    chain.splice(chain.indexOf('masquerade'), 1);
-    st.elements = st.elements.filter((e) => e.ip !== '10.1.0.6');
-    const p = nft.checkState(st, plans);
-    expect(p).toHaveLength(2);
-    expect(p[0]).toMatch(/masq-80161ea1-7f21af3efad2 .*has rules/);
-    expect(p[1]).toMatch(/no element for 10.1.0.6/);
+    expect(nft.checkState(nft.parseTable(fixture), plans)).toEqual([]);
+    let st = nft.parseTable(fixture);
+    st.elements = st.elements.filter((e) => e.key !== '10.1.0.6');
+    expect(nft.checkState(st, plans)).toEqual([expect.stringMatching(/masq4 element 10.1.0.6 is missing/)]);
+    st = nft.parseTable(fixture);
+    st.elements.find((e) => e.key === '10.1.0.6')!.comment = 'tscni:deadbeef-000000000000';
+    expect(nft.checkState(st, plans)).toEqual([expect.stringMatching(/10.1.0.6 belongs to "tscni:deadbeef/)]);
+    // the fixture has 10.2.0.0/16 excluded for A; a plan without it sees it as unexpected
+    const p = nft.checkState(nft.parseTable(fixture), planAttachments([{ ...A, ip: '10.1.0.5', excluded: ['10.1.0.0/16'] }, { ...FIXTURE_RULES[1], excluded: ['fd00:1::/64'] }, FIXTURE_RULES[2]]));
+    expect(p).toEqual([expect.stringMatching(/unexpected element 10.1.0.5 . 10.2.0.0\/16/)]);
+    st = nft.parseTable(fixture);
+    st.baseRules.pop();
+    expect(nft.checkState(st, plans)).toEqual([expect.stringMatching(/chain inet tscni postrouting is missing or changed/)]);
     expect(nft.checkState(nft.parseTable(''), plans)).toEqual(['nftables table inet tscni is missing']);
   });
 
-  it('delete removes elements pointing to the chain, then the chain', () => {
+  it('delete selects elements by the tag in their comment', () => {
     const st = nft.parseTable(fixture);
-    const s = nft.deleteScript(st, new Set(['masq-80161ea1-7f21af3efad2']));
-    expect(s.split('\n').filter(Boolean)).toEqual([
-      'delete element inet tscni masq4 { 10.1.0.5 }',
-      'delete element inet tscni masq6 { fd00:1::5 }',
-      'flush chain inet tscni masq-80161ea1-7f21af3efad2',
-      'delete chain inet tscni masq-80161ea1-7f21af3efad2',
-    ]);
-    expect(nft.deleteScript(st, new Set(['masq-nope']))).toBe('');
+    const tagA = attachmentTag(A);
+    expect(nft.deleteScript(st, (t) => t === tagA).split('\n').filter(Boolean).sort()).toEqual(
+      [
+        'delete element inet tscni masq4 { 10.1.0.5 }',
+        'delete element inet tscni keep4 { 10.1.0.5 . 10.1.0.0/16 }',
+        'delete element inet tscni keep4 { 10.1.0.5 . 10.2.0.0/16 }',
+        'delete element inet tscni masq6 { fd00:1::5 }',
+        'delete element inet tscni keep6 { fd00:1::5 . fd00:1::/64 }',
+      ].sort(),
+    );
+    expect(nft.deleteScript(st, (t) => t === 'nope')).toBe('');
   });
 });
 

@@ -1,0 +1,155 @@
+import { parseNetConf } from '../../pkg/cni/skel';
+import type { CmdArgs, Result } from '../../pkg/cni/types';
+import { CniError } from '../../pkg/cni/errors';
+import { masqRules } from '../../pkg/wiring/pod';
+import { GATEWAY6, asHeld, hostSysctls, planPtpPod, ptpRoutes } from '../../pkg/wiring/ptp';
+import { parsePtpConf } from './config';
+
+function args(conf: Record<string, unknown>, drop: string[] = []): CmdArgs {
+  const o: Record<string, unknown> = { cniVersion: '1.0.0', name: 'net1', type: 'ptp', ipam: { type: 'host-local' }, ...conf };
+  for (const k of drop) delete o[k];
+  const stdin = Buffer.from(JSON.stringify(o));
+  return { command: 'ADD', containerId: 'c1', netns: '/var/run/netns/p', ifName: 'eth0', args: {}, path: [], stdin, conf: parseNetConf(stdin) };
+}
+
+function err(f: () => unknown): CniError {
+  try {
+    f();
+  } catch (e) {
+    return e as CniError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('ptp config', () => {
+  it('applies the reference defaults', () => {
+    expect(parsePtpConf(args({}))).toEqual({ ipMasq: false, ipMasqBackend: undefined, mtu: undefined, dns: undefined });
+  });
+  it('reads every key', () => {
+    const c = parsePtpConf(args({ ipMasq: true, ipMasqBackend: 'iptables', mtu: 1400, dns: { nameservers: ['10.0.0.10'], search: ['svc'] } }));
+    expect(c).toEqual({ ipMasq: true, ipMasqBackend: 'iptables', mtu: 1400, dns: { nameservers: ['10.0.0.10'], search: ['svc'] } });
+  });
+  it('treats mtu 0 and an empty dns as unset', () => {
+    expect(parsePtpConf(args({ mtu: 0, dns: {} }))).toMatchObject({ mtu: undefined, dns: undefined });
+  });
+  it.each([
+    [{ ipMasq: 'yes' }, 7, 'ipMasq'],
+    [{ ipMasqBackend: 'pf' }, 2, 'ipMasqBackend'],
+    [{ ipMasqBackend: 3 }, 2, 'ipMasqBackend'],
+    [{ mtu: 'big' }, 7, 'mtu'],
+    [{ mtu: 1.5 }, 7, 'mtu'],
+    [{ mtu: 20 }, 7, 'mtu'],
+    [{ mtu: 70000 }, 7, 'mtu'],
+    [{ dns: { nameservers: '8.8.8.8' } }, 7, 'dns.nameservers'],
+    [{ dns: { search: [1] } }, 7, 'dns.search[0]'],
+    [{ dns: { domain: 5 } }, 7, 'dns.domain'],
+    [{ ipam: {} }, 7, 'ipam.type'],
+    [{ ipam: { type: '' } }, 7, 'ipam.type'],
+  ])('rejects %j with code %d naming %s', (conf, code, key) => {
+    const e = err(() => parsePtpConf(args(conf)));
+    expect(e).toBeInstanceOf(CniError);
+    expect(e.code).toBe(code);
+    expect(e.message).toContain(key);
+  });
+  it('requires ipam', () => {
+    const e = err(() => parsePtpConf(args({}, ['ipam'])));
+    expect(e.code).toBe(7);
+    expect(e.message).toBe('invalid config: ipam: is required');
+  });
+});
+
+const dual = (): Result => ({
+  cniVersion: '1.0.0',
+  ips: [
+    { address: '10.22.0.5/24', gateway: '10.22.0.1' },
+    { address: 'fd22::5/64', gateway: 'fd22::1' },
+  ],
+  routes: [],
+});
+
+const input = (ipam: Result, extra = {}) => ({
+  netns: '/var/run/netns/p', ifName: 'eth0', hostName: 'ptp0123456789ab', podMac: '02:00:00:00:00:05', mtu: 1400, ipam, ...extra,
+});
+
+describe('ptp planning', () => {
+  it('plans the node batch: pair with ee:ee:... MAC, v6 link-local before up, host routes after', () => {
+    const p = planPtpPod(input(dual()));
+    expect(p.veth.node).toEqual([
+      ['link', 'add', 'ptp0123456789ab', 'address', 'ee:ee:ee:ee:ee:ee', 'mtu', '1400', 'type', 'veth',
+        'peer', 'name', 'eth0', 'address', '02:00:00:00:00:05', 'mtu', '1400', 'netns', '/var/run/netns/p'],
+      ['link', 'set', 'ptp0123456789ab', 'addrgenmode', 'none'],
+      ['addr', 'replace', 'fe80::ecee:eeff:feee:eeee/64', 'dev', 'ptp0123456789ab', 'nodad'],
+      ['link', 'set', 'ptp0123456789ab', 'up'],
+      ['route', 'replace', '10.22.0.5/32', 'dev', 'ptp0123456789ab', 'scope', 'link'],
+      ['route', 'replace', 'fd22::5/128', 'dev', 'ptp0123456789ab', 'scope', 'link'],
+    ]);
+    expect(p.nodeSplit).toBe(p.veth.node.length);
+  });
+
+  it('plans the pod batch: /32 and /128 without DAD, gateway route, defaults via the fake gateways, permanent neighbours', () => {
+    const p = planPtpPod(input(dual()));
+    expect(p.veth.pod).toEqual([
+      ['addr', 'replace', '10.22.0.5/32', 'dev', 'eth0'],
+      ['addr', 'replace', 'fd22::5/128', 'dev', 'eth0', 'nodad'],
+      ['link', 'set', 'eth0', 'up'],
+      ['route', 'replace', '169.254.1.1/32', 'dev', 'eth0', 'scope', 'link'],
+      ['route', 'replace', '0.0.0.0/0', 'via', '169.254.1.1', 'dev', 'eth0'],
+      ['route', 'replace', '::/0', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0'],
+      ['neigh', 'replace', '169.254.1.1', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent'],
+      ['neigh', 'replace', 'fe80::ecee:eeff:feee:eeee', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent'],
+    ]);
+    expect(p.veth.podSysctls).toEqual({ 'net/ipv6/conf/eth0/disable_ipv6': '0', 'net/ipv6/conf/eth0/accept_dad': '0' });
+  });
+
+  it('needs no pod sysctls (no spawn) and no link-local lines for an IPv4-only pod', () => {
+    const p = planPtpPod(input({ cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/24' }] }));
+    expect(p.veth.podSysctls).toEqual({});
+    expect(p.veth.node.map((c) => c.slice(0, 3).join(' '))).toEqual(['link add ptp0123456789ab', 'link set ptp0123456789ab', 'route replace 10.22.0.5/32']);
+    expect(p.veth.pod.some((c) => c.includes('fe80::ecee:eeff:feee:eeee'))).toBe(false);
+    expect(p.hostSysctls).not.toHaveProperty('net/ipv6/conf/all/forwarding');
+  });
+
+  it('splits the node batch after `link add` when new links come up without IPv6', () => {
+    expect(planPtpPod(input(dual(), { nodeIpv6DisabledByDefault: true })).nodeSplit).toBe(1);
+    const v4 = { cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/24' }] };
+    expect(planPtpPod(input(v4, { nodeIpv6DisabledByDefault: true })).nodeSplit).toBe(3);
+  });
+
+  it('sets the node sysctls, global forwarding first', () => {
+    const s = hostSysctls('ptpx', [4, 6], true);
+    expect(Object.keys(s).slice(0, 2)).toEqual(['net/ipv4/ip_forward', 'net/ipv6/conf/all/forwarding']);
+    expect(s).toMatchObject({
+      'net/ipv4/conf/ptpx/proxy_arp': '1',
+      'net/ipv4/neigh/ptpx/proxy_delay': '0',
+      'net/ipv4/conf/ptpx/forwarding': '1',
+      'net/ipv6/conf/ptpx/proxy_ndp': '1',
+      'net/ipv6/conf/ptpx/forwarding': '1',
+      'net/ipv6/conf/ptpx/accept_ra': '0',
+    });
+    expect(hostSysctls('ptpx', [4], false)).not.toHaveProperty('net/ipv6/conf/ptpx/accept_ra');
+  });
+
+  it('routes IPAM routes via the fake gateway, ignoring their own gw, and defaults only the families without any', () => {
+    const r: Result = { cniVersion: '1.0.0', ips: dual().ips, routes: [{ dst: '10.0.0.0/8', gw: '10.22.0.1', mtu: 1300 }] };
+    expect(ptpRoutes(r, 'eth0', [4, 6])).toEqual([
+      { dst: '10.0.0.0/8', gw: '169.254.1.1', dev: 'eth0', mtu: 1300, advmss: undefined, metric: undefined, table: undefined },
+      { dst: '::/0', gw: GATEWAY6, dev: 'eth0', mtu: undefined, advmss: undefined, metric: undefined, table: undefined },
+    ]);
+  });
+
+  it('reports IPAM prefixes with the fake gateways on interface 1, and the pod-held /32 /128 for CHECK', () => {
+    const p = planPtpPod(input(dual()));
+    expect(p.result.ips).toEqual([
+      { address: '10.22.0.5/24', gateway: '169.254.1.1', interface: 1 },
+      { address: 'fd22::5/64', gateway: GATEWAY6, interface: 1 },
+    ]);
+    expect(p.result.routes).toEqual([{ dst: '0.0.0.0/0', gw: '169.254.1.1' }, { dst: '::/0', gw: GATEWAY6 }]);
+    expect(asHeld(p.result).ips!.map((i) => i.address)).toEqual(['10.22.0.5/32', 'fd22::5/128']);
+  });
+
+  it('does not masquerade traffic to the pod subnet', () => {
+    const a = args({});
+    const rules = masqRules(a, planPtpPod(input(dual())).result, []);
+    expect(rules.map((r) => r.excluded)).toEqual([['10.22.0.0/24'], ['fd22::/64']]);
+  });
+});

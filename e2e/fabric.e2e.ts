@@ -1,0 +1,316 @@
+// host-gw and vxlan on a simulated three-node cluster: real packets between pods of different nodes, no NAT
+// inside the cluster, NAT to the outside, full-size DF packets at the fabric MTU, peers added and removed.
+import * as fs from 'fs';
+import * as path from 'path';
+import { RTPROT_TSCNI } from '../pkg/fabric/types';
+import { stableMac } from '../pkg/ip/mac';
+import { buildCluster, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { defaultBinDir, useWorld, type Netns } from './lib/world';
+
+const world = useWorld();
+jest.setTimeout(60_000);
+
+interface Pod {
+  ns: Netns;
+  id: string;
+  ip: string;
+  node: ClusterNode;
+  result: any;
+  conf: Record<string, unknown>;
+}
+
+function fabricConf(c: Cluster, n: ClusterNode, type: string, dataDir: string, extra: Record<string, unknown> = {}) {
+  return {
+    cniVersion: '1.1.0',
+    name: `tscni-${type}`,
+    type,
+    nodeIP: n.ip,
+    podCIDR: n.podCIDR,
+    clusterCIDR: c.clusterCIDR,
+    peersFile: c.peersFile,
+    ipam: { type: 'host-local', dataDir },
+    ...extra,
+  };
+}
+
+async function addPod(c: Cluster, n: ClusterNode, conf: Record<string, unknown>, label: string): Promise<Pod> {
+  const ns = await world.pod(`pod${++podCount}-${label}`, { lo: true });
+  const id = world.containerId(label);
+  const r = await world.cni(n.ns, { command: 'ADD', containerId: id, netns: ns, config: conf });
+  if (r.exitCode !== 0) throw new Error(`ADD ${label} on ${n.name}: ${r.stdout} ${r.stderr}`);
+  return { ns, id, ip: r.json.ips[0].address.split('/')[0], node: n, result: r.json, conf };
+}
+
+let podCount = 0;
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function routes(n: ClusterNode): Promise<{ dst: string; gateway?: string; dev: string }[]> {
+  return world.ipJson(n.ns, ['route', 'show', 'proto', String(RTPROT_TSCNI)]);
+}
+
+async function bothWays(a: Pod, b: Pod, port: number): Promise<void> {
+  expect(await world.ping(a.ns, b.ip, { count: 2 })).toBe(true);
+  expect(await world.ping(b.ns, a.ip, { count: 2 })).toBe(true);
+  // the receiving pod sees the sender's own address: no NAT inside the cluster
+  expect(await world.tcp(a.ns, b.ns, b.ip, port)).toBe(a.ip);
+  expect(await world.tcp(b.ns, a.ns, a.ip, port + 1)).toBe(b.ip);
+}
+
+describe('host-gw between node1 and node2 (one L2 segment)', () => {
+  let c: Cluster;
+  let a: Pod;
+  let b: Pod;
+  let outsideNodeIp: string;
+  const dataDir = () => world.tmpDir('ipam');
+
+  beforeAll(async () => {
+    c = await buildCluster(world, { tag: 'hg' });
+    c.writePeers([c.node('node1'), c.node('node2')]);
+    outsideNodeIp = (await world.outside(c.node('node1').ns, { name: 'hg-out' })).nodeIp;
+    a = await addPod(c, c.node('node1'), fabricConf(c, c.node('node1'), 'host-gw', dataDir()), 'a');
+    b = await addPod(c, c.node('node2'), fabricConf(c, c.node('node2'), 'host-gw', dataDir()), 'b');
+  });
+
+  it('routes the peer pod CIDR via the peer node, with our protocol number, and enables forwarding', async () => {
+    expect(await routes(c.node('node1'))).toEqual([expect.objectContaining({ dst: '10.244.2.0/24', gateway: '192.168.50.2', dev: 'eth0' })]);
+    expect(await c.node('node1').ns.sysctl('net.ipv4.ip_forward')).toBe('1');
+    expect(await c.node('node1').ns.sysctl('net.ipv4.conf.all.rp_filter')).toBe('1');
+  });
+
+  it('pods reach each other both ways without NAT (ping and TCP)', async () => {
+    await bothWays(a, b, 7001);
+  });
+
+  it('a pod reaching the outside is masqueraded to the node address', async () => {
+    const out = world.get('hg-out');
+    expect(await world.tcp(a.ns, out, '203.0.113.2', 7010)).toBe(outsideNodeIp);
+  });
+
+  it('pods get the underlay MTU and a full-size DF packet passes', async () => {
+    expect(a.result.interfaces[2].mtu).toBe(c.underlayMtu);
+    expect(await pingDF(a.ns, b.ip, c.underlayMtu - 28)).toBe(true);
+    expect(await pingDF(a.ns, b.ip, c.underlayMtu - 27)).toBe(false);
+  });
+
+  it('CHECK passes, and names a missing peer route', async () => {
+    const conf = a.conf;
+    const ok = await world.cni(c.node('node1').ns, { command: 'CHECK', containerId: a.id, netns: a.ns, config: { ...conf, prevResult: a.result } });
+    expect(ok.stdout + ok.stderr).toBe('');
+    expect(ok.exitCode).toBe(0);
+    await c.node('node1').ns.ip(['route', 'del', '10.244.2.0/24', 'proto', String(RTPROT_TSCNI)]);
+    const bad = await world.cni(c.node('node1').ns, { command: 'CHECK', containerId: a.id, netns: a.ns, config: { ...conf, prevResult: a.result } });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.json.msg).toMatch(/route 10\.244\.2\.0\/24 via 192\.168\.50\.2 dev eth0 missing/);
+    // the next sync puts it back
+    const s = await tscni(c.node('node1').ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
+    expect(s.stderr).toBe('');
+    expect(s.stdout).toMatch(/1 change/);
+    expect(await world.ping(a.ns, b.ip)).toBe(true);
+  });
+
+  it('refuses a peer on another subnet, naming it, and leaves node and IPAM unchanged', async () => {
+    c.writePeers(c.nodes);
+    const n1 = c.node('node1');
+    const before = await routes(n1);
+    const ns = await world.pod('hg-refused');
+    const dir = world.tmpDir('ipam');
+    const r = await world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('r'), netns: ns, config: fabricConf(c, n1, 'host-gw', dir) });
+    expect(r.exitCode).toBe(1);
+    expect(r.json.code).toBe(7);
+    expect(r.json.msg).toMatch(new RegExp(`peersFile ${c.peersFile.replace(/[.]/g, '\\.')}\\[2\\]: nodeIP 192\\.168\\.60\\.3 is not on-link on eth0`));
+    expect(await routes(n1)).toEqual(before);
+    expect(fs.existsSync(path.join(dir, 'tscni-host-gw'))).toBe(false);
+    expect((await world.ipJson(ns, ['link', 'show'])).map((l: any) => l.ifname)).toEqual(['lo']);
+    c.writePeers([c.node('node1'), c.node('node2')]);
+  });
+});
+
+function writeConf(c: Cluster, conf: Record<string, unknown>): string {
+  const f = path.join(world.tmpDir('conf'), 'net.conflist');
+  const { cniVersion, name, ...plugin } = conf;
+  fs.writeFileSync(f, JSON.stringify({ cniVersion, name, plugins: [plugin] }));
+  return f;
+}
+
+describe('vxlan across three nodes (node3 behind a router)', () => {
+  let c: Cluster;
+  const pods: Record<string, Pod> = {};
+  const confs: Record<string, Record<string, unknown>> = {};
+
+  beforeAll(async () => {
+    c = await buildCluster(world, { tag: 'vx' });
+    await world.outside(c.node('node3').ns, { name: 'vx-out' });
+    for (const n of c.nodes) {
+      confs[n.name] = fabricConf(c, n, 'vxlan', world.tmpDir('ipam'));
+      pods[n.name] = await addPod(c, n, confs[n.name], n.name);
+    }
+  });
+
+  it('builds one VTEP per node: VNI, port, nolearning, MTU underlay - 50, MAC from the node IP', async () => {
+    const [l] = await world.ipJson(c.node('node1').ns, ['-d', 'link', 'show', 'tscni.1']);
+    expect(l.mtu).toBe(c.underlayMtu - 50);
+    expect(l.address).toBe(stableMac('192.168.50.1'));
+    expect(l.linkinfo.info_data).toMatchObject({ id: 1, port: 8472, learning: false, local: '192.168.50.1', link: 'eth0' });
+    expect(pods.node1.result.interfaces[2].mtu).toBe(c.underlayMtu - 50);
+    const fdb = JSON.parse((await c.node('node1').ns.exec(['bridge', '-json', 'fdb', 'show', 'dev', 'tscni.1'])).stdout);
+    expect(fdb).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ mac: stableMac('192.168.50.2'), dst: '192.168.50.2' }),
+        expect.objectContaining({ mac: stableMac('192.168.60.3'), dst: '192.168.60.3' }),
+      ]),
+    );
+    expect(await routes(c.node('node1'))).toEqual(
+      expect.arrayContaining([expect.objectContaining({ dst: '10.244.3.0/24', gateway: '10.244.3.0', dev: 'tscni.1', flags: ['onlink'] })]),
+    );
+  });
+
+  it('pods on every pair of nodes reach each other both ways without NAT', async () => {
+    await bothWays(pods.node1, pods.node2, 7101);
+    await bothWays(pods.node1, pods.node3, 7111);
+    await bothWays(pods.node2, pods.node3, 7121);
+  });
+
+  it('a full-size DF packet passes at the VTEP MTU, one byte more does not', async () => {
+    const mtu = c.underlayMtu - 50;
+    expect(await pingDF(pods.node1.ns, pods.node3.ip, mtu - 28)).toBe(true);
+    expect(await pingDF(pods.node1.ns, pods.node3.ip, mtu - 27)).toBe(false);
+  });
+
+  it('a pod reaching the outside is masqueraded', async () => {
+    expect(await world.tcp(pods.node3.ns, world.get('vx-out'), '203.0.113.2', 7130)).toBe('203.0.113.1');
+  });
+
+  it('a second ADD with an unchanged peer set changes nothing on the fabric', async () => {
+    const n2 = c.node('node2');
+    const before = JSON.stringify([await routes(n2), await world.ipJson(n2.ns, ['neigh', 'show', 'dev', 'tscni.1'])]);
+    const p = await addPod(c, n2, confs.node2, 'node2b');
+    expect(JSON.stringify([await routes(n2), await world.ipJson(n2.ns, ['neigh', 'show', 'dev', 'tscni.1'])])).toBe(before);
+    expect(await world.ping(p.ns, pods.node3.ip)).toBe(true);
+  });
+
+  it('removing a peer from the peers file and syncing removes its route, neighbour and FDB entry; adding it back restores it', async () => {
+    const n1 = c.node('node1');
+    const file = writeConf(c, confs.node1);
+    c.writePeers([c.node('node1'), c.node('node2')]);
+    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', file]);
+    expect(s.stderr).toBe('');
+    expect(s.exitCode).toBe(0);
+    expect((await routes(n1)).map((r) => r.dst)).toEqual(['10.244.2.0/24']);
+    expect((await world.ipJson(n1.ns, ['neigh', 'show', 'dev', 'tscni.1'])).map((x: any) => x.dst)).not.toContain('10.244.3.0');
+    const fdb = (await n1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'tscni.1'])).stdout;
+    expect(fdb).not.toContain('192.168.60.3');
+    expect(await world.ping(pods.node1.ns, pods.node3.ip)).toBe(false);
+    // unchanged: a second sync writes nothing
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', file])).stdout).toMatch(/unchanged/);
+
+    c.writePeers(c.nodes);
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', file])).exitCode).toBe(0);
+    expect(await world.ping(pods.node1.ns, pods.node3.ip)).toBe(true);
+  });
+
+  it('watch re-syncs when the peers file changes and exits cleanly on SIGTERM', async () => {
+    const n2 = c.node('node2');
+    const file = writeConf(c, confs.node2);
+    const { spawn } = await import('child_process');
+    const w = spawn('ip', ['netns', 'exec', n2.ns.name, path.join(defaultBinDir(), 'tscni'), 'fabric', 'watch', '--conf', file, '--interval', '30'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    w.stdout.on('data', (d) => (out += d));
+    w.stderr.on('data', (d) => (out += d));
+    try {
+      await waitFor(() => /fabric vxlan/.test(out), 5000);
+      c.writePeers([c.node('node1'), c.node('node2')]);
+      await waitFor(async () => !(await routes(n2)).some((r) => r.dst === '10.244.3.0/24'), 5000);
+      c.writePeers(c.nodes);
+      await waitFor(async () => (await routes(n2)).some((r) => r.dst === '10.244.3.0/24'), 5000);
+      expect(await world.ping(pods.node2.ns, pods.node3.ip)).toBe(true);
+    } finally {
+      w.kill('SIGTERM');
+    }
+    const code = await new Promise<number | null>((r) => w.on('exit', (c) => r(c)));
+    expect(code).toBe(0);
+  });
+
+  it('CHECK passes, then names a neighbour and the VTEP MTU that were changed', async () => {
+    const n1 = c.node('node1');
+    const conf = { ...confs.node1, prevResult: pods.node1.result };
+    const ok = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
+    expect(ok.stdout + ok.stderr).toBe('');
+    await n1.ns.ip(['neigh', 'del', '10.244.2.0', 'dev', 'tscni.1']);
+    await n1.ns.ip(['link', 'set', 'tscni.1', 'mtu', '1300']);
+    const bad = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.json.msg).toMatch(/tscni\.1 has MTU 1300, expected 1400/);
+    expect(bad.json.msg).toMatch(/neighbour 10\.244\.2\.0 missing on tscni\.1/);
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, confs.node1)])).exitCode).toBe(0);
+    const again = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
+    expect(again.exitCode).toBe(0);
+  });
+
+  it('DEL of the last pod on a node leaves the fabric in place', async () => {
+    const n3 = c.node('node3');
+    const r = await world.cni(n3.ns, { command: 'DEL', containerId: pods.node3.id, netns: pods.node3.ns, config: confs.node3 });
+    expect(r.exitCode).toBe(0);
+    expect((await routes(n3)).map((x) => x.dst).sort()).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+    expect(fs.existsSync(`/sys/class/net`)).toBe(true);
+    expect((await world.ipJson(n3.ns, ['link', 'show', 'tscni.1'])).length).toBe(1);
+  });
+
+  it('bad input leaves the fabric as it was: overlapping peers, bad VNI, missing peers file', async () => {
+    const n1 = c.node('node1');
+    const snapshot = async () => JSON.stringify([await routes(n1), await world.ipJson(n1.ns, ['-d', 'link', 'show', 'tscni.1'])]);
+    const before = await snapshot();
+    const add = (conf: Record<string, unknown>) => world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('bad'), netns: pods.node1.ns, config: conf });
+    let r = await add({ ...confs.node1, peersFile: undefined, peers: [{ nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' }, { nodeIP: '192.168.60.3', podCIDR: '10.244.2.128/25' }] });
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/) });
+    r = await add({ ...confs.node1, vni: 0 });
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: vni: 0 is out of range/) });
+    r = await add({ ...confs.node1, peersFile: '/nonexistent/peers.json' });
+    expect(r.json).toMatchObject({ code: 7, msg: 'invalid config: peersFile: cannot read /nonexistent/peers.json: ENOENT' });
+    const f = path.join(world.tmpDir('bad'), 'peers.json');
+    fs.writeFileSync(f, '[{"nodeIP": "192.168.50.2",');
+    r = await add({ ...confs.node1, peersFile: f });
+    expect(r.json.msg).toMatch(/^invalid config: peersFile .*: not valid JSON/);
+    expect(await snapshot()).toBe(before);
+    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, { ...confs.node1, peersFile: f })]);
+    expect(s.exitCode).toBe(1);
+    expect(s.stderr).toMatch(/^tscni fabric: invalid config: peersFile .*: not valid JSON/);
+    expect(await snapshot()).toBe(before);
+  });
+});
+
+describe('vxlan with directRouting: node1-node2 direct, node3 through the tunnel (rp_filter=1)', () => {
+  let c: Cluster;
+  const pods: Record<string, Pod> = {};
+
+  beforeAll(async () => {
+    c = await buildCluster(world, { tag: 'dr' });
+    for (const n of c.nodes) pods[n.name] = await addPod(c, n, fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { directRouting: true }), n.name);
+  });
+
+  it('routes on-link peers over the underlay and the others over the VTEP, on both sides', async () => {
+    const r1 = await routes(c.node('node1'));
+    expect(r1).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ dst: '10.244.2.0/24', gateway: '192.168.50.2', dev: 'eth0' }),
+        expect.objectContaining({ dst: '10.244.3.0/24', gateway: '10.244.3.0', dev: 'tscni.1' }),
+      ]),
+    );
+    expect(await routes(c.node('node2'))).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '10.244.1.0/24', gateway: '192.168.50.1', dev: 'eth0' })]));
+    expect(await routes(c.node('node3'))).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '10.244.1.0/24', dev: 'tscni.1' })]));
+  });
+
+  it('pods reach each other both ways on the direct and the tunnelled paths', async () => {
+    await bothWays(pods.node1, pods.node2, 7201);
+    await bothWays(pods.node1, pods.node3, 7211);
+    await bothWays(pods.node3, pods.node2, 7221);
+  });
+});

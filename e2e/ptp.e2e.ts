@@ -358,3 +358,16 @@ describe('ptp on a node without a default route', () => {
     expect(ipFiles(dataDir)).toEqual([]);
   });
 });
+
+describe('ptp on a node whose new links come up without IPv6 (default.disable_ipv6=1)', () => {
+  it('enables IPv6 on the node end before its IPv6 lines and wires a dual-stack pod', async () => {
+    const node = await world.node('nov6');
+    await node.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
+    const conf = ptpConf(world.tmpDir('ipam-nov6'));
+    const [e, f] = [await addPod(node, 'e', conf), await addPod(node, 'f', conf)];
+    expect(await node.sysctl(`net.ipv6.conf.${e.host}.disable_ipv6`)).toBe('0');
+    expect((await node.ip(['-6', 'route', 'show', `${e.ip6}/128`])).stdout).toContain(`dev ${e.host}`);
+    expect(await world.ping(e.ns, f.ip6, { count: 1, timeoutSec: 1 })).toBe(true);
+    expect(await world.ping(f.ns, e.ip, { count: 1, timeoutSec: 1 })).toBe(true);
+  });
+});

@@ -5,6 +5,7 @@ import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { buildCluster, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { Cnictl } from './lib/cnictl';
 import { defaultBinDir, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -312,5 +313,47 @@ describe('vxlan with directRouting: node1-node2 direct, node3 through the tunnel
     await bothWays(pods.node1, pods.node2, 7201);
     await bothWays(pods.node1, pods.node3, 7211);
     await bothWays(pods.node3, pods.node2, 7221);
+  });
+});
+
+describe('vxlan through libcni (cnictl), from the example conflist', () => {
+  let c: Cluster;
+  let ctl: Cnictl;
+  const net = 'tscni-vxlan';
+
+  beforeAll(async () => {
+    ctl = await Cnictl.create(world);
+    c = await buildCluster(world, { tag: 'lc' });
+  });
+
+  it('ADD, CHECK and DEL on two nodes; the pods reach each other; libcni accepts our result', async () => {
+    const example = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', '50-tscni-vxlan.conflist'), 'utf8'));
+    const pods: Netns[] = [];
+    const ips: string[] = [];
+    for (const n of [c.node('node1'), c.node('node3')]) {
+      // Debian's libcni knows results up to 1.0.0; one conflist per node, as each node has its own podCIDR
+      const list = { ...example, cniVersion: '1.0.0', name: `${net}-${n.name}` };
+      list.plugins = [{ ...example.plugins[0], nodeIP: n.ip, podCIDR: n.podCIDR, peersFile: c.peersFile, ipam: { type: 'host-local', dataDir: world.tmpDir('ipam') } }];
+      ctl.addConflist(list);
+      const pod = await world.pod(`lcpod-${n.name}`);
+      const r = await ctl.add(n.ns, list.name, pod);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      // 1.0.0 results carry no interface MTU: read it from the pod
+      expect((await world.ipJson(pod, ['link', 'show', 'eth0']))[0].mtu).toBe(c.underlayMtu - 50);
+      ips.push(r.json.ips[0].address.split('/')[0]);
+      pods.push(pod);
+      const chk = await ctl.run(n.ns, 'check', list.name, pod);
+      expect(chk.stdout + chk.stderr).toBe('');
+      expect(chk.exitCode).toBe(0);
+    }
+    expect(await world.tcp(pods[0], pods[1], ips[1], 7301)).toBe(ips[0]);
+    expect(await world.tcp(pods[1], pods[0], ips[0], 7302)).toBe(ips[1]);
+    for (const [i, n] of [c.node('node1'), c.node('node3')].entries()) {
+      const d = await ctl.run(n.ns, 'del', `${net}-${n.name}`, pods[i]);
+      expect(d.exitCode).toBe(0);
+    }
+    // the fabric stays for the node's next pods
+    expect((await routes(c.node('node1'))).length).toBe(2);
   });
 });

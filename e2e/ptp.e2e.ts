@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../pkg/exec';
 import { parseIP } from '../pkg/ipnet';
+import { Cnictl } from './lib/cnictl';
 import { useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -370,4 +371,46 @@ describe('ptp on a node whose new links come up without IPv6 (default.disable_ip
     expect(await world.ping(e.ns, f.ip6, { count: 1, timeoutSec: 1 })).toBe(true);
     expect(await world.ping(f.ns, e.ip, { count: 1, timeoutSec: 1 })).toBe(true);
   });
+});
+
+describe('ptp through libcni (cnictl), from the shipped conflist', () => {
+  it('ADD, CHECK (catching a deleted node route) and DEL of two dual-stack pods', async () => {
+    const list = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', '30-tscni-ptp.conflist'), 'utf8'));
+    const dataDir = world.tmpDir('ipam-libcni');
+    list.plugins[0].ipam.dataDir = dataDir; // never the machine's /var/lib/cni/networks
+    const ctl = await Cnictl.create(world);
+    ctl.addConflist(list);
+    const node = await world.node('lnode');
+    const out = await world.outside(node, { name: 'loutside' });
+    const [p, q] = [await world.pod('lp'), await world.pod('lq')];
+    const addP = await ctl.add(node, list.name, p);
+    expect(addP.stderr).toBe('');
+    expect(addP.exitCode).toBe(0);
+    const addQ = await ctl.add(node, list.name, q);
+    expect(addQ.exitCode).toBe(0);
+    const ips = (r: any) => (r.json.ips as { address: string }[]).map((x) => addr(x.address));
+    const [qIp, qIp6] = ips(addQ);
+    expect(await world.ping(p, qIp, { count: 1, timeoutSec: 1 })).toBe(true);
+    expect(await world.ping(p, qIp6, { count: 1, timeoutSec: 1 })).toBe(true);
+    expect(await world.tcp(p, out.ns, out.ip, 8090)).toBe(out.nodeIp);
+
+    const ok = await ctl.check(node, list.name, q);
+    expect(ok.stderr).toBe('');
+    expect(ok.exitCode).toBe(0);
+    const host = addQ.json.interfaces[0].name;
+    await node.ip(['route', 'del', `${qIp}/32`, 'dev', host]);
+    const bad = await ctl.check(node, list.name, q);
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr + bad.stdout).toContain(`node has no route to ${qIp}/32`);
+
+    for (const pod of [p, q]) {
+      const d = await ctl.del(node, list.name, pod);
+      expect(d.stderr).toBe('');
+      expect(d.exitCode).toBe(0);
+    }
+    expect((await nodeLinks(node)).filter((l) => l.startsWith('ptp'))).toEqual([]);
+    expect(ipFiles(dataDir, list.name)).toEqual([]);
+    const rules = await ruleset(node);
+    for (const ip of [...ips(addP), qIp, qIp6]) expect(rules).not.toContain(ip);
+  }, 30_000);
 });

@@ -357,3 +357,16 @@ describe('vxlan through libcni (cnictl), from the example conflist', () => {
     expect((await routes(c.node('node1'))).length).toBe(2);
   });
 });
+
+describe('concurrent first ADDs on a fresh node', () => {
+  it('all succeed: the one that loses the race to create the VTEP re-reads and goes on', async () => {
+    const c = await buildCluster(world, { tag: 'par' });
+    const n1 = c.node('node1');
+    const conf = fabricConf(c, n1, 'vxlan', world.tmpDir('ipam'));
+    const pods = await Promise.all([1, 2, 3, 4].map((i) => addPod(c, n1, conf, `par${i}`)));
+    expect(new Set(pods.map((p) => p.ip)).size).toBe(4);
+    expect((await routes(n1)).map((r) => r.dst).sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
+    const fdb = JSON.parse((await n1.ns.exec(['bridge', '-json', 'fdb', 'show', 'dev', 'tscni.1'])).stdout);
+    expect(fdb).toHaveLength(2);
+  });
+});

@@ -12,6 +12,7 @@ const PLUGINS: Record<string, () => Plugin> = {
   'host-local': () => require('../ipam/host-local/plugin').plugin,
   'host-gw': () => require('./host-gw/host-gw').plugin,
   vxlan: () => require('./vxlan/vxlan').plugin,
+  ipip: () => require('./ipip/ipip').plugin,
 };
 
 for (const [name, load] of Object.entries(PLUGINS)) registerInProcess(name, load);

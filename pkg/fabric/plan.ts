@@ -245,6 +245,9 @@ registerFabricMode({
   deviceName: (o) => o.tunnelName ?? defaultTunnelName(),
   device(ctx) {
     const name = ctx.opts.tunnelName ?? defaultTunnelName();
+    // IP-in-IP carries IPv4 over IPv4 only (Calico refuses IPIP on IPv6 pools too): say so before the kernel does
+    if (family(ctx.self.nodeIP) === 6) throw new CniError(ErrCode.InvalidConfig, `invalid config: nodeIP: ${ctx.self.nodeIP}: ipip needs an IPv4 underlay; use vxlan`);
+    if (ctx.self.podCIDR.includes(':')) throw new CniError(ErrCode.InvalidConfig, `invalid config: podCIDR: ${ctx.self.podCIDR}: ipip carries IPv4 pods only; use vxlan`);
     return {
       name,
       kind: 'ipip',

@@ -6,6 +6,7 @@
 // NF_TABLES_INET nor a nat chain type (masquerade is tested on the host kernel by the other e2e files).
 import * as fs from 'fs';
 import * as path from 'path';
+import { buildCnictl } from './lib/cnictl';
 import { runInUml, stepOf, umlAvailable, type UmlRun } from './lib/uml';
 import { defaultBinDir } from './lib/world';
 
@@ -29,19 +30,22 @@ function peersFile(nodes: NodeName[]): string {
   return JSON.stringify(nodes.map((n) => ({ nodeIP: NODES[n].ip, podCIDR: NODES[n].pod })));
 }
 
+// The shipped example conflist's plugin, made into each node's config: the example's keys are what runs here.
+const EXAMPLE = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', '60-tscni-ipip.conflist'), 'utf8'));
+
 function conf(scratch: string, node: NodeName, crossSubnet: boolean): string {
+  const plugin = EXAMPLE.plugins.find((p: { type: string }) => p.type === 'ipip');
   return JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'tscni-ipip',
-    type: 'ipip',
+    cniVersion: EXAMPLE.cniVersion,
+    name: EXAMPLE.name,
+    ...plugin,
     nodeIP: NODES[node].ip,
     podCIDR: NODES[node].pod,
-    clusterCIDR: '10.244.0.0/16',
     peersFile: path.join(scratch, 'peers.json'),
     crossSubnet,
     ipMasq: false,
     // host-local's range defaults to podCIDR; one store per node (the guest's nodes share one filesystem)
-    ipam: { type: 'host-local', dataDir: `/run/tscni-ipam/${node}` },
+    ipam: { ...plugin.ipam, dataDir: `/run/tscni-ipam/${node}` },
   });
 }
 
@@ -71,13 +75,14 @@ if (mode === 'serve') {
 `;
 
 /** The scenario, in sh, run inside the guest. Paths are the host's: the guest sees the same tree. */
-function scenario(scratch: string): string {
+function scenario(scratch: string, cnictl: string): string {
   const S = scratch;
   const nodeSetup = (Object.keys(NODES) as NodeName[])
     .map((n) => `ip netns exec ${n} sysctl -qw net.ipv4.ip_forward=0 net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1`)
     .join('\n');
   return `
 B=${BIN}
+CNICTL=${cnictl}
 S=${S}
 
 for ns in lan router node1 node2 node3 pod1 pod1b pod2 pod3; do ip netns add $ns; done
@@ -122,10 +127,14 @@ tcpp() { # from to: server in "to", client in "from"; notes what the server saw 
   return $_rc
 }
 fsync() { ip netns exec "$1" "$B/tscni" fabric sync --conf "$S/$1.$2.conf"; }
+lc() { # cmd node pod: through libcni (cnictl), as containerd and podman call plugins
+  ip netns exec "$2" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin NETCONFPATH="$S/netconf" CNI_PATH="$B" CNI_IFNAME=eth0 \
+    CNI_CONTAINERID="c-$3" CNI_CACHE_DIR=/run/cnicache "$CNICTL" "$1" "tscni-ipip-$2" "/run/netns/$3"
+}
 
 # ---- phase A: every peer through the tunnel
 step add-pod1 add node1 pod1 $S/node1.tunnel.conf
-step add-pod1b add node1 pod1b $S/node1.tunnel.conf
+step add-pod1b lc add node1 pod1b
 step add-pod2 add node2 pod2 $S/node2.tunnel.conf
 step add-pod3 add node3 pod3 $S/node3.tunnel.conf
 for p in pod1 pod1b pod2 pod3; do note ip.$p "$(podip $p)"; done
@@ -136,6 +145,7 @@ step A.addr ip -n node1 -j addr show dev ${DEV}
 step A.routes.node1 ip -n node1 -j route show proto ${PROTO}
 step A.podmtu ip -n pod1 -j link show eth0
 step A.check-pod1 check node1 pod1 $S/node1.tunnel.conf
+step A.lc-check-pod1b lc check node1 pod1b
 t0=$(txp node1)
 step A.ping.1-2 pingp pod1 $(podip pod2)
 t1=$(txp node1)
@@ -188,7 +198,7 @@ step B.tcp.1-3 tcpp pod1 pod3
 step B.tcp.3-2 tcpp pod3 pod2
 
 # ---- DEL: the pods go, their veths with them; the fabric stays for the node's next pod
-step del-pod1b cni DEL node1 pod1b $S/node1.cross.conf
+step del-pod1b lc del node1 pod1b
 step del-pod1 cni DEL node1 pod1 $S/node1.cross.conf
 step del-pod1-again cni DEL node1 pod1 $S/node1.cross.conf
 step del-pod2 cni DEL node2 pod2 $S/node2.cross.conf
@@ -265,6 +275,7 @@ describeUml('ipip plugin on a 3-node cluster in a UML guest', () => {
 
   beforeAll(async () => {
     if (!fs.existsSync(path.join(BIN, 'ipip'))) throw new Error(`${BIN}/ipip is missing: run 'make build' first`);
+    const cnictl = await buildCnictl();
     r = await runInUml({
       // bridge: the node-local pod bridge, and the guest's L2 segment
       modules: ['ipip', 'veth', 'bridge'],
@@ -274,6 +285,12 @@ describeUml('ipip plugin on a 3-node cluster in a UML guest', () => {
         'peers.json': peersFile(['node1', 'node2', 'node3']),
         'peers.no3.json': peersFile(['node1', 'node2']),
         'tcp.js': TCP_JS,
+        // node1's conflist for libcni: Debian's libcni knows results up to 1.0.0
+        'netconf/tscni-ipip-node1.conflist': JSON.stringify({
+          cniVersion: '1.0.0',
+          name: 'tscni-ipip-node1',
+          plugins: [{ ...JSON.parse(conf(s, 'node1', false)), cniVersion: undefined, name: undefined }],
+        }),
         ...Object.fromEntries(
           (Object.keys(NODES) as NodeName[]).flatMap((n) => [
             [`${n}.tunnel.conf`, conf(s, n, false)],
@@ -281,7 +298,7 @@ describeUml('ipip plugin on a 3-node cluster in a UML guest', () => {
           ]),
         ),
       }),
-      script: scenario,
+      script: (s) => scenario(s, cnictl),
     });
     console.log(`UML ipip cluster: boot ${r.bootMs} ms, whole run ${r.totalMs} ms, ${r.steps.length} steps, completed=${r.completed}`);
     const slow = [...r.steps].sort((a, b) => b.ms - a.ms).slice(0, 6).map((x) => `${x.name} ${x.ms}`);
@@ -352,6 +369,8 @@ describeUml('ipip plugin on a 3-node cluster in a UML guest', () => {
 
   it('CHECK passes on a healthy pod, names a lost route, passes again after fabric sync', () => {
     ok(r, 'A.check-pod1');
+    // the same through libcni, with its cached result as prevResult
+    expect(ok(r, 'A.lc-check-pod1b')).toBe('');
     expect(fails(r, 'A.check-broken')).toContain(NODES.node3.pod);
     expect(ok(r, 'A.sync-repair')).toMatch(/1 change/);
     ok(r, 'A.check-repaired');

@@ -137,7 +137,7 @@ export interface UmlRun {
   /** steps in the order they ran */
   steps: UmlStep[];
   notes: Record<string, string>;
-  /** the guest reached the end of the scenario (not killed by a timeout, no crash) */
+  /** the guest ran the scenario to its end (not killed by either timeout, no crash) */
   completed: boolean;
   /** wall time from spawning the kernel to the init script's first line, and the whole run */
   bootMs?: number;
@@ -194,7 +194,9 @@ step() {
 note() { __note="$1"; shift; printf "%s\\n" "$*" > "$OUT/note.$__note"; }
 . "$2"
 ' scenario ${q(out)} ${q(path.join(scratch, 'scenario.sh'))} > ${q(path.join(out, 'scenario.log'))} 2>&1
-echo "scenario exit $?" >> ${q(path.join(out, 'scenario.log'))}
+__x=$?
+echo "scenario exit $__x" >> ${q(path.join(out, 'scenario.log'))}
+echo $__x > ${q(path.join(out, 'exit'))}
 echo "TSCNI-UML-RESULTS-BEGIN"
 cat ${q(path.join(out, 'steps'))} 2>/dev/null
 echo "TSCNI-UML-RESULTS-END"
@@ -202,6 +204,14 @@ touch ${q(path.join(out, 'done'))}
 sync
 busybox poweroff -f
 `;
+}
+
+function readOr(f: string): string {
+  try {
+    return fs.readFileSync(f, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Boot a guest, run the scenario, parse its steps. Throws only when the guest cannot be started at all. */
@@ -274,7 +284,8 @@ export async function runInUml(o: UmlRunOptions): Promise<UmlRun> {
     return {
       steps,
       notes,
-      completed: !killed && fs.existsSync(path.join(out, 'done')),
+      // 137: the guest's own timeout killed the scenario
+      completed: !killed && fs.existsSync(path.join(out, 'done')) && readOr(path.join(out, 'exit')).trim() !== '137',
       bootMs: up ? Math.round(Number(up[1]) * 1000) : undefined,
       totalMs,
       console: consoleText + (scenarioLog ? `\n--- scenario log ---\n${scenarioLog}` : ''),

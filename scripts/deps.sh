@@ -6,10 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  iproute2 nftables iptables conntrack procps iperf3 jq hyperfine
+  iproute2 nftables iptables conntrack procps iputils-ping iperf3 jq hyperfine
   containernetworking-plugins                # reference plugins: side-by-side runs, portmap in the chain test
   golang-go golang-github-appc-cni-dev       # the libcni test client in e2e/
   busybox-static user-mode-linux
+  containerd runc podman                     # runtime e2e: ctr run --cni, podman's CNI backend
 )
 
 want_npm=1 want_apt=1

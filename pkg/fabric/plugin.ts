@@ -1,6 +1,6 @@
 // One CNI plugin per fabric mode: the local pod as `bridge` wires it (pkg/wiring/bridgepod), plus the node's part
 // of the cluster fabric, reconciled on every ADD. plugins/{host-gw,vxlan,ipip} are this with a mode name.
-import { parseBridgeConf } from '../../plugins/bridge/config';
+import { parseBridgeConf } from '../wiring/bridgeconf';
 import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Plugin, Result } from '../cni/types';

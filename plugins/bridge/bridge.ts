@@ -4,7 +4,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
 import { defaultRouteMtu } from '../../pkg/ip/sysfs';
 import { addBridgePod, checkBridgePod, delBridgePod, gcBridgePods, statusBridgePods, type BridgePodConf } from '../../pkg/wiring/bridgepod';
-import { parseBridgeConf } from './config';
+import { parseBridgeConf } from '../../pkg/wiring/bridgeconf';
 
 function podConf(a: CmdArgs): BridgePodConf {
   const c = parseBridgeConf(a);

@@ -1,11 +1,12 @@
 // The bridge plugin's configuration: the reference plugin's keys, validated with the key named in every error.
-import { ConfigReader } from '../../pkg/cni/config';
-import { CniError, ErrCode } from '../../pkg/cni/errors';
-import { checkCniArgs } from '../../pkg/cni/skel';
-import type { CmdArgs, NetConf } from '../../pkg/cni/types';
-import { isValidMac } from '../../pkg/ip/mac';
-import { validateBackend, type MasqBackend } from '../../pkg/nat';
-import { isValidLinkName } from '../../pkg/wiring/names';
+// Shared by bridge and the fabric plugins (host-gw, vxlan, ipip), which wire their pods the same way.
+import { ConfigReader } from '../cni/config';
+import { CniError, ErrCode } from '../cni/errors';
+import { checkCniArgs } from '../cni/skel';
+import type { CmdArgs, NetConf } from '../cni/types';
+import { isValidMac } from '../ip/mac';
+import { validateBackend, type MasqBackend } from '../nat';
+import { isValidLinkName } from './names';
 
 export interface BridgeConf {
   net: NetConf;

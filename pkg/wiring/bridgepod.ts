@@ -119,6 +119,11 @@ export async function checkBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<s
   const prev = a.conf.prevResult;
   if (!prev) throw new CniError(ErrCode.InvalidConfig, 'invalid config: prevResult: required for CHECK');
   if (conf.isLayer3) await ipamCheck(a);
+  return bridgePodProblems(a, conf, prev);
+}
+
+/** What differs from `prev` on the node and in the pod, in words; shared by CHECK and `tscni doctor`. */
+export async function bridgePodProblems(a: CmdArgs, conf: BridgePodConf, prev: Result): Promise<string[]> {
   const problems: string[] = [];
   const bridge = readLink(conf.bridge);
   const prevBridge = prev.interfaces?.find((i) => i.name === conf.bridge);
@@ -134,6 +139,7 @@ export async function checkBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<s
   const prevHost = prev.interfaces?.find((i) => i.name === hostName);
   if (!host) problems.push(`node veth ${hostName} is missing`);
   else {
+    if (host.operstate === 'down') problems.push(`node veth ${hostName} is down`);
     if (host.master !== conf.bridge) problems.push(`node veth ${hostName} is not a port of ${conf.bridge}`);
     if (prevHost?.mac && prevHost.mac !== host.mac) problems.push(`node veth ${hostName} has MAC ${host.mac}, expected ${prevHost.mac}`);
     if (host.mtu !== conf.mtu) problems.push(`node veth ${hostName} has MTU ${host.mtu}, expected ${conf.mtu}`);

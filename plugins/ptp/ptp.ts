@@ -23,11 +23,11 @@ import { parsePtpConf, type PtpConf } from './config';
 /** Node ends are `ptp` + 12 hex of the attachment: stable, so DEL and a repeated ADD find them. */
 export const HOST_PREFIX = 'ptp';
 
-interface PodConf extends PtpConf {
+export interface PodConf extends PtpConf {
   mtu: number;
 }
 
-function podConf(a: CmdArgs): PodConf {
+export function podConf(a: CmdArgs): PodConf {
   const c = parsePtpConf(a);
   return { ...c, mtu: c.mtu ?? defaultRouteMtu() };
 }
@@ -115,6 +115,7 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
   const problems: string[] = [];
   const host = readLink(hostName);
   if (!host) return [`node veth ${hostName} is missing`];
+  if (host.operstate === 'down') problems.push(`node veth ${hostName} is down`);
   if (host.mac !== HOST_MAC) problems.push(`node veth ${hostName} has MAC ${host.mac}, expected ${HOST_MAC}`);
   if (host.mtu !== conf.mtu) problems.push(`node veth ${hostName} has MTU ${host.mtu}, expected ${conf.mtu}`);
   // `table all` makes ip dump both families (a batch line cannot say -6; `root ::/0` alone lists none)
@@ -170,13 +171,19 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
   const prev = a.conf.prevResult;
   if (!prev) throw new CniError(ErrCode.InvalidConfig, 'invalid config: prevResult: required for CHECK');
   await ipamCheck(a);
+  const problems = await ptpPodProblems(a, conf, prev);
+  if (problems.length) throw new CniError(ErrCode.CheckFailed, `CHECK failed: ${problems.join('; ')}`);
+}
+
+/** What differs from `prev` on the node and in the pod, in words; shared by CHECK and `tscni doctor`. */
+export async function ptpPodProblems(a: CmdArgs, conf: PodConf, prev: Result): Promise<string[]> {
   const hostName = hostVethName(a.containerId, a.ifName, HOST_PREFIX);
   const problems = await checkNode(hostName, conf, prev);
   // the pod holds its addresses as /32 and /128; prevResult carries the IPAM prefix
   problems.push(...(await checkPod(a, asHeld(prev), { mtu: conf.mtu, peerIfindex: readLink(hostName)?.ifindex })));
   if (!problems.some((p) => p.startsWith(`pod interface ${a.ifName}:`))) problems.push(...(await checkGateway(a, prev)));
   if (conf.ipMasq) problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, prev, []))));
-  if (problems.length) throw new CniError(ErrCode.CheckFailed, `CHECK failed: ${problems.join('; ')}`);
+  return problems;
 }
 
 /** GC goes on past failures and reports them all. Stale pairs need no GC: a veth dies with its netns. */

@@ -9,7 +9,7 @@ CONFS        := $(wildcard conf/*.conflist)
 SOURCES      := $(shell find pkg plugins ipam -name '*.ts' ! -name '*.test.ts' 2>/dev/null) package.json package-lock.json
 DEMO_DIR     := build/demo
 
-.PHONY: all deps deps-npm build install install-conf uninstall test test-unit test-e2e demo bench typecheck clean
+.PHONY: all deps deps-npm build install install-conf uninstall test test-unit test-e2e demo bench bench-dataplane typecheck clean
 
 all: build
 
@@ -59,6 +59,10 @@ demo: deps build
 
 bench: deps build
 	@if [ -f bench/run.sh ]; then bash bench/run.sh; else echo "bench: bench/run.sh does not exist yet" >&2; exit 1; fi
+
+# Pod-to-pod throughput, our plugins against the same topology built by hand (also run at the end of bench).
+bench-dataplane: deps build
+	bash bench/dataplane.sh
 
 clean:
 	rm -rf build

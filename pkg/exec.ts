@@ -22,10 +22,19 @@ export interface RunResult {
 
 let execaModule: typeof import('execa') | undefined;
 
+/** Told of every finished spawn and its duration; set by the per-call debug log (pkg/cni/log.ts). */
+export type RunObserver = (file: string, args: readonly string[], ms: number, exitCode: number | undefined) => void;
+let observer: RunObserver | undefined;
+
+export function setRunObserver(fn: RunObserver | undefined): void {
+  observer = fn;
+}
+
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   execaModule ??= require('execa') as typeof import('execa');
   if (opts.netns) [file, args] = ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]];
   let r: ExecaReturnValue;
+  const tObs = observer ? performance.now() : 0;
   try {
     r = await execaModule(file, args as string[], {
       input: opts.input,
@@ -39,6 +48,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
   }
+  observer?.(file, args, performance.now() - tObs, r.exitCode);
   // a timed-out child is killed by a signal and has no exit code: test for the timeout first
   if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
   if (r.failed && r.exitCode === undefined) {

@@ -1,6 +1,6 @@
 // The plugin skeleton: read CNI_* and the config, validate per verb, dispatch, print the result or the error.
 import { CniError, ErrCode, toCniError } from './errors';
-import type { Attachment, CmdArgs, Command, NetConf, Plugin } from './types';
+import type { Attachment, CmdArgs, Command, NetConf, Plugin, Result } from './types';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, atLeast, formatResult, isSupported, parseResult } from './version';
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'];
@@ -194,6 +194,8 @@ export function buildArgs(command: Command, env: NodeJS.ProcessEnv, stdin: Buffe
 export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = processIO()): Promise<number> {
   const command = io.env.CNI_COMMAND;
   let version = CURRENT_VERSION;
+  const t0 = performance.now();
+  let callLog: import('./log').CallLog | undefined;
   if (!command) {
     io.log(`CNI ${name} plugin (tscni)\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`);
     return 0;
@@ -214,10 +216,13 @@ export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = p
     }
     version = versionOf(stdin);
     const args = buildArgs(command as Command, io.env, stdin);
+    // the per-call log module is loaded only when the config has a `log` block
+    if (args.conf.raw.log !== undefined) callLog = (require('./log') as typeof import('./log')).openCallLog(name, args, t0);
     const plugin = load();
+    let result: Result | undefined;
     switch (args.command) {
       case 'ADD': {
-        const result = await plugin.add(args);
+        result = await plugin.add(args);
         await io.write(JSON.stringify(formatResult(result, args.conf.cniVersion)) + '\n');
         break;
       }
@@ -234,12 +239,14 @@ export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = p
         if (plugin.status) await plugin.status(args);
         break;
     }
+    callLog?.done(result);
     return 0;
   } catch (e) {
     const err = toCniError(e);
     const out: Record<string, unknown> = { cniVersion: version, code: err.code, msg: err.message };
     if (err.details) out.details = err.details;
     await io.write(JSON.stringify(out) + '\n');
+    callLog?.done(undefined, err);
     return 1;
   }
 }

@@ -30,6 +30,8 @@ export interface BridgePodConf {
   vlan: number;
   enabledad: boolean;
   portIsolation: boolean;
+  /** drop frames from the pod with another MAC or source address (pkg/nat/macspoof) */
+  macspoofchk?: boolean;
   disableContainerInterface: boolean;
   isLayer3: boolean;
   mac?: string;
@@ -39,6 +41,10 @@ export interface BridgePodConf {
 function attachment(a: CmdArgs) {
   return { network: a.conf.name, containerId: a.containerId, ifName: a.ifName };
 }
+
+/** loaded only where a config turns macspoofchk on (and by GC) */
+const spoof = () => require('../nat/macspoof') as typeof import('../nat/macspoof');
+const spoofPort = (a: CmdArgs, port: string, mac: string, r: Result) => ({ att: attachment(a), port, mac, ips: (r.ips ?? []).map((ip) => ip.address) });
 
 export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {
   if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
@@ -85,6 +91,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     if (conf.ipMasq && conf.isLayer3) {
       await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, result, conf.masqExcluded));
     }
+    if (conf.macspoofchk) await spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result));
     if (!conf.disableContainerInterface) await waitOperUp(hostName);
 
     // 6. the result: bridge, node veth, pod interface
@@ -99,6 +106,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
   } catch (e) {
     await deleteLink(hostName).catch(() => undefined);
     if (conf.ipMasq) await teardownMasq(attachment(a)).catch(() => undefined);
+    if (conf.macspoofchk) await spoof().teardownSpoofchk(attachment(a)).catch(() => undefined);
     if (conf.isLayer3) await ipamDel(a).catch(() => undefined);
     throw e;
   }
@@ -112,6 +120,7 @@ export async function delBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<voi
   if (linkExists(hostName)) await deleteLink(hostName);
   // rules are found by attachment, not by address: this works when the netns is long gone
   if (conf.ipMasq) await teardownMasq(attachment(a));
+  if (conf.macspoofchk) await spoof().teardownSpoofchk(attachment(a));
   if (conf.isLayer3) await ipamDel(a);
 }
 
@@ -154,6 +163,10 @@ export async function bridgePodProblems(a: CmdArgs, conf: BridgePodConf, prev: R
   if (conf.ipMasq && conf.isLayer3) {
     problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, prev, conf.masqExcluded))));
   }
+  if (conf.macspoofchk) {
+    const mac = prev.interfaces?.find((i) => i.name === a.ifName && i.sandbox)?.mac ?? '';
+    problems.push(...(await spoof().checkSpoofchk(spoofPort(a, hostName, mac, prev))));
+  }
   return problems;
 }
 
@@ -162,6 +175,8 @@ export async function gcBridgePods(a: CmdArgs, conf: BridgePodConf, valid: Attac
   const errors: string[] = [];
   const keep = valid.map((v) => ({ network: a.conf.name, containerId: v.containerID, ifName: v.ifname }));
   await gcMasq(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
+  // whatever the config says now: checks of a network that had macspoofchk on must not outlive their pods
+  await spoof().gcSpoofchk(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
   if (conf.isLayer3) await ipamGc(a).catch((e: Error) => errors.push(e.message));
   if (errors.length) throw new CniError(ErrCode.Internal, `GC: ${errors.join('; ')}`);
 }

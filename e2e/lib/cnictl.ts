@@ -167,3 +167,55 @@ export class Cnictl {
     for (const f of this.touched) fs.rmSync(path.join(this.cacheDir, 'results', f), { force: true });
   }
 }
+
+export interface AttachmentTraces {
+  /** host-local's dataDir and the network name under it */
+  dataDir: string;
+  netName: string;
+  containerId: string;
+  /** the node end of the pod's veth, when the plugin makes one */
+  hostIf?: string;
+  /** the pod's addresses, without prefix */
+  ips: string[];
+}
+
+/**
+ * What an attachment still holds on `node`, in words: address files naming its container, its node veth, routes to
+ * its addresses, firewall rules (nft: masquerade and macspoof elements; iptables) naming its addresses. [] once a
+ * DEL did its job; a test asserts it is non-empty before the DEL, so the probe is known to see things.
+ */
+export async function attachmentTraces(node: Netns, t: AttachmentTraces): Promise<string[]> {
+  const out: string[] = [];
+  const dir = path.join(t.dataDir, t.netName);
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    const text = fs.readFileSync(path.join(dir, f), 'utf8');
+    if (text.split(/\r?\n/)[0] === t.containerId) out.push(`address file ${f}`);
+  }
+  if (t.hostIf && (await node.ip(['link', 'show', 'dev', t.hostIf], { allowFailure: true })).exitCode === 0) out.push(`node link ${t.hostIf}`);
+  const [r4, r6, nft, ipt, ip6t] = await Promise.all([
+    node.ip(['-o', 'route', 'show']),
+    node.ip(['-o', '-6', 'route', 'show']),
+    node.exec(['nft', 'list', 'ruleset'], { allowFailure: true }),
+    node.exec(['iptables-save'], { allowFailure: true }),
+    node.exec(['ip6tables-save'], { allowFailure: true }),
+  ]);
+  const routes = (r4.stdout + r6.stdout).split('\n');
+  const rules = nft.stdout + ipt.stdout + ip6t.stdout;
+  for (const ip of t.ips) {
+    for (const l of routes) if (l.startsWith(`${ip} `) || l.startsWith(`${ip}/`)) out.push(`route ${l.trim()}`);
+    // an address as a whole word: 10.22.0.2 must not match 10.22.0.21
+    if (new RegExp(`(^|[^0-9a-f:.])${ip.replace(/[.]/g, '\\.')}([^0-9a-f:.]|$)`, 'm').test(rules)) out.push(`firewall rules naming ${ip}`);
+  }
+  return out;
+}
+
+/**
+ * The end of a pod as a runtime sees it after a crash or reboot: its netns is deleted first, then libcni's DEL
+ * (with the cached result as prevResult) must succeed, and a second DEL too. Returns both results.
+ */
+export async function delAfterNetnsGone(ctl: Cnictl, node: Netns, netName: string, pod: Netns, o?: CnictlOptions): Promise<[CniResult, CniResult]> {
+  await run('ip', ['netns', 'del', pod.name]);
+  const first = await ctl.del(node, netName, pod.path, o);
+  const again = await ctl.del(node, netName, pod.path, o);
+  return [first, again];
+}

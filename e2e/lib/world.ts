@@ -448,8 +448,9 @@ export class World {
     const ns = await this.addNs(name);
     await ns.ip(['link', 'set', 'lo', 'up']);
     const link = await this.link(node, ns, { subnet: o.subnet ?? '203.0.113.0/24', subnet6: o.subnet6, aIf: 'uplink', bIf: 'eth0', mtu: o.mtu });
+    // the family comes from the gateway address: `-6` is an option of ip, not a batch command
     const routes = [`route add default via ${link.bIp} dev uplink`];
-    if (link.bIp6) routes.push(`-6 route add default via ${link.bIp6} dev uplink`);
+    if (link.bIp6) routes.push(`route add ::/0 via ${link.bIp6} dev uplink`);
     await node.ip(['-batch', '-'], { input: routes.join('\n') + '\n' });
     return { ns, link, ip: link.bIp!, ip6: link.bIp6, nodeIp: link.aIp!, nodeIp6: link.aIp6 };
   }

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { RunResult } from '../pkg/exec';
-import { parseIP } from '../pkg/ipnet';
+import { contains, parseCIDR, parseIP } from '../pkg/ipnet';
 import { pluginBinDir } from './lib/bins';
 import { busyboxMissing, busyboxOciArchive } from './lib/busybox';
 import { Containerd, containerdMissing } from './lib/containerd';
@@ -41,6 +41,7 @@ describeCtr.each([
   let dataDir: string;
   let net: string;
   let subnet4: string;
+  let logFile: string;
   let a: { run: Promise<RunResult>; ips: string[] };
   let b: { out: RunResult; ips: string[] };
 
@@ -56,6 +57,17 @@ describeCtr.each([
     }
     return files.filter((f) => fs.readFileSync(path.join(dir, f), 'utf8').split(/\r?\n/)[0] === want);
   }
+  /** Our plugin's log lines (the conflist's `log` block) for a ctr container: verb and fields. */
+  function calls(id: string): { verb: string; f: Record<string, string> }[] {
+    const want = ctrd.cniContainerId(id);
+    const text = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+    return text
+      .split('\n')
+      .map((l) => /^\S+ (\S+) (\S+) (.*)$/.exec(l))
+      .filter((m): m is RegExpExecArray => !!m && m[1] === plugin)
+      .map((m) => ({ verb: m[2], f: Object.fromEntries([...m[3].matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S+)/g)].map((x) => [x[1], x[2]])) }))
+      .filter((c) => c.f.id === want);
+  }
   const v4 = (ips: string[]) => ips.find((ip) => !ip.includes(':'))!;
   const veths = async () => (await world.ipJson<{ ifname: string }[]>(node, ['link', 'show', 'type', 'veth'])).map((l) => l.ifname);
   const nftTable = async () => (await node.exec(['nft', 'list', 'table', 'inet', 'tscni'], { allowFailure: true })).stdout;
@@ -63,7 +75,10 @@ describeCtr.each([
   /** A container's addresses once ADD is done and its task runs; fails early when its ctr run already ended. */
   async function started(id: string, runP?: Promise<RunResult>): Promise<string[]> {
     let ended: RunResult | undefined;
-    void runP?.then((r) => (ended = r));
+    runP?.then(
+      (r) => (ended = r),
+      (e: Error) => (ended = { exitCode: -1, stdout: '', stderr: e.message }),
+    );
     return waitFor(`${id} to get an address and run`, async () => {
       if (ended) throw new Error(`ctr run ${id} ended: exit ${ended.exitCode} ${ended.stderr.trim()}\n${ctrd.logTail(5)}`);
       const ips = ipsOf(id);
@@ -78,6 +93,8 @@ describeCtr.each([
     dataDir = world.tmpDir(`ipam-${plugin}`);
     const conflist = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'conf', file), 'utf8'));
     conflist.plugins[0].ipam.dataDir = dataDir;
+    logFile = path.join(dataDir, 'tscni.log');
+    conflist.plugins[0].log = { file: logFile, level: 'info' };
     net = conflist.name;
     subnet4 = conflist.plugins[0].ipam.ranges[0][0].subnet;
     ctrd = await Containerd.start(world, { node, binDir: await pluginBinDir(plugin), label: plugin });
@@ -94,7 +111,8 @@ describeCtr.each([
     });
     a = { run, ips: await started('a', run) };
     expect(a.ips.length).toBe(plugin === 'ptp' ? 2 : 1);
-    expect(v4(a.ips).startsWith(subnet4.split('.').slice(0, 2).join('.') + '.')).toBe(true);
+    const ip = parseIP(v4(a.ips))!;
+    expect(contains(parseCIDR(subnet4)!, ip.family, ip.ip)).toBe(true);
     expect(await veths()).toHaveLength(1);
     expect(await nftTable()).toContain(v4(a.ips));
   }, 30_000);
@@ -125,6 +143,13 @@ describeCtr.each([
     expect(table).toContain(v4(a.ips));
     for (const ip of b.ips) expect(table).not.toContain(ip);
     expect(fs.readdirSync(path.join(ctrd.cacheDir, 'results')).filter((f) => f.includes(ctrd.cniContainerId('b')))).toEqual([]);
+    // what ctr sent, from our log: ADD with the task's /proc netns, DEL with none
+    const log = calls('b');
+    expect(log.map((c) => c.verb)).toEqual(['ADD', 'DEL']);
+    expect(log[0].f).toMatchObject({ netns: expect.stringMatching(/^\/proc\/\d+\/ns\/net$/), if: 'eth0', result: 'ok' });
+    expect(log[1].f.netns).toBeUndefined();
+    expect(log[1].f).toMatchObject({ if: 'eth0', result: 'ok' });
+    console.log(`${plugin} under ctr: ADD ${log[0].f.ms} ms, DEL ${log[1].f.ms} ms`);
   });
 
   it('killing A ends its ctr run, whose DEL releases A\'s address, veth and masquerade element', async () => {

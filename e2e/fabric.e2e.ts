@@ -5,7 +5,7 @@ import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { buildCluster, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
-import { Cnictl } from './lib/cnictl';
+import { attachmentTraces, Cnictl, delAfterNetnsGone } from './lib/cnictl';
 import { defaultBinDir, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -326,14 +326,14 @@ describe('vxlan through libcni (cnictl), from the example conflist', () => {
     c = await buildCluster(world, { tag: 'lc' });
   });
 
-  it('ADD, CHECK and DEL on two nodes; the pods reach each other; libcni accepts our result', async () => {
+  it('ADD and CHECK on two nodes, pods talk, CHECK names a lost VTEP neighbour, DEL (one with its netns gone) twice', async () => {
     const example = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', '50-tscni-vxlan.conflist'), 'utf8'));
-    const pods: Netns[] = [];
-    const ips: string[] = [];
+    const pods: { n: ClusterNode; ns: Netns; net: string; add: any; dataDir: string }[] = [];
     for (const n of [c.node('node1'), c.node('node3')]) {
       // Debian's libcni knows results up to 1.0.0; one conflist per node, as each node has its own podCIDR
       const list = { ...example, cniVersion: '1.0.0', name: `${net}-${n.name}` };
-      list.plugins = [{ ...example.plugins[0], nodeIP: n.ip, podCIDR: n.podCIDR, peersFile: c.peersFile, ipam: { type: 'host-local', dataDir: world.tmpDir('ipam') } }];
+      const dataDir = world.tmpDir('ipam');
+      list.plugins = [{ ...example.plugins[0], nodeIP: n.ip, podCIDR: n.podCIDR, peersFile: c.peersFile, ipam: { type: 'host-local', dataDir } }];
       ctl.addConflist(list);
       const pod = await world.pod(`lcpod-${n.name}`);
       const r = await ctl.add(n.ns, list.name, pod);
@@ -341,17 +341,32 @@ describe('vxlan through libcni (cnictl), from the example conflist', () => {
       expect(r.exitCode).toBe(0);
       // 1.0.0 results carry no interface MTU: read it from the pod
       expect((await world.ipJson(pod, ['link', 'show', 'eth0']))[0].mtu).toBe(c.underlayMtu - 50);
-      ips.push(r.json.ips[0].address.split('/')[0]);
-      pods.push(pod);
+      pods.push({ n, ns: pod, net: list.name, add: r, dataDir });
       const chk = await ctl.run(n.ns, 'check', list.name, pod);
       expect(chk.stdout + chk.stderr).toBe('');
       expect(chk.exitCode).toBe(0);
     }
-    expect(await world.tcp(pods[0], pods[1], ips[1], 7301)).toBe(ips[0]);
-    expect(await world.tcp(pods[1], pods[0], ips[0], 7302)).toBe(ips[1]);
-    for (const [i, n] of [c.node('node1'), c.node('node3')].entries()) {
-      const d = await ctl.run(n.ns, 'del', `${net}-${n.name}`, pods[i]);
+    const ip = (i: number) => pods[i].add.json.ips[0].address.split('/')[0];
+    expect(await world.tcp(pods[0].ns, pods[1].ns, ip(1), 7301)).toBe(ip(0));
+    expect(await world.tcp(pods[1].ns, pods[0].ns, ip(0), 7302)).toBe(ip(1));
+
+    // CHECK through libcni (its cached result as prevResult) names a lost neighbour entry of the peer VTEP
+    const peerVtep = '10.244.3.0';
+    await c.node('node1').ns.ip(['neigh', 'del', peerVtep, 'dev', 'tscni.1']);
+    const bad = await ctl.check(c.node('node1').ns, pods[0].net, pods[0].ns);
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr).toContain(peerVtep);
+
+    // node1's pod the ordinary way, node3's after its netns is gone; each DEL twice; nothing of theirs is left
+    for (const p of pods) {
+      const traces = () =>
+        attachmentTraces(p.n.ns, { dataDir: p.dataDir, netName: p.net, containerId: Cnictl.defaultContainerId(p.ns.path), hostIf: p.add.json.interfaces[1].name, ips: [p.add.json.ips[0].address.split('/')[0]] });
+      expect((await traces()).length).toBeGreaterThanOrEqual(3);
+      const [d, again] = p.n.name === 'node3' ? await delAfterNetnsGone(ctl, p.n.ns, p.net, p.ns) : [await ctl.del(p.n.ns, p.net, p.ns), await ctl.del(p.n.ns, p.net, p.ns)];
+      expect(d.stderr).toBe('');
       expect(d.exitCode).toBe(0);
+      expect(again.exitCode).toBe(0);
+      expect(await traces()).toEqual([]);
     }
     // the fabric stays for the node's next pods
     expect((await routes(c.node('node1'))).length).toBe(2);

@@ -27,6 +27,8 @@ async function main(): Promise<number> {
   }
   // `tscni fabric sync|watch --conf <file>`: reconcile the node's cross-node fabric outside of a CNI call
   if (name === 'fabric') return (require('./fabric-cmd') as typeof import('./fabric-cmd')).fabricMain(rest);
+  // `tscni doctor --conf <file> ...`: what the plan says should exist against what the kernel holds
+  if (name === 'doctor') return (require('./doctor-cmd') as typeof import('./doctor-cmd')).doctorMain(rest);
   const load = PLUGINS[name];
   if (!load) {
     process.stderr.write(`usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n`);

@@ -1,12 +1,14 @@
 // `tscni fabric sync --conf <file>`: reconcile this node's fabric now.
 // `tscni fabric watch --conf <file> [--interval <sec>]`: re-sync when the peers file changes, and every interval.
+// `tscni fabric watch --conf <file> --kubernetes`: peers from the Kubernetes Node API, written to the conf's
+// peersFile (which the plugin re-reads on every ADD) and synced on every change of the peer set.
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError } from '../pkg/cni/errors';
 import { parseFabricConf, syncFabric, type FabricConf } from '../pkg/fabric';
 
 const MODES = ['host-gw', 'vxlan', 'ipip'];
-const USAGE = 'usage: tscni fabric sync|watch --conf <conflist or conf file> [--interval <seconds>]';
+const USAGE = 'usage: tscni fabric sync|watch --conf <conflist or conf file> [--interval <seconds>] [--kubernetes (watch only)]';
 
 /** The fabric plugin's config from a .conf or a .conflist (its first host-gw/vxlan/ipip plugin). */
 export function loadFabricConf(file: string): FabricConf {
@@ -16,6 +18,11 @@ export function loadFabricConf(file: string): FabricConf {
   } catch (e) {
     throw new Error(`${file}: ${(e as Error).message}`);
   }
+  return fabricConfOf(raw, file);
+}
+
+/** The same from an already parsed .conf or .conflist; `file` names it in errors. */
+export function fabricConfOf(raw: Record<string, unknown>, file: string): FabricConf {
   if (Array.isArray(raw.plugins)) {
     const p = (raw.plugins as Record<string, unknown>[]).find((x) => MODES.includes(String(x?.type)));
     if (!p) throw new Error(`${file}: no ${MODES.join('/')} plugin in its plugins list`);
@@ -45,9 +52,11 @@ export async function fabricMain(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   let file: string | undefined;
   let interval = 60;
+  let kubernetes = false;
   for (let i = 0; i < rest.length; i++) {
     if (rest[i] === '--conf') file = rest[++i];
     else if (rest[i] === '--interval') interval = Number(rest[++i]);
+    else if (rest[i] === '--kubernetes' && verb === 'watch') kubernetes = true;
     else {
       process.stderr.write(`${USAGE}\n`);
       return 2;
@@ -66,11 +75,63 @@ export async function fabricMain(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  return watch(file, interval);
+  return watch(file, interval, kubernetes);
 }
 
-/** Sync now, on every change of the peers file (or the conf file), and every `interval` seconds; stop on SIGTERM/SIGINT. */
-async function watch(file: string, interval: number): Promise<number> {
+function log(line: string): void {
+  process.stderr.write(`tscni fabric: ${line}\n`);
+}
+
+/**
+ * Peers from the Node API: this node (env NODE_NAME, from the downward API) is skipped by name; every change of
+ * the derived peer set rewrites the peers file and syncs. Returns a stop function.
+ */
+function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void): () => void {
+  const k8s = require('../pkg/fabric/k8s') as typeof import('../pkg/fabric/k8s');
+  const self = process.env.NODE_NAME;
+  if (!self) throw new Error('--kubernetes: NODE_NAME is not set (give it from the downward API: fieldRef spec.nodeName)');
+  const cfg = k8s.inClusterConfig();
+  const fam = (s: string) => (s.includes(':') ? 6 : 4);
+  const podFamily = fam(conf.podCIDR);
+  const ipFamily = conf.nodeIP ? fam(conf.nodeIP) : podFamily;
+  let last = '';
+  let warned = '';
+  const ac = new AbortController();
+  void k8s.watchNodes(
+    cfg,
+    (nodes) => {
+      // this node's own entry should say what the conf says (install-conf rendered it from there)
+      const me = nodes.get(self);
+      const mine = me ? k8s.nodeAddressing(me, podFamily, ipFamily) : { why: 'is not in the node list' };
+      let mismatch = '';
+      if ('why' in mine) mismatch = `node ${self} ${mine.why}`;
+      else if (mine.podCIDR !== conf.podCIDR) mismatch = `node ${self} has podCIDR ${mine.podCIDR} but the conf says ${conf.podCIDR}`;
+      if (mismatch && mismatch !== warned) log(`warning: ${mismatch}`);
+      warned = mismatch;
+      const { peers, skipped } = k8s.nodesToPeers(nodes.values(), self, podFamily, ipFamily);
+      const key = JSON.stringify([peers, skipped]);
+      if (key === last) return;
+      last = key;
+      for (const s of skipped) log(s);
+      log(`Node API: ${peers.length} peer(s): ${peers.map((p) => `${p.key.slice(5)} ${p.podCIDR} via ${p.nodeIP}`).join(', ') || 'none'}`);
+      try {
+        k8s.writeFileAtomic(peersFile, k8s.peersFileText(peers));
+      } catch (e) {
+        log(`cannot write peersFile ${peersFile}: ${(e as Error).message}`);
+        return;
+      }
+      sync();
+    },
+    { signal: ac.signal, log },
+  );
+  return () => ac.abort();
+}
+
+/**
+ * Sync now, on every change of the peers file (or the conf file), and every `interval` seconds; stop on SIGTERM/SIGINT.
+ * With `kubernetes`, the peers file is ours to write from the Node API instead of a file to follow.
+ */
+async function watch(file: string, interval: number, kubernetes: boolean): Promise<number> {
   let running = false;
   let again = false;
   const sync = async () => {
@@ -86,35 +147,44 @@ async function watch(file: string, interval: number): Promise<number> {
     running = false;
   };
   let peersFile: string | undefined;
+  let stopKube: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const soon = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void sync(), 50);
+  };
   try {
-    peersFile = loadFabricConf(file).peersFile;
+    const conf = loadFabricConf(file);
+    peersFile = conf.peersFile;
+    if (kubernetes) {
+      // the plugin re-reads peersFile on every ADD: peers kept only in memory here would be undone by the next pod
+      if (!peersFile) throw new Error(`--kubernetes: ${file} has no peersFile: set one; the Node API's peers are written there for the plugin's ADDs`);
+      stopKube = watchKubernetes(conf, peersFile, soon);
+    }
   } catch (e) {
     fail(e);
     return 1;
   }
   // watch directories, not files: editors and atomic writers replace the file (rename), which ends a file watch
   const targets = new Map<string, Set<string>>();
-  for (const f of [file, peersFile]) {
+  for (const f of [file, kubernetes ? undefined : peersFile]) {
     if (!f) continue;
     const dir = path.dirname(path.resolve(f));
     if (!targets.has(dir)) targets.set(dir, new Set());
     targets.get(dir)!.add(path.basename(f));
   }
-  let timer: NodeJS.Timeout | undefined;
-  const soon = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void sync(), 50);
-  };
   const watchers = [...targets].map(([dir, names]) =>
     fs.watch(dir, (_ev, name) => {
       if (!name || names.has(name.toString())) soon();
     }),
   );
-  await sync();
+  // with the Node API, the first sync follows the first list (the file may still hold an older set)
+  if (!kubernetes) await sync();
   const periodic = setInterval(() => void sync(), interval * 1000);
   return new Promise((resolve) => {
     const stop = () => {
       for (const w of watchers) w.close();
+      stopKube?.();
       clearInterval(periodic);
       clearTimeout(timer);
       resolve(0);

@@ -17,16 +17,15 @@ export TSCNI_BENCH_STATE="$work/state" TSCNI_REPO="$PWD" TSCNI_BIN_DIR="$(realpa
 # Backstop for a bench killed hard (the program cleans up itself on errors and signals): the iperf3 daemons
 # it started and the namespaces and temp dirs of its world, all listed in the state file.
 cleanup() {
-  local kind val pid
-  while read -r kind val; do
-    case "$kind" in
-      pidfile) if [ -f "$val" ]; then pid=$(cat "$val"); kill "$pid" 2>/dev/null || true; fi ;;
-      prefix)
-        for ns in $(ip netns list | awk '{print $1}' | grep "^$val-" || true); do ip netns del "$ns" 2>/dev/null || true; done
-        rm -rf /tmp/"$val"-* /tmp/tscni-t-owners/"$val"
-        ;;
-    esac
-  done <"$TSCNI_BENCH_STATE"
+  local val pid ns
+  # daemons first: their pidfiles live in the world's temp dirs
+  for val in $(awk '$1 == "pidfile" {print $2}' "$TSCNI_BENCH_STATE"); do
+    if [ -f "$val" ]; then pid=$(cat "$val"); kill "$pid" 2>/dev/null || true; fi
+  done
+  for val in $(awk '$1 == "prefix" {print $2}' "$TSCNI_BENCH_STATE"); do
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$val-" || true); do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf /tmp/"$val"-* /tmp/tscni-t-owners/"$val"
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -7,7 +7,8 @@ import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { hostVethName } from '../pkg/wiring/names';
 import { buildCluster, tscni, type Cluster, type ClusterNode } from './lib/cluster';
-import { useWorld, type Netns } from './lib/world';
+import { run } from '../pkg/exec';
+import { CLEAN_PATH, defaultBinDir, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
 jest.setTimeout(90_000);
@@ -149,6 +150,13 @@ describe('bridge node with two pods', () => {
       await node.ip(['addr', 'add', '10.22.0.1/24', 'dev', 'cni0']);
     }
     await expectHealthy(node, file, 2);
+  });
+
+  it('--netns runs it in the node namespace from outside', async () => {
+    const r = await run(path.join(defaultBinDir(), 'tscni'), ['doctor', '--netns', node.name, '--conf', file], { allowFailure: true, env: { PATH: CLEAN_PATH } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^bridge network dnet: node and 2 pod\(s\) checked: all as planned\n$/);
+    expect(r.exitCode).toBe(0);
   });
 
   it('--pod checks only the pods named; an unknown one is reported', async () => {
@@ -318,5 +326,25 @@ describe('per-call log', () => {
     expect(lines[0]).toMatch(new RegExp(`^\\S+Z bridge ADD id=${id} netns=${esc(ns.path)} if=eth0 result=ok ips=10\\.24\\.0\\.2/24 ms=\\d+\\.\\d$`));
     expect(lines[1]).toMatch(new RegExp(`^\\S+Z bridge DEL id=${id} netns=${esc(ns.path)} if=eth0 result=ok ms=`));
     expect(lines[2]).toMatch(/^\S+Z bridge ADD id=\S+ netns=\/var\/run\/netns\/tscni-t-no-such-ns if=eth0 result=error code=3 msg="netns \/var\/run\/netns\/tscni-t-no-such-ns does not exist" ms=/);
+  });
+
+  it('level debug adds one line per external command before the call line', async () => {
+    const node = await world.node('logdbg');
+    const logFile = path.join(world.tmpDir('log'), 'tscni.log');
+    const conf = {
+      cniVersion: '1.0.0', name: 'lognet', type: 'ptp',
+      ipam: { type: 'host-local', subnet: '10.25.0.0/24', dataDir: world.tmpDir('ipam') }, log: { file: logFile, level: 'debug' },
+    };
+    const ns = await world.pod('logdbg-p');
+    const id = world.containerId('dbg');
+    const add = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
+    expect(add.exitCode).toBe(0);
+    JSON.parse(add.stdout);
+    const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n');
+    const cmds = lines.filter((l) => / cmd=/.test(l));
+    expect(cmds.length).toBeGreaterThanOrEqual(2);
+    for (const l of cmds) expect(l).toMatch(new RegExp(`^\\S+Z ptp ADD id=${id} cmd=("[^"]*"|\\S+) exit=0 ms=\\d+\\.\\d$`));
+    expect(cmds.some((l) => /cmd="ip -batch -"/.test(l))).toBe(true);
+    expect(lines[lines.length - 1]).toMatch(/ ptp ADD id=\S+ netns=\S+ if=eth0 result=ok ips=10\.25\.0\.2\/24 ms=/);
   });
 });

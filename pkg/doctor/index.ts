@@ -74,7 +74,7 @@ interface HostLocal {
   routes: Result['routes'];
 }
 
-function hostLocal(a: CmdArgs): HostLocal | undefined {
+export function hostLocal(a: CmdArgs): HostLocal | undefined {
   if (a.conf.ipam?.type !== 'host-local') return undefined;
   const { parseConfig } = require('../../ipam/host-local/config') as typeof import('../../ipam/host-local/config');
   const cfg = parseConfig(a.conf, {});
@@ -88,7 +88,7 @@ function hostLocal(a: CmdArgs): HostLocal | undefined {
 }
 
 /** Every (container, ifname) with a reservation file, and its addresses as IPAM returned them (ip/prefix, gateway). */
-function reservations(h: HostLocal): Map<string, { id: string; ifName: string; ips: { address: string; gateway: string }[] }> {
+export function reservations(h: HostLocal): Map<string, { id: string; ifName: string; ips: { address: string; gateway: string }[] }> {
   const { parseIPFileName, parseOwner } = require('../../ipam/host-local/store') as typeof import('../../ipam/host-local/store');
   const out = new Map<string, { id: string; ifName: string; ips: { address: string; gateway: string }[] }>();
   let names: string[];
@@ -168,7 +168,7 @@ async function bridgeNode(bridge: string, isGateway: boolean, vlan: number, h: H
 }
 
 /** Which peer a fabric finding is about: by the objects the plan made for each peer. */
-function peerIndex(d: DesiredFabric): Map<string, string> {
+export function peerIndex(d: DesiredFabric): Map<string, string> {
   const m = new Map<string, string>();
   d.paths.forEach((p, i) => {
     const r = d.routes[i];
@@ -183,7 +183,7 @@ function peerIndex(d: DesiredFabric): Map<string, string> {
   return m;
 }
 
-function peerOf(problem: string, index: Map<string, string>): string | undefined {
+export function peerOf(problem: string, index: Map<string, string>): string | undefined {
   for (const t of problem.split(/[\s,]+/)) {
     const p = index.get(t);
     if (p) return p;
@@ -192,7 +192,7 @@ function peerOf(problem: string, index: Map<string, string>): string | undefined
 }
 
 /** Where an expected device MTU comes from, for a finding about it. */
-function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined): string {
+export function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined): string {
   if (!d.device || !problem.startsWith(`${d.device.name} has MTU `)) return '';
   if (configured !== undefined) return ' (mtu in the config)';
   const { fabricMode } = require('../fabric/plan') as typeof import('../fabric/plan');
@@ -210,7 +210,7 @@ interface PodPlan {
   problems: (a: CmdArgs, prev: Result) => Promise<string[]>;
 }
 
-function describePod(id: string, ifName: string, ips: string[]): string {
+export function describePod(id: string, ifName: string, ips: string[]): string {
   // a runtime's 64-hex ID reads like docker's short form; anything else as given
   const short = /^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id;
   return `pod ${short}${ifName === 'eth0' ? '' : ` ${ifName}`}${ips.length ? ` (${ips.map((x) => x.split('/')[0]).join(', ')})` : ''}`;

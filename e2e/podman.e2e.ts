@@ -71,10 +71,11 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       // a conflist in a version our plugins do not answer to: libcni's VERSION check must reject it
       pm.addConflist({ cniVersion: '0.2.0', name: 'tscni-v020', plugins: [{ type: 'bridge', bridge: 'cni9', ipam: { type: 'host-local', subnet: '10.99.0.0/24' } }] });
       pm.clearCalls();
-      const ls = await pm.json<{ name: string }[]>(['network', 'ls', '--format', 'json'], { record: true });
-      const names = ls.map((n) => n.name);
+      const ls = await pm.podman(['network', 'ls', '--format', 'json'], { record: true });
+      const names = (JSON.parse(ls.stdout) as { name: string }[]).map((n) => n.name);
       expect(names).toEqual(expect.arrayContaining(['tscni-bridge', 'tscni-ptp']));
       expect(names).not.toContain('tscni-v020');
+      expect(ls.stderr).toContain('plugin bridge does not support config version \\"0.2.0\\"');
       const probes = pm.calls().filter((c) => c.command === 'VERSION');
       expect(probes.map((c) => c.plugin).sort()).toEqual(['bridge', 'bridge', 'ptp']);
       for (const c of probes) {
@@ -194,6 +195,27 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       expect(add!.env.CNI_ARGS).toBe(`IgnoreUnknown=1;K8S_POD_NAME=${c}`);
       expect(JSON.parse(add!.stdin).runtimeConfig).toEqual({ ips: ['10.24.0.60', 'fd24::60'] });
       expect(ipFiles(dataDirs['tscni-ptp'], 'tscni-ptp')).toEqual([]);
+    });
+  });
+
+  describe('a cniVersion 1.1.0 conflist (podman 4.3 vendors libcni 1.1: results up to 1.0.0)', () => {
+    it('fails the run after our ADD, and the DEL podman then sends leaves nothing behind', async () => {
+      const dataDir = world.tmpDir('ipam');
+      const conf = shipped('10-tscni-bridge.conflist', dataDir);
+      pm.addConflist({ ...conf, cniVersion: '1.1.0', name: 'tscni-v110', plugins: [{ ...conf.plugins[0], bridge: 'cni1' }] });
+      const c = name('v110');
+      pm.clearCalls();
+      const r = await pm.podman(['run', '-d', '--pull=never', '--name', c, '--network', 'tscni-v110', IMAGE, 'sleep', '60'], { record: true, allowFailure: true });
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toContain('unsupported CNI result version "1.1.0"');
+      const calls = pm.calls().filter((x) => x.command !== 'VERSION');
+      expect(calls.map((x) => `${x.plugin} ${x.command}`)).toEqual(['bridge ADD', 'host-local ADD', 'bridge DEL', 'host-local DEL']);
+      expect(ipFiles(dataDir, 'tscni-v110')).toEqual([]);
+      const links = await world.ipJson<{ ifname: string; master?: string }[]>(node, ['link', 'show']);
+      expect(links.filter((l) => l.master === 'cni1')).toEqual([]);
+      expect(await nodeRules(node)).not.toMatch(/10\.22\.\d+\.\d+ comment/);
+      await pm.podman(['rm', '-f', '-t', '0', c]);
+      fs.rmSync(path.join(pm.netDir, 'tscni-v110.conflist'));
     });
   });
 

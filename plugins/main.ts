@@ -27,6 +27,8 @@ async function main(): Promise<number> {
   }
   // `tscni fabric sync|watch --conf <file>`: reconcile the node's cross-node fabric outside of a CNI call
   if (name === 'fabric') return (require('./fabric-cmd') as typeof import('./fabric-cmd')).fabricMain(rest);
+  // `tscni k8s install`: the Kubernetes DaemonSet's init container (conf/kubernetes/)
+  if (name === 'k8s') return (require('./k8s-cmd') as typeof import('./k8s-cmd')).k8sMain(rest);
   // `tscni doctor --conf <file> ...`: what the plan says should exist against what the kernel holds
   if (name === 'doctor') return (require('./doctor-cmd') as typeof import('./doctor-cmd')).doctorMain(rest);
   const load = PLUGINS[name];

@@ -1,0 +1,144 @@
+// `tscni k8s install` (the DaemonSet's init container) with the shipped manifest's own templates, against a
+// scripted fake API server: there is no Kubernetes API server here (see pkg/fabric/testdata/k8s/fake-api.ts).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseConfig } from '../ipam/host-local/config';
+import { FakeApi, fixture, json } from '../pkg/fabric/testdata/k8s/fake-api';
+import { fabricMain, loadFabricConf } from './fabric-cmd';
+import { install, PLUGIN_LINKS, render, templateVars, type InstallOptions } from './k8s-cmd';
+
+const MANIFEST = fs.readFileSync(path.join(__dirname, '..', 'conf', 'kubernetes', 'tscni.yaml'), 'utf8');
+
+/** The ConfigMap's data: `  key: value` and `  key: |` literal blocks (indented 4) under `data:`. */
+function configMapData(yaml: string): Record<string, string> {
+  const doc = yaml.split(/^---$/m).find((d) => /^kind: ConfigMap$/m.test(d))!;
+  const lines = doc.slice(doc.indexOf('\ndata:\n') + 7).split('\n');
+  const out: Record<string, string> = {};
+  let key: string | undefined;
+  for (const l of lines) {
+    const m = /^ {2}([\w.-]+): ?(.*)$/.exec(l);
+    if (m) {
+      key = m[2] === '|' ? m[1] : undefined;
+      if (!key) out[m[1]] = m[2];
+      else out[key] = '';
+    } else if (key && (l.startsWith('    ') || l === '')) out[key] += l.slice(4) + '\n';
+    else if (!l.startsWith('  #')) key = undefined;
+  }
+  return out;
+}
+
+const DATA = configMapData(MANIFEST);
+const LIST = JSON.parse(fixture('nodelist.json'));
+const SELF = 'tscni-e2e-worker2';
+const withoutCIDR = LIST.items.find((i: { metadata: { name: string } }) => i.metadata.name === SELF);
+const withCIDR = JSON.parse(fixture('watch-events.jsonl').split('\n')[0]).object;
+
+describe('tscni k8s install with the manifest templates (fake API server, no cluster here)', () => {
+  let dir: string;
+  let api: FakeApi;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-k8s-'));
+    fs.mkdirSync(path.join(dir, 'templates'));
+    for (const [k, v] of Object.entries(DATA)) fs.writeFileSync(path.join(dir, 'templates', k), v);
+  });
+  afterEach(async () => {
+    await api?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the ConfigMap has every mode, the kind podSubnet as clusterCIDR and the default mode', () => {
+    expect(Object.keys(DATA).sort()).toEqual(['host-gw.conflist', 'mode', 'ptp-fabric.conf', 'ptp.conflist', 'vxlan.conflist']);
+    expect(DATA.mode).toBe('host-gw');
+    const kind = fs.readFileSync(path.join(__dirname, '..', 'e2e', 'kind', 'kind-config.yaml'), 'utf8');
+    const podSubnet = /podSubnet: "?([\d./]+)"?/.exec(kind)![1];
+    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) expect(DATA[k]).toContain(`"clusterCIDR": "${podSubnet}"`);
+    expect(DATA['ptp.conflist']).toContain(`"subnet": "${podSubnet}"`);
+  });
+
+  const opts = (mode: string): InstallOptions => ({
+    mode,
+    templates: path.join(dir, 'templates'),
+    binDir: path.join(dir, 'opt/cni/bin'),
+    conflist: path.join(dir, 'etc/cni/net.d/10-tscni.conflist'),
+    fabricConf: path.join(dir, 'etc/cni/tscni-fabric.json'),
+    node: SELF,
+    exe: path.join(dir, 'fake-exe'),
+    waitSeconds: 10,
+    pollMs: 10,
+    log: () => undefined,
+  });
+
+  /** The templates point peersFile at the host's /etc/cni: move it into the temp dir. */
+  function retarget(): void {
+    for (const f of fs.readdirSync(path.join(dir, 'templates'))) {
+      const p = path.join(dir, 'templates', f);
+      fs.writeFileSync(p, fs.readFileSync(p, 'utf8').replace('/etc/cni/tscni-peers.json', path.join(dir, 'etc/cni/tscni-peers.json')));
+    }
+  }
+
+  test.each(['host-gw', 'vxlan', 'ptp'])('%s: waits for the podCIDR, copies the executable and links, writes peers, fabric conf and conflist', async (mode) => {
+    retarget();
+    fs.writeFileSync(path.join(dir, 'fake-exe'), '#!/bin/sh\n');
+    const logs: string[] = [];
+    api = new FakeApi().script(json(JSON.stringify(withoutCIDR)), json(JSON.stringify(withCIDR)), json(JSON.stringify(LIST)));
+    const r = await install({ ...opts(mode), log: (l) => logs.push(l) }, { server: await api.start(), token: () => 't' });
+    expect(api.seen.map((s) => s.url)).toEqual([`/api/v1/nodes/${SELF}`, `/api/v1/nodes/${SELF}`, '/api/v1/nodes']);
+    expect(logs.some((l) => /has no podCIDR yet .*; waiting/.test(l))).toBe(true);
+    expect(r).toEqual({ vars: expect.objectContaining({ podCIDR: '10.244.2.0/24', nodeIP: '172.18.0.4' }), peers: 2 });
+
+    const bin = opts(mode).binDir;
+    expect(fs.statSync(path.join(bin, 'tscni')).mode & 0o777).toBe(0o755);
+    for (const p of PLUGIN_LINKS) expect(fs.readlinkSync(path.join(bin, p))).toBe('tscni');
+    expect(fs.readdirSync(bin).filter((f) => f.startsWith('.'))).toEqual([]);
+
+    const peers = JSON.parse(fs.readFileSync(path.join(dir, 'etc/cni/tscni-peers.json'), 'utf8')).peers;
+    expect(peers).toEqual([
+      { node: 'tscni-e2e-control-plane', nodeIP: '172.18.0.3', podCIDR: '10.244.0.0/24' },
+      { node: 'tscni-e2e-worker', nodeIP: '172.18.0.2', podCIDR: '10.244.1.0/24' },
+    ]);
+    // what the watcher will read: a fabric conf the fabric code accepts, for this node
+    const fabric = loadFabricConf(opts(mode).fabricConf);
+    expect([fabric.mode, fabric.podCIDR, fabric.nodeIP, fabric.clusterCIDR]).toEqual([mode === 'ptp' ? 'host-gw' : mode, '10.244.2.0/24', '172.18.0.4', '10.244.0.0/16']);
+    const conflist = JSON.parse(fs.readFileSync(opts(mode).conflist, 'utf8'));
+    expect(conflist.plugins[0].type).toBe(mode);
+    expect(fs.readdirSync(path.dirname(opts(mode).conflist))).toEqual(['10-tscni.conflist']);
+    if (mode === 'ptp') {
+      // host-local accepts the range: the node's /24 inside the cluster's /16 (pod-to-pod is not masqueraded)
+      const hl = parseConfig({ ...conflist, type: 'ptp', ipam: conflist.plugins[0].ipam, raw: conflist.plugins[0] });
+      const r0 = hl.rangeSets[0].ranges[0];
+      expect([r0.start, r0.end].map((x) => Number(x & 0xffn))).toEqual([1, 254]);
+      expect(conflist.plugins[0].ipam.ranges[0][0]).toEqual({ subnet: '10.244.0.0/16', rangeStart: '10.244.2.1', rangeEnd: '10.244.2.254' });
+    } else {
+      expect(conflist.plugins[0].podCIDR).toBe('10.244.2.0/24');
+    }
+  });
+
+  test('a node that never gets a podCIDR: gives up after --wait with the reason, writes nothing', async () => {
+    retarget();
+    api = new FakeApi().script(...Array.from({ length: 50 }, () => json(JSON.stringify(withoutCIDR))));
+    const o = { ...opts('host-gw'), binDir: '', waitSeconds: 0.05 };
+    await expect(install(o, { server: await api.start() })).rejects.toThrow(/node tscni-e2e-worker2 has no podCIDR yet .*gave up after 0.05s/);
+    expect(fs.existsSync(path.join(dir, 'etc'))).toBe(false);
+  });
+
+  test('template variables: IPv6 range ends at the last address; an unknown variable is named', () => {
+    const v = templateVars({ name: 'n6', podCIDRs: ['fd00:10:244:1::/64'], internalIPs: ['172.18.0.2', 'fc00::2'] });
+    expect(v).toEqual({ nodeName: 'n6', nodeIP: 'fc00::2', podCIDR: 'fd00:10:244:1::/64', podRangeStart: 'fd00:10:244:1::1', podRangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff' });
+    expect(render({ a: ['x-{{ nodeName }}'], b: 3 }, v, 't')).toEqual({ a: ['x-n6'], b: 3 });
+    expect(() => render({ a: '{{podCidr}}' }, v, 'host-gw.conflist')).toThrow(/host-gw.conflist: unknown template variable \{\{podCidr\}\}/);
+  });
+
+  test('fabric watch --kubernetes refuses a conf without peersFile (peers only in memory would be undone by the next ADD)', async () => {
+    const f = path.join(dir, 'nopeers.conflist');
+    fs.writeFileSync(f, JSON.stringify({ cniVersion: '1.0.0', name: 'x', plugins: [{ type: 'host-gw', podCIDR: '10.244.1.0/24' }] }));
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(await fabricMain(['watch', '--kubernetes', '--conf', f])).toBe(1);
+      expect(String(err.mock.calls[0][0])).toMatch(/--kubernetes: .* has no peersFile/);
+      expect(await fabricMain(['sync', '--kubernetes', '--conf', f])).toBe(2);
+    } finally {
+      err.mockRestore();
+    }
+  });
+});

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { run } from '../pkg/exec';
 import { pluginBinDir } from './lib/bins';
 import { busyboxMissing, busyboxRootfsTar } from './lib/busybox';
-import { Podman, LIBCNI_RESULTS, podmanMissing } from './lib/podman';
+import { Podman, podmanMissing } from './lib/podman';
 import { NETNS_DIR, REPO_ROOT, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -139,7 +139,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       const veth = links.find((l) => l.ifindex === iflink)?.ifname;
       expect(veth).toBeDefined();
       expect(await nodeRules(node)).toContain(ipA);
-      const cache = path.join(LIBCNI_RESULTS, `${net}-${idA}-eth0`);
+      const cache = pm.cacheFile(net, idA);
       expect(fs.existsSync(cache)).toBe(true);
       const conmons = pm.conmonPids();
       expect(conmons.length).toBeGreaterThan(0);

@@ -6,8 +6,8 @@ import * as path from 'path';
 import { run, type RunResult } from '../../pkg/exec';
 import { CLEAN_PATH, NETNS_DIR, REPO_ROOT, type Netns, type World } from './world';
 
-/** libcni's result cache: podman 4.3 has no setting to move it, so the files of our containers are removed. */
-export const LIBCNI_RESULTS = '/var/lib/cni/results';
+/** libcni's cache dir: podman 4.3 has no setting to move it, so the holder mounts a temp dir over it. */
+export const LIBCNI_CACHE_DIR = '/var/lib/cni';
 const HOLDER = path.join(REPO_ROOT, 'e2e', 'fixtures', 'podman-node-holder.sh');
 /** the holder's own end, should a test run die before its cleanup */
 const HOLDER_SECS = 900;
@@ -64,15 +64,6 @@ function netnsMounts(pid: number | 'self'): Set<string> {
   return out;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export class Podman {
   readonly root: string;
   readonly runroot: string;
@@ -80,6 +71,9 @@ export class Podman {
   readonly netDir: string;
   /** where record mode keeps the plugin calls */
   readonly recordDir: string;
+  /** temp dir mounted on /var/lib/cni for podman (libcni's results/<net>-<id>-<ifname>) */
+  private readonly cniCacheDir: string;
+  private cacheMounted = false;
   private readonly tmp: string;
   private readonly conf: string;
   private readonly recordConf: string;
@@ -101,6 +95,7 @@ export class Podman {
     this.runroot = path.join(dir, 'runroot');
     this.netDir = path.join(dir, 'net.d');
     this.recordDir = path.join(dir, 'calls');
+    this.cniCacheDir = path.join(dir, 'cni-cache');
     this.tmp = path.join(dir, 'tmp');
     this.conf = path.join(dir, 'containers.conf');
     this.recordConf = path.join(dir, 'containers-record.conf');
@@ -118,7 +113,7 @@ export class Podman {
   }
 
   private writeConfig(): void {
-    for (const d of [this.root, this.runroot, this.netDir, this.recordDir, this.tmp]) fs.mkdirSync(d, { recursive: true });
+    for (const d of [this.root, this.runroot, this.netDir, this.recordDir, this.tmp, this.cniCacheDir]) fs.mkdirSync(d, { recursive: true });
     const recordBin = path.join(this.dir, 'record-bin');
     fs.mkdirSync(recordBin);
     // record mode: a wrapper per executable keeps what podman sent, then runs ours on the same input
@@ -168,6 +163,11 @@ volume_path = "${path.join(this.root, 'volumes')}"
       if (Date.now() > deadline) throw new Error('podman holder did not start');
     }
     this.holderPid = Number(fs.readFileSync(pidFile, 'utf8'));
+    // the holder's mounts are slaves of the host's: this one stays inside
+    if (fs.existsSync(LIBCNI_CACHE_DIR)) {
+      await run('nsenter', ['-t', String(this.holderPid), '-m', '--', 'mount', '--bind', this.cniCacheDir, LIBCNI_CACHE_DIR], { env: { PATH: CLEAN_PATH } });
+      this.cacheMounted = true;
+    }
   }
 
   /**
@@ -195,6 +195,11 @@ volume_path = "${path.join(this.root, 'volumes')}"
   /** Parsed JSON output of `podman <args>`. */
   async json<T = any>(args: readonly string[], opts: PodmanRunOptions = {}): Promise<T> {
     return JSON.parse((await this.podman(args, opts)).stdout) as T;
+  }
+
+  /** Where libcni keeps the cached result of an attachment, as a host path. */
+  cacheFile(net: string, containerId: string, ifName = 'eth0'): string {
+    return path.join(this.cacheMounted ? this.cniCacheDir : LIBCNI_CACHE_DIR, 'results', `${net}-${containerId}-${ifName}`);
   }
 
   /** Write a conflist into the network config dir (file named after the network). */
@@ -249,7 +254,7 @@ volume_path = "${path.join(this.root, 'volumes')}"
   /** Remove every container, then end the holder and whatever podman left running; safe twice. */
   async cleanup(): Promise<void> {
     const ids: string[] = [];
-    if (this.holderPid && pidAlive(this.holderPid)) {
+    if (this.holderPid && fs.existsSync(`/proc/${this.holderPid}`)) {
       const ps = await this.podman(['ps', '-a', '--format', '{{.ID}}', '--no-trunc'], { allowFailure: true, timeout: 20_000 }).catch(() => undefined);
       ids.push(...(ps?.stdout.split('\n').filter(Boolean) ?? []));
       await this.podman(['rm', '-a', '-f', '-t', '0'], { allowFailure: true, timeout: 30_000 }).catch(() => undefined);
@@ -267,7 +272,8 @@ volume_path = "${path.join(this.root, 'volumes')}"
     this.holderPid = 0;
     await this.holder;
     for (const n of leftNetns) fs.rmSync(path.join(NETNS_DIR, n), { force: true });
-    for (const net of this.networks) for (const id of ids) fs.rmSync(path.join(LIBCNI_RESULTS, `${net}-${id}-eth0`), { force: true });
+    // where the host had no /var/lib/cni to mount over, podman wrote the real one
+    if (!this.cacheMounted) for (const net of this.networks) for (const id of ids) fs.rmSync(this.cacheFile(net, id), { force: true });
     this.removeCgroups();
   }
 

@@ -87,10 +87,16 @@ export function hostLocal(a: CmdArgs): HostLocal | undefined {
   return { dataDir: path.join(cfg.dataDir, cfg.name), ranges, routes: cfg.routes };
 }
 
+interface Reservation {
+  id: string;
+  ifName: string;
+  ips: { address: string; gateway: string }[];
+}
+
 /** Every (container, ifname) with a reservation file, and its addresses as IPAM returned them (ip/prefix, gateway). */
-export function reservations(h: HostLocal): Map<string, { id: string; ifName: string; ips: { address: string; gateway: string }[] }> {
+export function reservations(h: HostLocal): Map<string, Reservation> {
   const { parseIPFileName, parseOwner } = require('../../ipam/host-local/store') as typeof import('../../ipam/host-local/store');
-  const out = new Map<string, { id: string; ifName: string; ips: { address: string; gateway: string }[] }>();
+  const out = new Map<string, Reservation>();
   let names: string[];
   try {
     names = fs.readdirSync(h.dataDir);
@@ -138,12 +144,11 @@ function sysctlFindings(want: Record<string, string>): string[] {
     .map(([k, v]) => `sysctl ${k.replace(/\//g, '.')} is ${readSysctl(k) ?? 'absent'}, expected ${v}`);
 }
 
-const forwarding = (families: Set<Family>): Record<string, string> => {
-  const s: Record<string, string> = {};
-  if (families.has(4)) s['net/ipv4/ip_forward'] = '1';
-  if (families.has(6)) s['net/ipv6/conf/all/forwarding'] = '1';
-  return s;
-};
+/** Forwarding for the families of the ranges, as ADD enables it for a pod's addresses. */
+function forwarding(h: HostLocal): Record<string, string> {
+  const { forwardingSysctls } = require('../wiring/pod') as typeof import('../wiring/pod');
+  return forwardingSysctls({ cniVersion: '', ips: h.ranges.map((r) => ({ address: `${r.gateway}/${r.prefix}` })) });
+}
 
 /** The bridge: there, a bridge, up; with isGateway the gateway of every range on it and forwarding on. */
 async function bridgeNode(bridge: string, isGateway: boolean, vlan: number, h: HostLocal | undefined): Promise<string[]> {
@@ -163,7 +168,7 @@ async function bridgeNode(bridge: string, isGateway: boolean, vlan: number, h: H
     const gw = `${canonicalIP(r.gateway)}/${r.prefix}`;
     if (!held.includes(gw)) problems.push(`${dev} lacks gateway address ${gw}`);
   }
-  problems.push(...sysctlFindings(forwarding(new Set(h.ranges.map((r) => r.family)))));
+  problems.push(...sysctlFindings(forwarding(h)));
   return problems;
 }
 
@@ -229,7 +234,7 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[]): Promise<DoctorR
     const w = require('../wiring/ptp') as typeof import('../wiring/ptp');
     const pc = ptp.podConf(a);
     const h = hostLocal(a);
-    if (h) for (const p of sysctlFindings(forwarding(new Set(h.ranges.map((r) => r.family))))) node(p);
+    if (h) for (const p of sysctlFindings(forwarding(h))) node(p);
     plan = {
       hostVeth: (id, ifName) => hostVethName(id, ifName, ptp.HOST_PREFIX),
       expected: (pa, ipam) => {
@@ -267,13 +272,13 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[]): Promise<DoctorR
         r.interfaces = [{ name: pc.bridge }, { name: hostVethName(pa.containerId, pa.ifName) }, { name: pa.ifName, sandbox: pa.netns }];
         return r;
       },
-      problems: (pa, prev) => bp.bridgePodProblems({ ...pa, conf: { ...ipamArgs.conf } }, pc, prev),
+      problems: (pa, prev) => bp.bridgePodProblems(pa, pc, prev),
     };
   }
 
   // the pods: their addresses from host-local, their netns from the node veth's peer
   const h = hostLocal(ipamArgs);
-  const held = h ? reservations(h) : new Map<string, { id: string; ifName: string; ips: { address: string; gateway: string }[] }>();
+  const held = h ? reservations(h) : new Map<string, Reservation>();
   const refs: PodRef[] = podRefs ?? [...held.values()].map((x) => ({ id: x.id, ifName: x.ifName }));
   const pods: DoctorReport['pods'] = [];
   for (const ref of refs) {

@@ -33,7 +33,10 @@ async function main(): Promise<number> {
   if (name === 'doctor') return (require('./doctor-cmd') as typeof import('./doctor-cmd')).doctorMain(rest);
   const load = PLUGINS[name];
   if (!load) {
-    process.stderr.write(`usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n`);
+    process.stderr.write(
+      `usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n` +
+        '       tscni fabric sync|watch --conf <file>\n       tscni doctor --conf <file> (tscni doctor --help)\n',
+    );
     return 2;
   }
   void rest;

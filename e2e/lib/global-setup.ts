@@ -2,6 +2,8 @@
 import { sweepStale } from './world';
 
 export default async function globalSetup(): Promise<void> {
+  // whether e2e/kind.e2e.ts can run (kind + a Docker engine): decided here because its test list is synchronous
+  await (await import('../kind/probe')).probeKind();
   if (process.getuid?.() !== 0) return; // e2e needs root; the tests themselves say so
   const removed = await sweepStale();
   if (removed.length) process.stderr.write(`e2e: removed ${removed.length} stale namespace(s): ${removed.join(' ')}\n`);

@@ -30,14 +30,24 @@ export function setRunObserver(fn: RunObserver | undefined): void {
   observer = fn;
 }
 
+/**
+ * TSCNI_TRACE=1: one stderr line per spawn (`tscni-trace <start ms> <duration ms> <argv>`, ms since process
+ * start) and one at exit; bench/run.sh counts spawns per verb from them. Off, it costs one env lookup.
+ */
+const trace = process.env.TSCNI_TRACE === '1';
+if (trace) process.on('exit', (code) => process.stderr.write(`tscni-trace ${performance.now().toFixed(1)} exit ${code}\n`));
+
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   execaModule ??= require('execa') as typeof import('execa');
   if (opts.netns) [file, args] = ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]];
   let r: ExecaReturnValue;
   const tObs = observer ? performance.now() : 0;
+  const t0 = trace ? performance.now() : 0;
   try {
     r = await execaModule(file, args as string[], {
       input: opts.input,
+      // no input: /dev/null, so a child that reads stdin sees EOF instead of waiting on a pipe nobody closes
+      stdin: opts.input === undefined ? 'ignore' : 'pipe',
       timeout: opts.timeout ?? 20_000,
       reject: false,
       stripFinalNewline: false,
@@ -48,6 +58,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
   }
+  if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(performance.now() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
   observer?.(file, args, performance.now() - tObs, r.exitCode);
   // a timed-out child is killed by a signal and has no exit code: test for the timeout first
   if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
@@ -70,4 +81,15 @@ export class CommandError extends CniError {
   ) {
     super(ErrCode.Internal, `${file} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
   }
+}
+
+/**
+ * Independent steps run together (their spawns and the kernel's waits overlap): wait for every one, so a
+ * rollback never races a step still running, then throw the first failure.
+ */
+export async function settled<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const res = await Promise.allSettled(steps);
+  const failed = res.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return res.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

@@ -9,29 +9,33 @@ cd "$(dirname "$0")/.."
 # Names a CNI runtime may invoke; plugins/main.ts dispatches on the invoked name.
 PLUGINS=(bridge host-local ptp host-gw ipip vxlan)
 
-mkdir -p build/bin
+# OUT: where the bundle and executable go (default build/; bench and experiments build elsewhere so a
+# shared checkout's build/bin stays what others test)
+OUT=${OUT:-build}
+mkdir -p "$OUT/bin" "$OUT/tmp"
 # Identifiers are kept (no --minify-identifiers) so stack traces on stderr stay readable.
+# graceful-fs (proper-lockfile's fs) patches and clones fs when loaded, a cost on every IPAM call; its
+# EMFILE retry queue serves long-lived processes with thousands of open files, not a CNI call: plain fs.
 node_modules/.bin/esbuild plugins/main.ts \
-  --bundle --platform=node --target=node20 --format=cjs \
+  --bundle --platform=node --target=node20 --format=cjs --alias:graceful-fs=fs \
   --minify-whitespace --minify-syntax --legal-comments=none \
-  --log-level=warning --outfile=build/tscni.js
+  --log-level=warning --outfile="$OUT/tscni.js"
 
 # Base binary: this machine's Node. Its symbol and debug sections (about 12 MB) serve no purpose in a
 # plugin, so drop them from a copy; they are stripped BEFORE postject injects the blob, which SEA
 # tolerates (stripping an injected binary could drop the blob's note).
-mkdir -p build/tmp
-cp "$(node -p 'require("fs").realpathSync(process.execPath)')" build/tmp/node-base
-if command -v strip >/dev/null; then strip --strip-all build/tmp/node-base; fi
-node scripts/sea.js build/tscni.js build/bin/tscni.new build/tmp/node-base
-rm -f build/tmp/node-base
-mv -f build/bin/tscni.new build/bin/tscni
+cp "$(node -p 'require("fs").realpathSync(process.execPath)')" "$OUT/tmp/node-base"
+if command -v strip >/dev/null; then strip --strip-all "$OUT/tmp/node-base"; fi
+node scripts/sea.js "$OUT/tscni.js" "$OUT/bin/tscni.new" "$OUT/tmp/node-base"
+rm -f "$OUT/tmp/node-base"
+mv -f "$OUT/bin/tscni.new" "$OUT/bin/tscni"
 
-for p in "${PLUGINS[@]}"; do ln -sfn tscni "build/bin/$p"; done
+for p in "${PLUGINS[@]}"; do ln -sfn tscni "$OUT/bin/$p"; done
 
 # Smoke test: the executable must answer VERSION with no Node.js reachable (env -i: empty PATH).
-out=$(env -i CNI_COMMAND=VERSION build/bin/host-local </dev/null)
+out=$(env -i CNI_COMMAND=VERSION "$OUT/bin/host-local" </dev/null)
 case "$out" in
   *supportedVersions*) ;;
-  *) echo "build: build/bin/host-local VERSION printed: $out" >&2; exit 1 ;;
+  *) echo "build: $OUT/bin/host-local VERSION printed: $out" >&2; exit 1 ;;
 esac
-echo "build: build/bin/tscni ($(du -m build/bin/tscni | cut -f1) MiB) + links: ${PLUGINS[*]}"
+echo "build: $OUT/bin/tscni ($(du -m "$OUT/bin/tscni" | cut -f1) MiB) + links: ${PLUGINS[*]}"

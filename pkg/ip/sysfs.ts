@@ -20,6 +20,8 @@ export interface SysLink {
   master?: string;
   isBridge: boolean;
   operstate: string;
+  /** administratively up (IFF_UP); a bridge without ports is up but has operstate down */
+  adminUp: boolean;
   /** peer ifindex for a veth (iflink), equal to ifindex for other links */
   iflink: number;
 }
@@ -46,8 +48,14 @@ export function readLink(name: string): SysLink | undefined {
     master,
     isBridge: fs.existsSync(`${base}/bridge`),
     operstate: read(`${base}/operstate`) ?? 'unknown',
+    adminUp: (Number(read(`${base}/flags`) ?? 0) & 1) === 1,
     iflink: Number(read(`${base}/iflink`) ?? ifindex),
   };
+}
+
+/** operstate alone (polled while a link comes up); undefined when the link is gone */
+export function readOperstate(name: string): string | undefined {
+  return read(`${SYS}/${name}/operstate`);
 }
 
 /** Bridge port flags (hairpin_mode, isolated, ...) from /sys/class/net/<port>/brport. */

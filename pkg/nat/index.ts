@@ -1,6 +1,7 @@
 // Masquerade for pod traffic leaving the pod subnet (and a cluster CIDR): nftables by default,
 // iptables as a fallback. Plugins call only this module. Rules are tagged per attachment
 // (network + containerId + ifName), so DEL and GC remove exactly their own without knowing addresses.
+import * as fs from 'fs';
 import { CniError, ErrCode } from '../cni/errors';
 import type { Family } from '../ipnet';
 import { networkTag, planAttachments, attachmentTag, type MasqAttachment, type MasqRule, type AttachmentPlan } from './model';
@@ -59,11 +60,45 @@ function iptIO(f: Family, o: NatOptions, required: boolean): ipt.IptIO | undefin
 
 const familiesOf = (plans: AttachmentPlan[]): Family[] => FAMILIES.filter((f) => plans.some((p) => p.ips.some((x) => x.family === f)));
 
+// A DEL must not read two iptables nat tables (two spawns) on a node where the iptables backend never ran:
+// its first setup in a network namespace leaves a marker, named by the namespace's inode, and teardown reads
+// iptables only where one exists or the marker directory is absent (rules from before markers existed).
+// /run empties at boot, as the rules do. GC always sweeps both backends.
+export const MARKER_DIR = '/run/tscni';
+
+function iptablesMarker(o: NatOptions): string | undefined {
+  try {
+    return `${MARKER_DIR}/iptables-used.netns-${fs.statSync(o.netns ?? '/proc/self/ns/net').ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function markIptablesUsed(o: NatOptions): void {
+  const m = iptablesMarker(o);
+  try {
+    fs.mkdirSync(MARKER_DIR, { recursive: true, mode: 0o755 });
+    if (m) fs.writeFileSync(m, '');
+  } catch (e) {
+    throw new CniError(ErrCode.IOFailure, `ipMasq: cannot write ${m ?? MARKER_DIR}: ${(e as Error).message}`);
+  }
+}
+
+function iptablesMayHoldRules(o: NatOptions): boolean {
+  const m = iptablesMarker(o);
+  return !m || fs.existsSync(m) || !fs.existsSync(MARKER_DIR);
+}
+
 /** Install the rules; running it again with the same rules leaves the same ruleset. */
 export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatOptions = {}): Promise<void> {
   const plans = planAttachments(rules);
   if (!plans.length) return;
-  if (backend === 'nftables') return nft.setup(nftIO(o, true)!, plans);
+  if (backend === 'nftables') {
+    // the marker directory says "markers are kept here": without it, teardown would also read iptables
+    if (!fs.existsSync(MARKER_DIR)) fs.mkdirSync(MARKER_DIR, { recursive: true, mode: 0o755 });
+    return nft.setup(nftIO(o, true)!, plans);
+  }
+  markIptablesUsed(o);
   await Promise.all(
     familiesOf(plans).map(async (f) => {
       const io = iptIO(f, o, true)!;
@@ -73,12 +108,12 @@ export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
 }
 
 /** Remove what the selected attachment tags own, in every backend whose tools exist, in parallel. */
-async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean): Promise<void> {
+async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean, allIptables: boolean): Promise<void> {
   const jobs: Promise<void>[] = [];
   const n = nftIO(o, false);
   if (n) jobs.push(nft.removeTagged(n, select));
   const fromChain = (c: string): boolean => c.startsWith(ipt.CHAIN_PREFIX) && select(c.slice(ipt.CHAIN_PREFIX.length));
-  for (const f of FAMILIES) {
+  for (const f of allIptables || iptablesMayHoldRules(o) ? FAMILIES : []) {
     const io = iptIO(f, o, false);
     if (io) jobs.push(ipt.save(io).then((t) => ipt.restore(io, ipt.deleteRestore(t, fromChain))));
   }
@@ -90,7 +125,7 @@ async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean)
 /** Remove every rule of the attachment in both backends; needs no address, succeeds when nothing is there. */
 export async function teardownMasq(att: MasqAttachment, o: NatOptions = {}): Promise<void> {
   const tag = attachmentTag(att);
-  await removeEverywhere(o, (t) => t === tag);
+  await removeEverywhere(o, (t) => t === tag, false);
 }
 
 /** [] when the rules are in place, else what is wrong, in words for an operator. */
@@ -108,5 +143,5 @@ export async function checkMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
 export async function gcMasq(network: string, valid: MasqAttachment[], o: NatOptions = {}): Promise<void> {
   const keep = new Set(valid.map((a) => attachmentTag({ ...a, network })));
   const prefix = `${networkTag(network)}-`;
-  await removeEverywhere(o, (t) => t.startsWith(prefix) && !keep.has(t));
+  await removeEverywhere(o, (t) => t.startsWith(prefix) && !keep.has(t), true);
 }

@@ -33,24 +33,35 @@ export async function ensureBridge(spec: BridgeSpec): Promise<SysLink> {
   const fix: IpCommand[] = [];
   if (spec.vlanFiltering) fix.push(['link', 'set', spec.name, 'type', 'bridge', 'vlan_filtering', '1']);
   if (spec.promisc) fix.push(['link', 'set', spec.name, 'promisc', 'on']);
-  if (link.operstate === 'down' || spec.promisc || spec.vlanFiltering || fix.length) fix.push(['link', 'set', spec.name, 'up']);
+  if (!link.adminUp || spec.promisc || spec.vlanFiltering || fix.length) fix.push(['link', 'set', spec.name, 'up']);
   await ipBatch(fix);
-  // a bridge that accepts router advertisements could pick up a default route from a pod
-  await setSysctls({ [`net/ipv6/conf/${spec.name}/accept_ra`]: '0' }).catch(() => undefined);
+  await ensureBridgeSysctls(spec.name);
   return link;
 }
 
-interface AddrInfo {
+/** A bridge that accepts router advertisements could pick up a default route from a pod. */
+export async function ensureBridgeSysctls(name: string): Promise<void> {
+  await setSysctls({ [`net/ipv6/conf/${name}/accept_ra`]: '0' }).catch(() => undefined);
+}
+
+export interface AddrInfo {
   family: 'inet' | 'inet6';
   local: string;
   prefixlen: number;
   scope?: string;
+  tentative?: boolean;
+  dadfailed?: boolean;
+}
+
+/** The global addresses in the output of `ip -json addr show dev X` (also one line of a JSON batch). */
+export function globalAddresses(links: unknown): AddrInfo[] {
+  const l = (links as { addr_info?: AddrInfo[] }[] | undefined)?.[0];
+  return (l?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host');
 }
 
 /** Global addresses of a link in our namespace. */
 export async function linkAddresses(dev: string, netns?: string): Promise<AddrInfo[]> {
-  const links = await ipJson<{ addr_info?: AddrInfo[] }>(['addr', 'show', 'dev', dev], netns);
-  return (links[0]?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host');
+  return globalAddresses(await ipJson(['addr', 'show', 'dev', dev], netns));
 }
 
 /**
@@ -77,6 +88,12 @@ export function gatewayCommands(dev: string, gateways: string[], existing: AddrI
       }
       cmds.push(['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', dev]);
     }
+    // held as it should be: nothing to do (the common case, so a steady-state ADD writes nothing here)
+    const held = existing.some((a) => {
+      const h = parseCIDR(`${a.local}/${a.prefixlen}`);
+      return h?.family === want.family && h.ip === want.ip && h.prefix === want.prefix && !a.tentative && !a.dadfailed;
+    });
+    if (held) continue;
     // nodad: pods need their IPv6 gateway at once, not after duplicate address detection
     cmds.push(want.family === 6 ? ['addr', 'replace', gw, 'dev', dev, 'nodad'] : ['addr', 'replace', gw, 'dev', dev]);
   }

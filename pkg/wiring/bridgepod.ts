@@ -1,19 +1,20 @@
 // A pod on a node-local bridge: ADD, DEL and CHECK of the wiring that bridge, host-gw, ipip and vxlan share.
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../cni/delegate';
 import { CniError, ErrCode } from '../cni/errors';
+import { settled } from '../exec';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
-import { ipJson } from '../ip/batch';
+import { ipBatch, ipJson } from '../ip/batch';
 import { bridgeBatch } from '../ip/bridgevlan';
 import { randomMac } from '../ip/mac';
 import { netnsExists } from '../ip/netns';
 import { linkExists, readLink } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq, type MasqBackend } from '../nat';
-import { ensureBridge, gatewayCommands, linkAddresses } from './bridge';
+import { ensureBridge, ensureBridgeSysctls, gatewayCommands, globalAddresses, type AddrInfo } from './bridge';
 import { calcGateways, vlanBridgeCommands, vlanGatewayDevCommands } from './gateway';
 import { hostVethName } from './names';
 import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, waitOperUp } from './pod';
-import { applyVeth, deleteLink, planVeth } from './veth';
+import { applyNodeSide, applyPodSide, deleteLink, pairCreated, planVeth } from './veth';
 
 export interface BridgePodConf {
   bridge: string;
@@ -49,52 +50,88 @@ const spoofPort = (a: CmdArgs, port: string, mac: string, r: Result) => ({ att: 
 export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {
   if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
   const hostName = hostVethName(a.containerId, a.ifName);
-
-  // 1. an address from IPAM first: a config it refuses then leaves the node untouched; from here on a failure
-  // releases it
-  const result: Result = conf.isLayer3 ? await ipamAdd(a) : { cniVersion: a.conf.cniVersion };
-  try {
-    if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
-
-    // 2. the bridge (created once per node)
-    const existed = linkExists(conf.bridge);
-    await ensureBridge({ name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 });
-    const gw = calcGateways(result, conf);
-
-    // 3. the gateway on the bridge (or its VLAN device), checked against what the bridge already holds
-    const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
-    const held = conf.isGateway && existed && linkExists(gwDev) ? await linkAddresses(gwDev) : [];
-    const nodeAfter = [...vlanGatewayDevCommands(conf), ...(conf.isGateway ? gatewayCommands(gwDev, gw.bridgeAddrs, held, conf.forceAddress) : [])];
-
-    // 4. the veth pair: node end on the bridge, pod end configured inside the pod
-    const podMac = conf.mac ?? randomMac();
-    const plan = planVeth(
-      { name: hostName, mac: randomMac(), mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation, after: nodeAfter },
+  const podMac = conf.mac ?? randomMac();
+  const hostMac = randomMac();
+  const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
+  const bridge = readLink(conf.bridge);
+  // The pair needs nothing from IPAM: its node batch runs while IPAM allocates (as the reference also makes
+  // the veth before IPAM), and reads the gateway device's addresses in the same spawn
+  const pair = (ips: Result) =>
+    planVeth(
+      { name: hostName, mac: hostMac, mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation },
       {
         netns: a.netns,
         ifName: a.ifName,
         mac: podMac,
         mtu: conf.mtu,
-        addresses: (result.ips ?? []).map((ip) => ip.address),
+        addresses: (ips.ips ?? []).map((ip) => ip.address),
         nodad: !conf.enabledad,
-        routes: podRoutes(result, a.ifName),
-        sysctls: podSysctls(a.ifName, result, conf.enabledad),
+        routes: podRoutes(ips, a.ifName),
+        sysctls: podSysctls(a.ifName, ips, conf.enabledad),
         up: !conf.disableContainerInterface,
       },
     );
-    await applyVeth(plan, hostName);
-    await bridgeBatch(vlanBridgeCommands(conf, hostName));
-    await setSysctls({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' }).catch(() => undefined);
+  const bridgeSpec = { name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 };
+  const readHeld = conf.isGateway && linkExists(gwDev);
+  let tried = false; // a link add was attempted: a failure may have left the pair behind
+  // a bridge that is up and needs no fixing: the node batch spawns at once (no await before it)
+  const bridgeReady = !!bridge?.isBridge && bridge.adminUp && !conf.promiscMode && !conf.vlan;
+  const nodeSide = async (): Promise<AddrInfo[]> => {
+    if (!bridgeReady) await ensureBridge(bridgeSpec);
+    tried = true;
+    const batch = applyNodeSide(pair({ cniVersion: a.conf.cniVersion }), readHeld ? [['addr', 'show', 'dev', gwDev]] : []);
+    if (bridgeReady) await ensureBridgeSysctls(conf.bridge);
+    const out = await batch;
+    return readHeld ? globalAddresses(out[0]) : [];
+  };
+  const ipam = (): Promise<Result> => (conf.isLayer3 ? ipamAdd(a) : Promise.resolve({ cniVersion: a.conf.cniVersion }));
+  const undoPair = (e: unknown) => (tried && pairCreated(e) ? deleteLink(hostName).catch(() => false) : undefined);
 
-    // 5. forwarding and masquerade
-    if (conf.isGateway) await setSysctls(forwardingSysctls(result));
-    if (conf.ipMasq && conf.isLayer3) {
-      await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, result, conf.masqExcluded));
+  let result: Result;
+  let held: AddrInfo[];
+  if (bridge?.isBridge) {
+    // the usual ADD, on a node whose bridge exists
+    // the node batch first: its spawn then runs while IPAM works in this process
+    const [h, r] = await Promise.allSettled([nodeSide(), ipam()]);
+    if (r.status === 'rejected' || h.status === 'rejected') {
+      await undoPair(h.status === 'rejected' ? h.reason : undefined);
+      if (r.status === 'fulfilled' && conf.isLayer3) await ipamDel(a).catch(() => undefined);
+      throw r.status === 'rejected' ? r.reason : (h as PromiseRejectedResult).reason;
     }
-    if (conf.macspoofchk) await spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result));
+    [result, held] = [r.value, h.value];
+  } else {
+    // a node's first ADD: IPAM first, so a config it refuses leaves the node untouched (no bridge made)
+    result = await ipam();
+    try {
+      held = await nodeSide();
+    } catch (e) {
+      await undoPair(e);
+      if (conf.isLayer3) await ipamDel(a).catch(() => undefined);
+      throw e;
+    }
+  }
+  try {
+    if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
+    const gw = calcGateways(result, conf);
+    const plan = pair(result);
+    // the gateway on the bridge (or its VLAN device), checked against what it already holds; nothing to
+    // write when it holds just that
+    const gwCmds = [...vlanGatewayDevCommands(conf), ...(conf.isGateway ? gatewayCommands(gwDev, gw.bridgeAddrs, held, conf.forceAddress) : [])];
+    await setSysctls({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' }).catch(() => undefined);
+    if (conf.isGateway) await setSysctls(forwardingSysctls(result));
+
+    // independent from here: node gateway and VLAN entries, the pod end, masquerade
+    await settled([
+      ipBatch(gwCmds).then(() => bridgeBatch(vlanBridgeCommands(conf, hostName))),
+      applyPodSide(plan),
+      conf.ipMasq && conf.isLayer3
+        ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, result, conf.masqExcluded)))
+        : Promise.resolve(),
+      conf.macspoofchk ? spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result)) : Promise.resolve(),
+    ]);
     if (!conf.disableContainerInterface) await waitOperUp(hostName);
 
-    // 6. the result: bridge, node veth, pod interface
+    // the result: bridge, node veth, pod interface
     result.interfaces = [
       { name: conf.bridge, mac: readLink(conf.bridge)?.mac },
       { name: hostName, mac: readLink(hostName)?.mac },
@@ -104,24 +141,32 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     if (conf.dns && Object.keys(conf.dns).length) result.dns = conf.dns;
     return result;
   } catch (e) {
-    await deleteLink(hostName).catch(() => undefined);
-    if (conf.ipMasq) await teardownMasq(attachment(a)).catch(() => undefined);
-    if (conf.macspoofchk) await spoof().teardownSpoofchk(attachment(a)).catch(() => undefined);
-    if (conf.isLayer3) await ipamDel(a).catch(() => undefined);
+    await settled([
+      deleteLink(hostName).catch(() => false),
+      conf.ipMasq ? teardownMasq(attachment(a)).catch(() => undefined) : Promise.resolve(),
+      conf.macspoofchk ? spoof().teardownSpoofchk(attachment(a)).catch(() => undefined) : Promise.resolve(),
+      conf.isLayer3 ? ipamDel(a).catch(() => undefined) : Promise.resolve(),
+    ]);
     throw e;
   }
 }
 
 export async function delBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<void> {
   const hostName = hostVethName(a.containerId, a.ifName);
-  // The pod end goes with its netns; deleting the node end removes both while the netns lives
-  // (also when the runtime sends no CNI_NETNS, as containerd does for a stopped container).
-  if (netnsExists(a.netns)) await deleteLink(a.ifName, a.netns);
-  if (linkExists(hostName)) await deleteLink(hostName);
-  // rules are found by attachment, not by address: this works when the netns is long gone
-  if (conf.ipMasq) await teardownMasq(attachment(a));
-  if (conf.macspoofchk) await spoof().teardownSpoofchk(attachment(a));
-  if (conf.isLayer3) await ipamDel(a);
+  // Independent, so run together: the kernel's waits in a link delete and an nft element delete overlap.
+  // IPAM releases first, as the reference does.
+  await settled([
+    (async () => {
+      // The pod end goes with its netns; deleting the node end removes both while the netns lives
+      // (also when the runtime sends no CNI_NETNS, as containerd does for a stopped container).
+      if (netnsExists(a.netns)) await deleteLink(a.ifName, a.netns);
+      if (linkExists(hostName)) await deleteLink(hostName);
+    })(),
+    // rules are found by attachment, not by address: this works when the netns is long gone
+    conf.ipMasq ? teardownMasq(attachment(a)) : Promise.resolve(),
+    conf.macspoofchk ? spoof().teardownSpoofchk(attachment(a)) : Promise.resolve(),
+    conf.isLayer3 ? ipamDel(a) : Promise.resolve(),
+  ]);
 }
 
 export async function checkBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<string[]> {

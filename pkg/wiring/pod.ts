@@ -2,7 +2,7 @@
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Result } from '../cni/types';
 import { ipBatch } from '../ip/batch';
-import { readLink } from '../ip/sysfs';
+import { readLink, readOperstate } from '../ip/sysfs';
 import { netnsExists } from '../ip/netns';
 import { canonicalIP, networkOf, parseCIDR, formatCIDR, type Family } from '../ipnet';
 import type { MasqRule } from '../nat';
@@ -72,10 +72,11 @@ export function masqRules(a: CmdArgs, result: Result, excluded: string[]): MasqR
 
 /** Wait until the node end of a veth reports carrier, as the reference does before returning. */
 export async function waitOperUp(name: string): Promise<void> {
-  for (const delay of [0, 20, 50, 100, 250, 500, 1000]) {
+  // the kernel's link watcher reports carrier a few ms after the pod end goes up: poll finely at first
+  for (const delay of [0, 1, 2, 3, 5, 10, 20, 50, 100, 250, 500, 1000]) {
     if (delay) await new Promise((r) => setTimeout(r, delay));
-    const l = readLink(name);
-    if (l && (l.operstate === 'up' || l.operstate === 'unknown')) return;
+    const state = readOperstate(name);
+    if (state === 'up' || state === 'unknown') return;
   }
   throw new CniError(ErrCode.KernelOperation, `${name} did not come up`);
 }

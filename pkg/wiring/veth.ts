@@ -98,15 +98,31 @@ export function planVeth(host: HostSide, pod: PodSide): VethPlan {
 /** Apply a plan; on failure the pair is deleted again (which removes both ends) and the error rethrown. */
 export async function applyVeth(plan: VethPlan, hostName: string): Promise<void> {
   try {
-    await ipBatch(plan.node);
-    await setSysctls(plan.podSysctls, plan.netns);
-    await ipBatch(plan.pod, { netns: plan.netns });
+    await applyNodeSide(plan);
+    await applyPodSide(plan);
   } catch (e) {
-    // a failed `link add` (first command) created nothing, and the name may belong to a live pod
-    const created = !(e instanceof BatchError && e.failedIndex === 0);
-    if (created) await deleteLink(hostName).catch(() => undefined);
+    if (pairCreated(e)) await deleteLink(hostName).catch(() => undefined);
     throw e;
   }
+}
+
+/** false when the error is a failed `link add` (first node command): nothing was created, and the name may belong to a live pod */
+export function pairCreated(e: unknown): boolean {
+  return !(e instanceof BatchError && e.failedIndex === 0);
+}
+
+/**
+ * The node batch: creates the pair (the peer straight into the pod netns) and wires the node end; `show`
+ * commands appended to the same spawn return their JSON (a read folded into a write costs no spawn).
+ */
+export async function applyNodeSide(plan: VethPlan, show: IpCommand[] = []): Promise<unknown[]> {
+  return ipBatch([...plan.node, ...show], show.length ? { json: true } : {});
+}
+
+/** The pod end: its sysctls (before it goes up), then its addresses, link and routes. */
+export async function applyPodSide(plan: VethPlan): Promise<void> {
+  await setSysctls(plan.podSysctls, plan.netns);
+  await ipBatch(plan.pod, { netns: plan.netns });
 }
 
 /** Delete a link by name; absent is fine. */

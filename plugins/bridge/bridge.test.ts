@@ -66,10 +66,13 @@ describe('gateways', () => {
       { family: 'inet' as const, local: '10.22.0.1', prefixlen: 16 },
       { family: 'inet6' as const, local: 'fd99::1', prefixlen: 64 },
     ];
+    // the gateway already held needs no command
     expect(gatewayCommands('cni0', ['10.22.0.1/16', 'fd00:22::1/64'], held, false)).toEqual([
-      ['addr', 'replace', '10.22.0.1/16', 'dev', 'cni0'],
       ['addr', 'replace', 'fd00:22::1/64', 'dev', 'cni0', 'nodad'],
     ]);
+    // a tentative IPv6 gateway is replaced (nodad)
+    const tentative = [{ family: 'inet6' as const, local: 'fd00:22::1', prefixlen: 64, tentative: true }];
+    expect(gatewayCommands('cni0', ['fd00:22::1/64'], tentative, false)).toEqual([['addr', 'replace', 'fd00:22::1/64', 'dev', 'cni0', 'nodad']]);
   });
   it('makes the pod port an access port of its VLAN', () => {
     expect(vlanBridgeCommands(pc(args({ vlan: 10, isGateway: true })), 'vethx')).toEqual([

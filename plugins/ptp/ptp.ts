@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/delegate';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { settled } from '../../pkg/exec';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
 import { ipBatch } from '../../pkg/ip/batch';
 import { randomMac } from '../../pkg/ip/mac';
@@ -55,12 +56,15 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       ipv6Available(),
     );
 
-    // 3. a node end left by an earlier ADD of this same attachment is replaced
-    if (linkExists(hostName)) await deleteLink(hostName);
-    await applyPtpPlan(plan);
-
-    // 4. masquerade of what leaves the pod subnet
-    if (conf.ipMasq) await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, plan.result, []));
+    // 3. a node end left by an earlier ADD of this same attachment is replaced; 4. masquerade of what leaves
+    // the pod subnet: independent of the wiring, so its spawn runs beside it
+    await settled([
+      (async () => {
+        if (linkExists(hostName)) await deleteLink(hostName);
+        await applyPtpPlan(plan);
+      })(),
+      conf.ipMasq ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, plan.result, []))) : Promise.resolve(),
+    ]);
     await waitOperUp(hostName);
 
     // 5. the result: node end, pod interface (index 1 holds the addresses)
@@ -73,9 +77,11 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
     else if (!result.dns || !Object.keys(result.dns).length) delete result.dns;
     return result;
   } catch (e) {
-    await deleteLink(hostName).catch(() => undefined);
-    if (conf.ipMasq) await teardownMasq(attachment(a)).catch(() => undefined);
-    await ipamDel(a).catch(() => undefined);
+    await settled([
+      deleteLink(hostName).catch(() => false),
+      conf.ipMasq ? teardownMasq(attachment(a)).catch(() => undefined) : Promise.resolve(),
+      ipamDel(a).catch(() => undefined),
+    ]);
     throw e;
   }
 }
@@ -85,10 +91,13 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   // Deleting the node end removes the pod end and the node route with it; without a netns (gone, or
   // not sent, as containerd does) the pair went with the netns already.
   const hostName = hostVethName(a.containerId, a.ifName, HOST_PREFIX);
-  if (linkExists(hostName)) await deleteLink(hostName);
-  // rules are found by attachment, not by address: this works when the netns is long gone
-  if (conf.ipMasq) await teardownMasq(attachment(a));
-  await ipamDel(a);
+  // independent, so run together: the kernel's waits in a link delete and an nft element delete overlap
+  await settled([
+    linkExists(hostName) ? deleteLink(hostName) : Promise.resolve(false),
+    // rules are found by attachment, not by address: this works when the netns is long gone
+    conf.ipMasq ? teardownMasq(attachment(a)) : Promise.resolve(),
+    ipamDel(a),
+  ]);
 }
 
 interface JsonAddr {

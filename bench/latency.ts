@@ -1,0 +1,257 @@
+// ADD/DEL latency of tscni against the reference Go plugins: same config, same run, calls interleaved so
+// machine noise hits both alike; plus VERSION start-up and the spawns per verb of ours.
+//
+// Each implementation and plugin gets its own throwaway node namespace (uplink veth with a default route) and
+// a fresh pod namespace per pod; nothing touches the root namespace. A call is timed by a small helper
+// process started with `ip netns exec <node>` (so the plugin sees the node's /sys) that spawns once to warm
+// up and then times the plugin alone: neither `ip netns exec` nor Node's first spawn is in the figures.
+//
+// usage (root): node latency.js --ours <bin dir> --ref <bin dir> [--pods 20] [--warmup 3] [--plugins bridge,ptp]
+// env BENCH_PREFIX: namespace name prefix (bench/run.sh passes one so its trap can clean up)
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { run } from '../pkg/exec';
+
+const SBIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+interface Call {
+  bin: string;
+  env: Record<string, string>;
+  input: string;
+}
+
+interface CallResult {
+  ms: number;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** --call mode: inside the node namespace, warm up the spawn path, then time one plugin call. */
+async function callMode(spec: string): Promise<void> {
+  const c = JSON.parse(spec) as Call;
+  await run('true', [], { env: {}, allowFailure: true });
+  await run('true', [], { env: {}, allowFailure: true });
+  const t0 = process.hrtime.bigint();
+  const r = await run(c.bin, [], { env: c.env, input: c.input, allowFailure: true });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  process.stdout.write(JSON.stringify({ ms, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr } satisfies CallResult));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function arg(name: string, def?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? process.argv[i + 1] : def;
+  if (v === undefined) throw new Error(`missing --${name}`);
+  return v;
+}
+
+const ip = (args: string[]) => run('ip', args);
+
+interface Impl {
+  name: 'tscni' | 'reference';
+  dir: string;
+}
+
+interface Node {
+  impl: Impl;
+  plugin: string;
+  ns: string;
+  dataDir: string;
+  conf: string;
+}
+
+const SUBNET: Record<string, string> = { bridge: '10.44.0.0/16', ptp: '10.45.0.0/16' };
+
+function pluginConf(plugin: string, dataDir: string): string {
+  const ipam = { type: 'host-local', dataDir, ranges: [[{ subnet: SUBNET[plugin] }]] };
+  const c: Record<string, unknown> =
+    plugin === 'bridge'
+      ? { cniVersion: '1.0.0', name: 'bench', type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: true, ipam }
+      : { cniVersion: '1.0.0', name: 'bench', type: 'ptp', ipMasq: true, ipam };
+  return JSON.stringify(c);
+}
+
+/** A node namespace like a real node's: loopback, an uplink holding the default route. */
+async function makeNode(ns: string): Promise<void> {
+  await ip(['netns', 'add', ns]);
+  await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  await ip(['-n', ns, 'link', 'add', 'uplink', 'type', 'veth', 'peer', 'name', 'uplink-peer']);
+  await ip(['-n', ns, 'addr', 'add', '203.0.113.1/24', 'dev', 'uplink']);
+  await ip(['-n', ns, 'link', 'set', 'uplink', 'up']);
+  await ip(['-n', ns, 'link', 'set', 'uplink-peer', 'up']);
+  await ip(['-n', ns, 'route', 'add', 'default', 'via', '203.0.113.2']);
+}
+
+async function cleanup(prefix: string, dirs: string[]): Promise<void> {
+  const r = await run('ip', ['netns', 'list'], { allowFailure: true });
+  for (const line of r.stdout.split('\n')) {
+    const name = line.split(' ')[0];
+    if (name.startsWith(prefix)) await run('ip', ['netns', 'del', name], { allowFailure: true });
+  }
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+}
+
+async function call(node: Node, verb: string, id: string, podNs: string, extraEnv: Record<string, string> = {}): Promise<CallResult> {
+  const spec: Call = {
+    bin: path.join(node.impl.dir, node.plugin),
+    env: {
+      CNI_COMMAND: verb,
+      CNI_CONTAINERID: id,
+      CNI_NETNS: `/var/run/netns/${podNs}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: node.impl.dir,
+      PATH: SBIN_PATH,
+      ...extraEnv,
+    },
+    input: node.conf,
+  };
+  const r = await run('ip', ['netns', 'exec', node.ns, process.execPath, __filename, '--call', JSON.stringify(spec)], {
+    env: { PATH: SBIN_PATH },
+  });
+  const res = JSON.parse(r.stdout) as CallResult;
+  if (res.exitCode !== 0) {
+    throw new Error(`${node.impl.name} ${node.plugin} ${verb} ${id}: exit ${res.exitCode}: ${res.stdout}${res.stderr}`);
+  }
+  return res;
+}
+
+/** Spawns of one traced call of ours, per program (nsenter counted by what it runs). */
+function spawnsOf(stderr: string): { total: number; per: string } {
+  const per = new Map<string, number>();
+  let total = 0;
+  for (const line of stderr.split('\n')) {
+    const m = /^tscni-trace \S+ \S+ spawn (\S+)(.*)$/.exec(line);
+    if (!m) continue;
+    total++;
+    let prog = path.basename(m[1]);
+    if (prog === 'nsenter') prog = `nsenter ${path.basename(/ -- (\S+)/.exec(m[2])?.[1] ?? '?')}`;
+    per.set(prog, (per.get(prog) ?? 0) + 1);
+  }
+  return { total, per: [...per].map(([k, v]) => `${k} ${v}`).join(', ') };
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--call') return callMode(process.argv[3]);
+  const ours: Impl = { name: 'tscni', dir: path.resolve(arg('ours')) };
+  const ref: Impl = { name: 'reference', dir: path.resolve(arg('ref', '/usr/lib/cni')) };
+  const pods = Number(arg('pods', '20'));
+  const warmup = Number(arg('warmup', '3'));
+  const plugins = arg('plugins', 'bridge,ptp').split(',');
+  const prefix = process.env.BENCH_PREFIX ?? `tscni-t-bench${process.pid}`;
+  for (const im of [ours, ref]) {
+    for (const p of [...plugins, 'host-local']) {
+      if (!fs.existsSync(path.join(im.dir, p))) throw new Error(`${im.name}: no ${p} in ${im.dir}`);
+    }
+  }
+
+  const dirs: string[] = [];
+  const onSignal = () => void cleanup(prefix, dirs).finally(() => process.exit(130));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    // ---- VERSION start-up, clean environment, interleaved
+    const ver: Record<string, number[]> = { tscni: [], reference: [] };
+    for (let i = 0; i < 33; i++) {
+      for (const im of i % 2 ? [ours, ref] : [ref, ours]) {
+        const t0 = process.hrtime.bigint();
+        await run(path.join(im.dir, 'bridge'), [], { env: { CNI_COMMAND: 'VERSION' } });
+        if (i >= 3) ver[im.name].push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }
+
+    // ---- nodes: one per implementation and plugin
+    const nodes: Node[] = [];
+    for (const plugin of plugins) {
+      for (const im of [ours, ref]) {
+        const ns = `${prefix}-${im.name === 'tscni' ? 'o' : 'r'}-${plugin}`;
+        const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-bench-'));
+        dirs.push(dataDir);
+        await makeNode(ns);
+        nodes.push({ impl: im, plugin, ns, dataDir, conf: pluginConf(plugin, dataDir) });
+      }
+    }
+    let podSeq = 0;
+    const newPod = async (): Promise<string> => {
+      const ns = `${prefix}-pod${podSeq++}`;
+      await ip(['netns', 'add', ns]);
+      return ns;
+    };
+
+    // ---- warm-up (not recorded): the bridge, tables and caches exist afterwards, as on a live node
+    for (let w = 0; w < warmup; w++) {
+      for (const n of nodes) {
+        const pod = await newPod();
+        await call(n, 'ADD', `warm${w}`, pod);
+        await call(n, 'DEL', `warm${w}`, pod);
+        await ip(['netns', 'del', pod]);
+      }
+    }
+
+    // ---- N pods per node: all ADDs, then all DELs; ours and reference alternate who goes first
+    const t: Record<string, { add: number[]; del: number[] }> = {};
+    for (const n of nodes) t[`${n.plugin}/${n.impl.name}`] = { add: [], del: [] };
+    const podOf = new Map<string, string>();
+    for (const verb of ['ADD', 'DEL'] as const) {
+      for (let i = 0; i < pods; i++) {
+        for (const plugin of plugins) {
+          const pair = nodes.filter((n) => n.plugin === plugin);
+          for (const n of i % 2 ? pair : [...pair].reverse()) {
+            const key = `${n.plugin}/${n.impl.name}/${i}`;
+            if (verb === 'ADD') podOf.set(key, await newPod());
+            const r = await call(n, verb, `pod${i}`, podOf.get(key)!);
+            t[`${n.plugin}/${n.impl.name}`][verb === 'ADD' ? 'add' : 'del'].push(r.ms);
+            if (verb === 'DEL') await ip(['netns', 'del', podOf.get(key)!]);
+          }
+        }
+      }
+    }
+
+    // ---- one traced ADD and DEL of ours per plugin: spawns per verb
+    const spawns: string[] = [];
+    for (const n of nodes.filter((x) => x.impl === ours)) {
+      const pod = await newPod();
+      for (const verb of ['ADD', 'DEL']) {
+        const r = await call(n, verb, 'traced', pod, { TSCNI_TRACE: '1' });
+        const s = spawnsOf(r.stderr);
+        spawns.push(`  ${n.plugin.padEnd(7)} ${verb.padEnd(4)} ${String(s.total).padStart(2)} spawns: ${s.per || 'none'}`);
+      }
+      await ip(['netns', 'del', pod]);
+    }
+
+    // ---- report
+    const verdict = (ratio: number, target: number) => (ratio <= target ? 'met' : 'MISSED');
+    console.log(`ADD/DEL latency, median ms over ${pods} pods per node after ${warmup} warm-up pods; ` +
+      `calls interleaved tscni/reference; host-local IPAM, ipMasq on, clean env; ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
+    console.log(`${'plugin'.padEnd(16)} ${'verb'.padEnd(4)} ${'tscni'.padStart(8)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}  target`);
+    for (const plugin of plugins) {
+      for (const verb of ['add', 'del'] as const) {
+        const o = median(t[`${plugin}/tscni`][verb]);
+        const r = median(t[`${plugin}/reference`][verb]);
+        const target = verb === 'add' ? 1.5 : 1.0;
+        const label = `${plugin}+host-local`;
+        console.log(`${label.padEnd(16)} ${verb.toUpperCase().padEnd(4)} ${fmt(o).padStart(8)} ${fmt(r).padStart(10)} ${(o / r).toFixed(2).padStart(6)}x  <=${target.toFixed(1)}x ${verdict(o / r, target)}`);
+      }
+    }
+    const vo = median(ver.tscni);
+    const vr = median(ver.reference);
+    console.log(`${'VERSION start-up'.padEnd(16)} ${''.padEnd(4)} ${fmt(vo).padStart(8)} ${fmt(vr).padStart(10)} ${(vo / vr).toFixed(2).padStart(6)}x  (30 calls each, from a warm parent)`);
+    console.log('tscni spawns per call (one traced call; the reference uses netlink in-process):');
+    for (const s of spawns) console.log(s);
+  } finally {
+    await cleanup(prefix, dirs);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: ${(e as Error)?.message ?? String(e)}`);
+  process.exitCode = 1;
+});

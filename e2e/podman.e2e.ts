@@ -8,7 +8,7 @@ import { run } from '../pkg/exec';
 import { pluginBinDir } from './lib/bins';
 import { busyboxMissing, busyboxRootfsTar } from './lib/busybox';
 import { Podman, podmanMissing } from './lib/podman';
-import { NETNS_DIR, REPO_ROOT, useWorld, type Netns } from './lib/world';
+import { NETNS_DIR, REFERENCE_BIN_DIR, REPO_ROOT, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
 const IMAGE = 'localhost/tscni-busybox:test';
@@ -218,6 +218,46 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       expect(await nodeRules(node)).not.toMatch(/10\.22\.\d+\.\d+ comment/);
       await pm.podman(['rm', '-f', '-t', '0', c]);
       fs.rmSync(path.join(pm.netDir, 'tscni-v110.conflist'));
+    });
+  });
+
+  describe("podman's own default network on our bridge + host-local, chained with the reference portmap, firewall, tuning", () => {
+    // what a user gets with our dir first in cni_plugin_dirs: the type name picks the executable for every network
+    const REFERENCE = ['portmap', 'firewall', 'tuning'];
+    const refMissing = REFERENCE.find((p) => !fs.existsSync(path.join(REFERENCE_BIN_DIR, p)));
+    const t = refMissing ? it.skip : it;
+    if (refMissing) process.stderr.write(`podman default-network case skipped: ${REFERENCE_BIN_DIR}/${refMissing} missing (apt-get install containernetworking-plugins)\n`);
+
+    t('a 0.4.0 chain with a host port: the page is served to a container and through the port, then released', async () => {
+      const n2 = await world.node('node2');
+      const dir = world.tmpDir('plugins');
+      const ours = await pluginBinDir('bridge');
+      // link to the real file so bridge still recognises host-local as itself and runs it in-process
+      for (const p of ['bridge', 'host-local']) fs.symlinkSync(fs.realpathSync(path.join(ours, p)), path.join(dir, p));
+      for (const p of REFERENCE) fs.symlinkSync(path.join(REFERENCE_BIN_DIR, p), path.join(dir, p));
+      const pd = await Podman.create(world, n2, dir);
+      await pd.importImage(await busyboxRootfsTar(world.tmpDir('image')), IMAGE);
+      const web = name('web');
+      await pd.podman(['run', '-d', '--pull=never', '--name', web, '-p', '8080:80', '--network', 'podman', IMAGE, 'sh', '-c', `echo page-of-${web} > /www/index.html && exec httpd -f -p 80 -h /www`], { record: true });
+      const adds = pd.calls().filter((c) => c.command === 'ADD');
+      expect(adds.map((c) => c.plugin)).toEqual(['bridge', 'host-local', 'portmap', 'firewall', 'tuning']);
+      const portmap = JSON.parse(adds[2].stdin);
+      // our 0.4.0 result is what the reference portmap chained on
+      expect(portmap.cniVersion).toBe('0.4.0');
+      expect(portmap.prevResult.interfaces[0].name).toBe('cni-podman0');
+      expect(portmap.runtimeConfig.portMappings).toEqual([{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+      const [ins] = await pd.json(['inspect', web]);
+      const ip = ins.NetworkSettings.Networks.podman.IPAddress;
+      expect(ip).toMatch(/^10\.88\./);
+      const ipams = path.join(pd.cniStateDir, 'networks', 'podman');
+      expect(fs.readdirSync(ipams)).toContain(ip);
+      const w = await pd.podman(['run', '--rm', '--pull=never', '--network', 'podman', IMAGE, 'wget', '-q', '-O', '-', `http://${ip}/`]);
+      expect(w.stdout).toContain(`page-of-${web}`);
+      const hp = await n2.exec(['busybox', 'wget', '-q', '-O', '-', 'http://127.0.0.1:8080/'], { allowFailure: true });
+      expect(hp.stdout).toContain(`page-of-${web}`);
+      await pd.podman(['rm', '-f', '-t', '0', web]);
+      expect(fs.readdirSync(ipams).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
+      expect(pd.conmonPids()).toEqual([]);
     });
   });
 

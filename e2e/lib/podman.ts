@@ -71,9 +71,8 @@ export class Podman {
   readonly netDir: string;
   /** where record mode keeps the plugin calls */
   readonly recordDir: string;
-  /** temp dir mounted on /var/lib/cni for podman (libcni's results/<net>-<id>-<ifname>) */
-  private readonly cniCacheDir: string;
-  private cacheMounted = false;
+  /** temp dir mounted on /var/lib/cni for podman and its plugins: libcni's results/, host-local's default dataDir */
+  readonly cniStateDir: string;
   private readonly tmp: string;
   private readonly conf: string;
   private readonly recordConf: string;
@@ -82,7 +81,6 @@ export class Podman {
   private readonly cgroupParent: string;
   private holderPid = 0;
   private holder?: Promise<RunResult>;
-  private readonly networks = new Set<string>();
 
   private constructor(
     private readonly world: World,
@@ -95,7 +93,7 @@ export class Podman {
     this.runroot = path.join(dir, 'runroot');
     this.netDir = path.join(dir, 'net.d');
     this.recordDir = path.join(dir, 'calls');
-    this.cniCacheDir = path.join(dir, 'cni-cache');
+    this.cniStateDir = path.join(dir, 'cni-cache');
     this.tmp = path.join(dir, 'tmp');
     this.conf = path.join(dir, 'containers.conf');
     this.recordConf = path.join(dir, 'containers-record.conf');
@@ -113,7 +111,7 @@ export class Podman {
   }
 
   private writeConfig(): void {
-    for (const d of [this.root, this.runroot, this.netDir, this.recordDir, this.tmp, this.cniCacheDir]) fs.mkdirSync(d, { recursive: true });
+    for (const d of [this.root, this.runroot, this.netDir, this.recordDir, this.tmp, this.cniStateDir]) fs.mkdirSync(d, { recursive: true });
     const recordBin = path.join(this.dir, 'record-bin');
     fs.mkdirSync(recordBin);
     // record mode: a wrapper per executable keeps what podman sent, then runs ours on the same input
@@ -163,11 +161,10 @@ volume_path = "${path.join(this.root, 'volumes')}"
       if (Date.now() > deadline) throw new Error('podman holder did not start');
     }
     this.holderPid = Number(fs.readFileSync(pidFile, 'utf8'));
-    // the holder's mounts are slaves of the host's: this one stays inside
-    if (fs.existsSync(LIBCNI_CACHE_DIR)) {
-      await run('nsenter', ['-t', String(this.holderPid), '-m', '--', 'mount', '--bind', this.cniCacheDir, LIBCNI_CACHE_DIR], { env: { PATH: CLEAN_PATH } });
-      this.cacheMounted = true;
-    }
+    // the holder's mounts are slaves of the host's: this one stays inside. A fresh host may not have the
+    // directory yet; the empty one made here is what any CNI runtime's first run would make.
+    fs.mkdirSync(LIBCNI_CACHE_DIR, { recursive: true, mode: 0o700 });
+    await run('nsenter', ['-t', String(this.holderPid), '-m', '--', 'mount', '--bind', this.cniStateDir, LIBCNI_CACHE_DIR], { env: { PATH: CLEAN_PATH } });
   }
 
   /**
@@ -199,14 +196,13 @@ volume_path = "${path.join(this.root, 'volumes')}"
 
   /** Where libcni keeps the cached result of an attachment, as a host path. */
   cacheFile(net: string, containerId: string, ifName = 'eth0'): string {
-    return path.join(this.cacheMounted ? this.cniCacheDir : LIBCNI_CACHE_DIR, 'results', `${net}-${containerId}-${ifName}`);
+    return path.join(this.cniStateDir, 'results', `${net}-${containerId}-${ifName}`);
   }
 
   /** Write a conflist into the network config dir (file named after the network). */
   addConflist(conf: { name: string } & Record<string, unknown>): string {
     const f = path.join(this.netDir, `${conf.name}.conflist`);
     fs.writeFileSync(f, JSON.stringify(conf, null, 2));
-    this.networks.add(conf.name);
     return f;
   }
 
@@ -253,10 +249,7 @@ volume_path = "${path.join(this.root, 'volumes')}"
 
   /** Remove every container, then end the holder and whatever podman left running; safe twice. */
   async cleanup(): Promise<void> {
-    const ids: string[] = [];
     if (this.holderPid && fs.existsSync(`/proc/${this.holderPid}`)) {
-      const ps = await this.podman(['ps', '-a', '--format', '{{.ID}}', '--no-trunc'], { allowFailure: true, timeout: 20_000 }).catch(() => undefined);
-      ids.push(...(ps?.stdout.split('\n').filter(Boolean) ?? []));
       await this.podman(['rm', '-a', '-f', '-t', '0'], { allowFailure: true, timeout: 30_000 }).catch(() => undefined);
     }
     // netns files podman bound in the holder's mount namespace only (empty files in ours); the holder's list
@@ -272,8 +265,6 @@ volume_path = "${path.join(this.root, 'volumes')}"
     this.holderPid = 0;
     await this.holder;
     for (const n of leftNetns) fs.rmSync(path.join(NETNS_DIR, n), { force: true });
-    // where the host had no /var/lib/cni to mount over, podman wrote the real one
-    if (!this.cacheMounted) for (const net of this.networks) for (const id of ids) fs.rmSync(this.cacheFile(net, id), { force: true });
     this.removeCgroups();
   }
 

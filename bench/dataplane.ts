@@ -2,7 +2,7 @@
 // ptp, host-gw and vxlan, each wired (a) by our installed plugins and (b) by hand with iproute2, side by side.
 // Run through bench/dataplane.sh (bundles this file with esbuild). Everything lives in tscni-t-* namespaces of
 // one World, deleted at the end, on error and on SIGINT/SIGTERM/SIGHUP.
-// Env: BENCH_SECS (iperf3 -t, default 3), BENCH_REPS (default 3), BENCH_MODES (e.g. "bridge,vxlan"),
+// Env: BENCH_SECS (iperf3 -t, default 2), BENCH_REPS (default 5), BENCH_MODES (e.g. "bridge,vxlan"),
 // BENCH_JSON (write the results there), BENCH_HOLD (seconds to keep the wired worlds up before measuring), TSCNI_BIN_DIR (default build/bin), TSCNI_BENCH_STATE (see dataplane.sh).
 import * as fs from 'fs';
 import * as path from 'path';
@@ -10,8 +10,8 @@ import { run } from '../pkg/exec';
 import { buildCluster, type Cluster, type ClusterNode } from '../e2e/lib/cluster';
 import { CLEAN_PATH, World, defaultBinDir, ipJson, sweepStale, type Netns } from '../e2e/lib/world';
 
-const SECS = Number(process.env.BENCH_SECS ?? 3);
-const REPS = Number(process.env.BENCH_REPS ?? 3);
+const SECS = Number(process.env.BENCH_SECS ?? 2);
+const REPS = Number(process.env.BENCH_REPS ?? 5);
 const STREAMS = [1, 4];
 const TARGET = 0.97;
 /** RECIPES.md: differences under 10-15% are noise on this machine */
@@ -97,9 +97,9 @@ async function sysctl(ns: Netns, kv: string[]): Promise<void> {
   await ns.exec(['sysctl', '-q', '-w', ...kv], { env: ENV });
 }
 
-/** The masquerade ours installs, as one plain rule: same nat hook, so conntrack runs on both sides. */
+/** The masquerade ours installs, as one plain rule in an inet table as ours: same nat hook, so conntrack runs on both sides. */
 async function handMasq(node: Netns, podNet: string, keep: string): Promise<void> {
-  const rules = `table ip hand {\n chain post {\n  type nat hook postrouting priority srcnat;\n  ip saddr ${podNet} ip daddr != ${keep} masquerade\n }\n}\n`;
+  const rules = `table inet hand {\n chain post {\n  type nat hook postrouting priority srcnat;\n  ip saddr ${podNet} ip daddr != ${keep} masquerade\n }\n}\n`;
   await node.exec(['nft', '-f', '-'], { input: rules, env: ENV });
 }
 
@@ -277,18 +277,18 @@ async function describe(b: Built): Promise<Record<string, string>> {
     vteps.push(...own);
     const rules = (await n.exec(['nft', 'list', 'ruleset'], { env: ENV })).stdout.split('\n').map((l) => l.trim());
     hooks.push(...rules.flatMap((l) => /^type (\w+) hook (\w+)/.exec(l)?.slice(1, 3).join(' ') ?? []));
-    masq += rules.filter((l) => / masquerade$/.test(l)).length;
+    masq += rules.filter((l) => /^ip .* masquerade$/.test(l)).length;
     ct.push(await n.sysctl('net.netfilter.nf_conntrack_count'));
     rp.push(await n.sysctl('net.ipv4.conf.all.rp_filter'));
     fwd.push(await n.sysctl('net.ipv4.ip_forward'));
-    for (const v of own) rp.push(`${v.ifname}:${await n.sysctl(`net/ipv4/conf/${v.ifname}/rp_filter`).catch(() => '?')}`);
+    for (const v of own) rp.push(`vtep:${await n.sysctl(`net/ipv4/conf/${v.ifname}/rp_filter`).catch(() => '?')}`);
   }
   return {
     'pod mtu/qlen/gso': `${pod.mtu}/${pod.txqlen}/${pod.gso_max_size}`,
     'node veth mtu/qlen/gso': `${uniq(veths.map((l) => l.mtu))}/${uniq(veths.map((l) => l.txqlen))}/${uniq(veths.map((l) => l.gso_max_size))}`,
     vtep: vteps.length ? `mtu ${uniq(vteps.map((l) => l.mtu))} qlen ${uniq(vteps.map((l) => l.txqlen))} port ${uniq(vteps.map((l) => l.linkinfo?.info_data?.port))}` : '-',
     'nft base chains': uniq(hooks.sort()),
-    'masquerade rules': String(masq),
+    'IPv4 masquerade rules': String(masq),
     'conntrack entries': ct.join('/'),
     rp_filter: uniq(rp),
     ip_forward: uniq(fwd),
@@ -363,7 +363,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  ${LABEL[m.name]}\n    ours: ${built[m.name].ours.how}\n    hand: ${built[m.name].hand.how}\n`);
     for (const k of Object.keys(o)) {
       const same = o[k] === h[k] || k === 'conntrack entries';
-      process.stdout.write(`    ${(k + ':').padEnd(24)} ours ${o[k].padEnd(22)} hand ${h[k]}${same ? '' : '   <- differs'}\n`);
+      process.stdout.write(`    ${(k + ':').padEnd(24)} ours ${o[k].padEnd(30)} hand ${h[k]}${same ? '' : '   <- differs'}\n`);
     }
   }
 

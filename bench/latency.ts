@@ -5,6 +5,7 @@
 // a fresh pod namespace per pod; nothing touches the root namespace. A call is timed by a small helper
 // process started with `ip netns exec <node>` (so the plugin sees the node's /sys) that spawns once to warm
 // up and then times the plugin alone: neither `ip netns exec` nor Node's first spawn is in the figures.
+// DEL gets the ADD result as prevResult, as libcni (containerd, podman, cnitool) sends it.
 //
 // usage (root): node latency.js --ours <bin dir> --ref <bin dir> [--pods 20] [--warmup 3] [--plugins bridge,ptp]
 // env BENCH_PREFIX: namespace name prefix (bench/run.sh passes one so its trap can clean up)
@@ -98,7 +99,12 @@ async function cleanup(prefix: string, dirs: string[]): Promise<void> {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 }
 
-async function call(node: Node, verb: string, id: string, podNs: string, extraEnv: Record<string, string> = {}): Promise<CallResult> {
+/** The DEL config as libcni sends it: the network config plus the cached ADD result as prevResult. */
+function withPrev(conf: string, addOut: string): string {
+  return JSON.stringify({ ...JSON.parse(conf), prevResult: JSON.parse(addOut) });
+}
+
+async function call(node: Node, verb: string, id: string, podNs: string, extraEnv: Record<string, string> = {}, input = node.conf): Promise<CallResult> {
   const spec: Call = {
     bin: path.join(node.impl.dir, node.plugin),
     env: {
@@ -110,7 +116,7 @@ async function call(node: Node, verb: string, id: string, podNs: string, extraEn
       PATH: SBIN_PATH,
       ...extraEnv,
     },
-    input: node.conf,
+    input,
   };
   const r = await run('ip', ['netns', 'exec', node.ns, process.execPath, __filename, '--call', JSON.stringify(spec)], {
     env: { PATH: SBIN_PATH },
@@ -190,8 +196,8 @@ async function main(): Promise<void> {
     for (let w = 0; w < warmup; w++) {
       for (const n of nodes) {
         const pod = await newPod();
-        await call(n, 'ADD', `warm${w}`, pod);
-        await call(n, 'DEL', `warm${w}`, pod);
+        const r = await call(n, 'ADD', `warm${w}`, pod);
+        await call(n, 'DEL', `warm${w}`, pod, {}, withPrev(n.conf, r.stdout));
         await ip(['netns', 'del', pod]);
       }
     }
@@ -200,6 +206,7 @@ async function main(): Promise<void> {
     const t: Record<string, { add: number[]; del: number[] }> = {};
     for (const n of nodes) t[`${n.plugin}/${n.impl.name}`] = { add: [], del: [] };
     const podOf = new Map<string, string>();
+    const added = new Map<string, string>();
     for (const verb of ['ADD', 'DEL'] as const) {
       for (let i = 0; i < pods; i++) {
         for (const plugin of plugins) {
@@ -207,7 +214,8 @@ async function main(): Promise<void> {
           for (const n of i % 2 ? pair : [...pair].reverse()) {
             const key = `${n.plugin}/${n.impl.name}/${i}`;
             if (verb === 'ADD') podOf.set(key, await newPod());
-            const r = await call(n, verb, `pod${i}`, podOf.get(key)!);
+            const r = await call(n, verb, `pod${i}`, podOf.get(key)!, {}, verb === 'DEL' ? withPrev(n.conf, added.get(key)!) : n.conf);
+            if (verb === 'ADD') added.set(key, r.stdout);
             t[`${n.plugin}/${n.impl.name}`][verb === 'ADD' ? 'add' : 'del'].push(r.ms);
             if (verb === 'DEL') await ip(['netns', 'del', podOf.get(key)!]);
           }
@@ -219,8 +227,10 @@ async function main(): Promise<void> {
     const spawns: string[] = [];
     for (const n of nodes.filter((x) => x.impl === ours)) {
       const pod = await newPod();
+      let addOut = '';
       for (const verb of ['ADD', 'DEL']) {
-        const r = await call(n, verb, 'traced', pod, { TSCNI_TRACE: '1' });
+        const r = await call(n, verb, 'traced', pod, { TSCNI_TRACE: '1' }, verb === 'DEL' ? withPrev(n.conf, addOut) : n.conf);
+        addOut = r.stdout;
         const s = spawnsOf(r.stderr);
         spawns.push(`  ${n.plugin.padEnd(7)} ${verb.padEnd(4)} ${String(s.total).padStart(2)} spawns: ${s.per || 'none'}`);
       }

@@ -105,6 +105,22 @@ describe('nftables rules', () => {
     expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
   });
 
+  it('teardown with the rules known (prevResult) is one nft spawn, idempotent, and never takes another owner\'s element', async () => {
+    await setupMasq('nftables', [...rulesA, ...rulesB], o);
+    expect(await spawns(() => teardownMasq(A, o, rulesA))).toEqual({ nft: 1 });
+    const text = await nftText(ns);
+    expect(tagged(text, A)).toBe('');
+    expect(tagged(text, B)).toContain('10.1.0.6');
+    expect((await spawns(() => teardownMasq(A, o, rulesA))).nft).toBe(1); // DEL twice
+    // rules that name B's address as A's: the clash aborts the blind delete, the listing removes only A's own
+    await setupMasq('nftables', rulesA, o);
+    expect((await spawns(() => teardownMasq(A, o, [{ ...A, ip: '10.1.0.6', excluded: [] }]))).nft).toBe(3);
+    expect(tagged(await nftText(ns), A)).toBe('');
+    expect(await checkMasq('nftables', rulesB, o)).toEqual([]);
+    await teardownMasq(B, o, rulesB);
+    expect(await nftText(ns)).not.toContain('10.1.0.6');
+  });
+
   it("gc removes the network's invalid attachments only", async () => {
     const other = { network: 'othernet', containerId: 'container-z', ifName: 'eth0' };
     const C = att('container-c', 'net1');

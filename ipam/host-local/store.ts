@@ -140,6 +140,31 @@ function nextClear(buf: Buffer, from: number, to: number): number {
   return -1;
 }
 
+type Callback = (err: Error | null, res?: unknown) => void;
+/**
+ * proper-lockfile's fs, answered synchronously (what its lockSync does internally), keeping its retries:
+ * each lock step otherwise goes through libuv's thread pool, and a cold process (every CNI call) paid ~10 ms
+ * for mkdir, stat and rmdir that take microseconds.
+ */
+const SYNC_FS = {
+  rmdirSync: fs.rmdirSync, // its exit handler's
+  ...Object.fromEntries(
+    (['mkdir', 'realpath', 'stat', 'rmdir', 'utimes'] as const).map((m) => [
+      m,
+      (...args: unknown[]) => {
+        const cb = args.pop() as Callback;
+        let res: unknown;
+        try {
+          res = (fs[`${m}Sync`] as (...a: unknown[]) => unknown)(...args);
+        } catch (e) {
+          return cb(e as Error);
+        }
+        cb(null, res);
+      },
+    ]),
+  ),
+};
+
 export interface OpenOptions {
   /** create the network directory (ADD); otherwise a missing directory means "nothing stored" */
   create: boolean;
@@ -199,6 +224,7 @@ export class Store {
       this.unlock = await lockfile.lock(this.netDir, {
         lockfilePath: this.lockPath,
         realpath: false,
+        fs: SYNC_FS,
         stale: 10_000,
         // a holder keeps the lock for a few ms; wait up to ~30 s for a crashed holder's lock to go stale
         retries: { retries: 3000, factor: 1.2, minTimeout: 1, maxTimeout: 10, randomize: true },

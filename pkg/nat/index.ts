@@ -84,6 +84,11 @@ function markIptablesUsed(o: NatOptions): void {
   }
 }
 
+function forgetIptables(o: NatOptions): void {
+  const m = iptablesMarker(o);
+  if (m) fs.rmSync(m, { force: true });
+}
+
 function iptablesMayHoldRules(o: NatOptions): boolean {
   const m = iptablesMarker(o);
   return !m || fs.existsSync(m) || !fs.existsSync(MARKER_DIR);
@@ -108,24 +113,44 @@ export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
 }
 
 /** Remove what the selected attachment tags own, in every backend whose tools exist, in parallel. */
-async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean, allIptables: boolean): Promise<void> {
+async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean, allIptables: boolean, known?: AttachmentPlan[]): Promise<void> {
   const jobs: Promise<void>[] = [];
   const n = nftIO(o, false);
-  if (n) jobs.push(nft.removeTagged(n, select));
+  if (n) jobs.push((async () => {
+    if (!known?.length || !(await nft.removeKnown(n, known))) await nft.removeTagged(n, select);
+  })());
   const fromChain = (c: string): boolean => c.startsWith(ipt.CHAIN_PREFIX) && select(c.slice(ipt.CHAIN_PREFIX.length));
-  for (const f of allIptables || iptablesMayHoldRules(o) ? FAMILIES : []) {
+  const saved: ipt.NatTable[] = [];
+  const iptFamilies = allIptables || iptablesMayHoldRules(o) ? FAMILIES : [];
+  for (const f of iptFamilies) {
     const io = iptIO(f, o, false);
-    if (io) jobs.push(ipt.save(io).then((t) => ipt.restore(io, ipt.deleteRestore(t, fromChain))));
+    if (io) jobs.push(ipt.save(io).then((t) => (saved.push(t), ipt.restore(io, ipt.deleteRestore(t, fromChain)))));
   }
   const res = await Promise.allSettled(jobs);
+  // no chain of ours left in either family (one of ours was just removed at most): later DELs in this namespace
+  // skip iptables again. This also clears the marker of a deleted namespace whose inode number came back.
+  if (iptFamilies.length && res.every((r) => r.status === 'fulfilled') && saved.length === iptFamilies.length) {
+    const left = saved.some((t) => [...t.chains].some((c) => c.startsWith(ipt.CHAIN_PREFIX) && !fromChain(c)));
+    if (!left) forgetIptables(o);
+  }
   const errs = res.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
   if (errs.length) throw new CniError(ErrCode.KernelOperation, errs.join('; '));
 }
 
-/** Remove every rule of the attachment in both backends; needs no address, succeeds when nothing is there. */
-export async function teardownMasq(att: MasqAttachment, o: NatOptions = {}): Promise<void> {
+/**
+ * Remove every rule of the attachment in both backends; needs no address, succeeds when nothing is there.
+ * `known`: the rules ADD made, when the caller knows them (from prevResult): nftables then removes them in one
+ * transaction without listing, falling back to the listing when they belong to someone else.
+ */
+export async function teardownMasq(att: MasqAttachment, o: NatOptions = {}, known?: MasqRule[]): Promise<void> {
   const tag = attachmentTag(att);
-  await removeEverywhere(o, (t) => t === tag, false);
+  let plans: AttachmentPlan[] | undefined;
+  try {
+    plans = known?.length ? planAttachments(known).filter((p) => p.tag === tag) : undefined;
+  } catch {
+    plans = undefined; // addresses we cannot read: find the rules by tag
+  }
+  await removeEverywhere(o, (t) => t === tag, false, plans);
 }
 
 /** [] when the rules are in place, else what is wrong, in words for an operator. */

@@ -65,10 +65,13 @@ export function planElements(plans: AttachmentPlan[]): { map: string; key: strin
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
 
+const elementLine = (e: { map: string; key: string; comment: string; mark: number }): string =>
+  `add element ${T} ${e.map} { ${e.key} comment "${e.comment}" : ${hex(e.mark)} }`;
+
 /** The fast path: element adds only. */
 export function elementsScript(plans: AttachmentPlan[]): string {
   return planElements(plans)
-    .map((e) => `add element ${T} ${e.map} { ${e.key} comment "${e.comment}" : ${hex(e.mark)} }\n`)
+    .map((e) => elementLine(e) + '\n')
     .join('');
 }
 
@@ -230,6 +233,19 @@ export async function setup(io: NftIO, plans: AttachmentPlan[]): Promise<void> {
     r = await apply(io, fullScript(plans, stale));
   }
   if (!r.ok) throw new CniError(ErrCode.KernelOperation, `ipMasq: nft setup failed: ${r.stderr.split('\n')[0]}`);
+}
+
+/**
+ * Removal of elements we can name (the addresses come from prevResult) without listing: each is added with
+ * our own mark, then deleted, in one transaction. The add makes the delete of an absent element harmless (DEL
+ * twice), and clashes with an element of another attachment, aborting the transaction before it deletes
+ * anything. Returns false when that path does not apply (another owner, no table): the caller lists instead.
+ */
+export async function removeKnown(io: NftIO, plans: AttachmentPlan[]): Promise<boolean> {
+  const els = planElements(plans);
+  if (!els.length) return true;
+  const script = els.map((e) => `${elementLine(e)}\n${deleteLine(e)}\n`).join('');
+  return (await apply(io, script)).ok;
 }
 
 export async function removeTagged(io: NftIO, select: (tag: string) => boolean): Promise<void> {

@@ -13,7 +13,7 @@ import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq, type MasqBa
 import { ensureBridge, ensureBridgeSysctls, gatewayCommands, globalAddresses, type AddrInfo } from './bridge';
 import { calcGateways, vlanBridgeCommands, vlanGatewayDevCommands } from './gateway';
 import { hostVethName } from './names';
-import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, waitOperUp } from './pod';
+import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, prevMasqRules, waitOperUp } from './pod';
 import { applyNodeSide, applyPodSide, deleteLink, pairCreated, planVeth } from './veth';
 
 export interface BridgePodConf {
@@ -73,60 +73,63 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     );
   const bridgeSpec = { name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 };
   const readHeld = conf.isGateway && linkExists(gwDev);
-  let tried = false; // a link add was attempted: a failure may have left the pair behind
   // a bridge that is up and needs no fixing: the node batch spawns at once (no await before it)
   const bridgeReady = !!bridge?.isBridge && bridge.adminUp && !conf.promiscMode && !conf.vlan;
+  const arpNotify = `net/ipv4/conf/${a.ifName}/arp_notify`;
+  let tried = false; // a link add was attempted
+  let pairError: unknown; // why the node batch failed, if it did
+  let ipamDone = false;
+  let masqTried = false;
   const nodeSide = async (): Promise<AddrInfo[]> => {
     if (!bridgeReady) await ensureBridge(bridgeSpec);
     tried = true;
     const batch = applyNodeSide(pair({ cniVersion: a.conf.cniVersion }), readHeld ? [['addr', 'show', 'dev', gwDev]] : []);
     if (bridgeReady) await ensureBridgeSysctls(conf.bridge);
-    const out = await batch;
+    const out = await batch.catch((e: unknown) => Promise.reject((pairError = e)));
+    // the pod end exists now: arp_notify before it goes up, while IPAM may still be at work
+    await setSysctls({ [arpNotify]: '1' }, a.netns);
     return readHeld ? globalAddresses(out[0]) : [];
   };
-  const ipam = (): Promise<Result> => (conf.isLayer3 ? ipamAdd(a) : Promise.resolve({ cniVersion: a.conf.cniVersion }));
-  const undoPair = (e: unknown) => (tried && pairCreated(e) ? deleteLink(hostName).catch(() => false) : undefined);
+  const ipam = async (): Promise<Result> => {
+    const r = conf.isLayer3 ? await ipamAdd(a) : { cniVersion: a.conf.cniVersion };
+    ipamDone = true;
+    return r;
+  };
+  // masquerade needs only the addresses: it starts as soon as IPAM answers
+  const masq = async (r: Result): Promise<void> => {
+    if (!conf.ipMasq || !conf.isLayer3 || !r.ips?.length) return;
+    masqTried = true;
+    await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, r, conf.masqExcluded));
+  };
 
-  let result: Result;
-  let held: AddrInfo[];
-  if (bridge?.isBridge) {
-    // the usual ADD, on a node whose bridge exists
-    // the node batch first: its spawn then runs while IPAM works in this process
-    const [h, r] = await Promise.allSettled([nodeSide(), ipam()]);
-    if (r.status === 'rejected' || h.status === 'rejected') {
-      await undoPair(h.status === 'rejected' ? h.reason : undefined);
-      if (r.status === 'fulfilled' && conf.isLayer3) await ipamDel(a).catch(() => undefined);
-      throw r.status === 'rejected' ? r.reason : (h as PromiseRejectedResult).reason;
-    }
-    [result, held] = [r.value, h.value];
-  } else {
-    // a node's first ADD: IPAM first, so a config it refuses leaves the node untouched (no bridge made)
-    result = await ipam();
-    try {
-      held = await nodeSide();
-    } catch (e) {
-      await undoPair(e);
-      if (conf.isLayer3) await ipamDel(a).catch(() => undefined);
-      throw e;
-    }
-  }
   try {
+    let ipamP: Promise<Result>;
+    let nodeP: Promise<AddrInfo[]>;
+    if (bridgeReady) {
+      // the usual ADD: the node batch first, so its spawn runs while IPAM works in this process (the reference
+      // also makes the veth before IPAM)
+      nodeP = nodeSide();
+      ipamP = ipam();
+    } else {
+      // a node's first ADD (or a bridge to fix): IPAM first, so a config it refuses leaves the node untouched
+      ipamP = Promise.resolve(await ipam());
+      nodeP = nodeSide();
+    }
+    const [result, held] = await settled([ipamP, nodeP, ipamP.then(masq)] as const);
     if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
     const gw = calcGateways(result, conf);
     const plan = pair(result);
+    delete plan.podSysctls[arpNotify]; // set above
     // the gateway on the bridge (or its VLAN device), checked against what it already holds; nothing to
     // write when it holds just that
     const gwCmds = [...vlanGatewayDevCommands(conf), ...(conf.isGateway ? gatewayCommands(gwDev, gw.bridgeAddrs, held, conf.forceAddress) : [])];
     await setSysctls({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' }).catch(() => undefined);
     if (conf.isGateway) await setSysctls(forwardingSysctls(result));
 
-    // independent from here: node gateway and VLAN entries, the pod end, masquerade
+    // independent from here: node gateway and VLAN entries, the pod end, MAC spoof checks
     await settled([
       ipBatch(gwCmds).then(() => bridgeBatch(vlanBridgeCommands(conf, hostName))),
       applyPodSide(plan),
-      conf.ipMasq && conf.isLayer3
-        ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, result, conf.masqExcluded)))
-        : Promise.resolve(),
       conf.macspoofchk ? spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result)) : Promise.resolve(),
     ]);
     if (!conf.disableContainerInterface) await waitOperUp(hostName);
@@ -141,11 +144,13 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     if (conf.dns && Object.keys(conf.dns).length) result.dns = conf.dns;
     return result;
   } catch (e) {
+    // undo what ran: a failed `link add` created nothing (and the name may belong to a live pod)
+    const made = tried && (pairError === undefined || pairCreated(pairError));
     await settled([
-      deleteLink(hostName).catch(() => false),
-      conf.ipMasq ? teardownMasq(attachment(a)).catch(() => undefined) : Promise.resolve(),
-      conf.macspoofchk ? spoof().teardownSpoofchk(attachment(a)).catch(() => undefined) : Promise.resolve(),
-      conf.isLayer3 ? ipamDel(a).catch(() => undefined) : Promise.resolve(),
+      made ? deleteLink(hostName).catch(() => false) : Promise.resolve(false),
+      masqTried ? teardownMasq(attachment(a)).catch(() => undefined) : Promise.resolve(),
+      conf.macspoofchk && ipamDone ? spoof().teardownSpoofchk(attachment(a)).catch(() => undefined) : Promise.resolve(),
+      conf.isLayer3 && ipamDone ? ipamDel(a).catch(() => undefined) : Promise.resolve(),
     ]);
     throw e;
   }
@@ -162,8 +167,9 @@ export async function delBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<voi
       if (netnsExists(a.netns)) await deleteLink(a.ifName, a.netns);
       if (linkExists(hostName)) await deleteLink(hostName);
     })(),
-    // rules are found by attachment, not by address: this works when the netns is long gone
-    conf.ipMasq ? teardownMasq(attachment(a)) : Promise.resolve(),
+    // rules are found by attachment, not by address, so this works when the netns is long gone; with a
+    // prevResult, nftables removes them without listing first
+    conf.ipMasq ? teardownMasq(attachment(a), {}, prevMasqRules(a, conf.masqExcluded)) : Promise.resolve(),
     conf.macspoofchk ? spoof().teardownSpoofchk(attachment(a)) : Promise.resolve(),
     conf.isLayer3 ? ipamDel(a) : Promise.resolve(),
   ]);

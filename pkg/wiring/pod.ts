@@ -70,6 +70,17 @@ export function masqRules(a: CmdArgs, result: Result, excluded: string[]): MasqR
   });
 }
 
+/** The rules ADD made, as prevResult tells them (DEL); undefined without one. */
+export function prevMasqRules(a: CmdArgs, excluded: string[]): MasqRule[] | undefined {
+  const prev = a.conf.prevResult;
+  if (!prev?.ips?.length) return undefined;
+  try {
+    return masqRules(a, prev, excluded);
+  } catch {
+    return undefined; // a prevResult we cannot read: find the rules by tag instead
+  }
+}
+
 /** Wait until the node end of a veth reports carrier, as the reference does before returning. */
 export async function waitOperUp(name: string): Promise<void> {
   // the kernel's link watcher reports carrier a few ms after the pod end goes up: poll finely at first

@@ -14,7 +14,7 @@ import { defaultRouteMtu, linkExists, readLink } from '../../pkg/ip/sysfs';
 import { canonicalIP } from '../../pkg/ipnet';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
 import { hostVethName } from '../../pkg/wiring/names';
-import { checkPod, masqRules, waitOperUp } from '../../pkg/wiring/pod';
+import { checkPod, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
 import {
   GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod,
 } from '../../pkg/wiring/ptp';
@@ -94,8 +94,9 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   // independent, so run together: the kernel's waits in a link delete and an nft element delete overlap
   await settled([
     linkExists(hostName) ? deleteLink(hostName) : Promise.resolve(false),
-    // rules are found by attachment, not by address: this works when the netns is long gone
-    conf.ipMasq ? teardownMasq(attachment(a)) : Promise.resolve(),
+    // rules are found by attachment, not by address, so this works when the netns is long gone; with a
+    // prevResult, nftables removes them without listing first
+    conf.ipMasq ? teardownMasq(attachment(a), {}, prevMasqRules(a, [])) : Promise.resolve(),
     ipamDel(a),
   ]);
 }

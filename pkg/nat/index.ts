@@ -80,13 +80,18 @@ function markIptablesUsed(o: NatOptions): void {
     fs.mkdirSync(MARKER_DIR, { recursive: true, mode: 0o755 });
     if (m) fs.writeFileSync(m, '');
   } catch (e) {
-    throw new CniError(ErrCode.IOFailure, `ipMasq: cannot write ${m ?? MARKER_DIR}: ${(e as Error).message}`);
+    // without the directory teardown reads iptables anyway; with it, a missing marker would hide our rules
+    if (fs.existsSync(MARKER_DIR)) throw new CniError(ErrCode.IOFailure, `ipMasq: cannot write ${m ?? MARKER_DIR}: ${(e as Error).message}`);
   }
 }
 
 function forgetIptables(o: NatOptions): void {
   const m = iptablesMarker(o);
-  if (m) fs.rmSync(m, { force: true });
+  try {
+    if (m) fs.rmSync(m, { force: true });
+  } catch {
+    /* it only costs later DELs two reads */
+  }
 }
 
 function iptablesMayHoldRules(o: NatOptions): boolean {
@@ -100,7 +105,11 @@ export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
   if (!plans.length) return;
   if (backend === 'nftables') {
     // the marker directory says "markers are kept here": without it, teardown would also read iptables
-    if (!fs.existsSync(MARKER_DIR)) fs.mkdirSync(MARKER_DIR, { recursive: true, mode: 0o755 });
+    try {
+      if (!fs.existsSync(MARKER_DIR)) fs.mkdirSync(MARKER_DIR, { recursive: true, mode: 0o755 });
+    } catch {
+      /* read-only /run: teardown then keeps reading iptables, as before markers */
+    }
     return nft.setup(nftIO(o, true)!, plans);
   }
   markIptablesUsed(o);

@@ -2,7 +2,7 @@
 // ptp, host-gw and vxlan, each wired (a) by our installed plugins and (b) by hand with iproute2, side by side.
 // Run through bench/dataplane.sh (bundles this file with esbuild). Everything lives in tscni-t-* namespaces of
 // one World, deleted at the end, on error and on SIGINT/SIGTERM/SIGHUP.
-// Env: BENCH_SECS (iperf3 -t, default 2), BENCH_REPS (default 5), BENCH_MODES (e.g. "bridge,vxlan"),
+// Env: BENCH_SECS (iperf3 -t, default 2), BENCH_REPS (default 6), BENCH_MODES (e.g. "bridge,vxlan"),
 // BENCH_JSON (write the results there), BENCH_HOLD (seconds to keep the wired worlds up before measuring), TSCNI_BIN_DIR (default build/bin), TSCNI_BENCH_STATE (see dataplane.sh).
 import * as fs from 'fs';
 import * as path from 'path';
@@ -11,7 +11,8 @@ import { buildCluster, type Cluster, type ClusterNode } from '../e2e/lib/cluster
 import { CLEAN_PATH, World, defaultBinDir, ipJson, sweepStale, type Netns } from '../e2e/lib/world';
 
 const SECS = Number(process.env.BENCH_SECS ?? 2);
-const REPS = Number(process.env.BENCH_REPS ?? 5);
+// even, so ours and hand-built go first equally often
+const REPS = Number(process.env.BENCH_REPS ?? 6);
 const STREAMS = [1, 4];
 const TARGET = 0.97;
 /** RECIPES.md: differences under 10-15% are noise on this machine */
@@ -378,7 +379,7 @@ async function main(): Promise<void> {
     return [
       LABEL[r.mode], String(r.streams), f2(o), f2(h), `${f2(ratio)}x`, `${f2(paired)}x`, verdict,
       `${median(rtts[r.mode].ours).toFixed(0)} us`, `${median(rtts[r.mode].hand).toFixed(0)} us`,
-      `${median(r.oursRetr)}/${median(r.handRetr)}`,
+      `${Math.round(median(r.oursRetr))}/${Math.round(median(r.handRetr))}`,
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));

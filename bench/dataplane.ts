@@ -368,14 +368,16 @@ async function main(): Promise<void> {
     }
   }
 
-  const head = ['mode', 'streams', 'ours Gbit/s', 'hand Gbit/s', 'ratio', 'paired', `target >=${TARGET}x`, 'RTT ours', 'RTT hand', 'retr ours/hand'];
+  const head = ['mode', 'streams', 'ours Gbit/s', 'hand Gbit/s', 'ratio', 'paired', `paired >=${TARGET}x`, 'RTT ours', 'RTT hand', 'retr ours/hand'];
   const table: string[][] = rows.map((r) => {
     const o = median(r.ours);
     const h = median(r.hand);
     const ratio = h > 0 ? o / h : 0;
     // each round's ours/hand pair ran back to back: their ratio cancels slower drifts in machine load
     const paired = median(r.ours.map((x, i) => (r.hand[i] > 0 ? x / r.hand[i] : 0)));
-    const verdict = ratio >= TARGET ? 'ok' : ratio >= 1 - NOISE ? 'below, within noise' : 'BELOW';
+    // judged on the paired ratio: other tenants' load makes single figures bimodal (4 streams: ~14 or ~30 Gbit/s
+    // by whether both vCPUs are free), which moves a plain median by 20% while back-to-back pairs agree
+    const verdict = paired >= TARGET ? 'ok' : paired >= 1 - NOISE ? 'below, within noise' : 'BELOW';
     return [
       LABEL[r.mode], String(r.streams), f2(o), f2(h), `${f2(ratio)}x`, `${f2(paired)}x`, verdict,
       `${median(rtts[r.mode].ours).toFixed(0)} us`, `${median(rtts[r.mode].hand).toFixed(0)} us`,
@@ -388,7 +390,7 @@ async function main(): Promise<void> {
   process.stdout.write([line(head), line(widths.map((w) => '-'.repeat(w))), ...table.map(line)].join('\n') + '\n');
   process.stdout.write('\nEvery run (Gbit/s):\n');
   for (const r of rows) process.stdout.write(`  ${r.mode} x${r.streams}: ours ${r.ours.map(f2).join(' ')} | hand ${r.hand.map(f2).join(' ')}\n`);
-  process.stdout.write(`ratio = median ours / median hand; paired = median of each round's ours/hand.\nDifferences under 10-15% are noise on this shared 2-core VM (RECIPES.md). Total ${((Date.now() - t0) / 1000).toFixed(0)} s.\n`);
+  process.stdout.write(`ratio = median ours / median hand; paired = median of each round's ours/hand (back to back), which the target is judged on.\nDifferences under 10-15% are noise on this shared 2-core VM (RECIPES.md). Total ${((Date.now() - t0) / 1000).toFixed(0)} s.\n`);
   if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ secs: SECS, reps: REPS, rows, rtts }, null, 2));
 }
 

@@ -24,7 +24,7 @@ cleanup() {
   done
   for val in $(awk '$1 == "prefix" {print $2}' "$TSCNI_BENCH_STATE"); do
     for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$val-" || true); do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf /tmp/"$val"-* /tmp/tscni-t-owners/"$val"
+    rm -rf "${TMPDIR:-/tmp}/$val"-* "${TMPDIR:-/tmp}/tscni-t-owners/$val"
   done
   rm -rf "$work"
 }

@@ -256,6 +256,22 @@ describe('host-local torn files', () => {
   });
 });
 
+describe('host-local torn files filled in later', () => {
+  test('a file the index saw empty and its writer filled since is found by DEL (filling does not restamp the directory)', async () => {
+    const ipam = v4('10.1.0.0/24');
+    await plugin.add(args(ipam, 'ours'));
+    // another writer (the reference) created a file and our rebuild read it before its write landed
+    fs.writeFileSync(path.join(netDir(), '10.1.0.50'), '');
+    await plugin.add(args(ipam, 'ours2'));
+    // ... and then wrote it: content only, the directory's mtime stays as our index recorded it
+    const dirStat = fs.statSync(netDir());
+    fs.writeFileSync(path.join(netDir(), '10.1.0.50'), 'theirs\r\neth0');
+    fs.utimesSync(netDir(), dirStat.atime, dirStat.mtime);
+    await plugin.del(args(ipam, 'theirs'));
+    expect(ipFiles()).toEqual(['10.1.0.2', '10.1.0.3']);
+  });
+});
+
 describe('host-local GC', () => {
   test('frees what is not in the valid attachments, skips lock, last_reserved_ip and the index', async () => {
     await plugin.add(args(v4(), 'keep', 'eth0'));

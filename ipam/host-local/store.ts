@@ -435,8 +435,29 @@ export class Store {
     return bm;
   }
 
+  /**
+   * Torn files the index holds whose writer has finished since (a scan that caught the reference between its
+   * create and its write): filling a file does not touch the directory's stamp, so look at them again here.
+   */
+  private healTorn(): void {
+    for (const t of [...this.meta.torn]) {
+      let owner: Owner | undefined;
+      try {
+        owner = parseOwner(fs.readFileSync(path.join(this.netDir, t.ip), 'utf8'));
+      } catch {
+        continue; // removed: that changed the directory's stamp, so the next call rebuilds
+      }
+      if (!owner) continue;
+      const a = parseIP(t.ip)!;
+      this.applyChange({ add: true, ip: t.ip, family: a.family, addr: a.ip, owner });
+      this.meta.torn.splice(this.meta.torn.findIndex((x) => x.ip === t.ip), 1);
+      this.metaDirty = true;
+    }
+  }
+
   /** Reservations of a container ID (all its ifnames, and legacy id-only files), each checked against its file. */
   lookup(id: string): Entry[] {
+    if (this.meta.torn.length) this.healTorn();
     for (let attempt = 0; ; attempt++) {
       const found = this.bucket(bucketOf(id)).filter((e) => e.id === id);
       const ok = found.every((e) => {

@@ -43,10 +43,11 @@ describe('bridge config', () => {
     expect(e.code).toBe(code);
     expect(e.message).toContain(key);
   });
-  it('requires ipam', () => {
+  it('takes a config without ipam as layer 2 only, as the reference does', () => {
     const stdin = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'bridge' }));
     const a = { ...args({}), stdin, conf: parseNetConf(stdin) };
-    expect(err(() => parseBridgeConf(a)).message).toContain('ipam');
+    expect(parseBridgeConf(a).isLayer3).toBe(false);
+    expect(parseBridgeConf(args({ ipam: { type: 'host-local' } })).isLayer3).toBe(true);
   });
   it('takes the MAC from runtimeConfig over args over CNI_ARGS', () => {
     expect(parseBridgeConf(args({}, { MAC: '0a:00:00:00:00:01' })).mac).toBe('0a:00:00:00:00:01');

@@ -25,7 +25,7 @@ export interface BridgeConf {
   enabledad: boolean;
   portIsolation: boolean;
   disableContainerInterface: boolean;
-  /** an IPAM type is set; `"ipam": {}` is the L2-only mode */
+  /** an IPAM type is set; `"ipam": {}` or no `ipam` is the L2-only mode (as in the reference) */
   isLayer3: boolean;
   /** the pod interface MAC requested by runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC */
   mac?: string;
@@ -83,7 +83,6 @@ export function parseBridgeConf(a: CmdArgs): BridgeConf {
   if (conf.disableContainerInterface && conf.isLayer3) {
     throw new CniError(ErrCode.InvalidConfig, 'invalid config: disableContainerInterface cannot be used with an ipam type');
   }
-  if (a.conf.ipam === undefined) throw c.fail('ipam', 'is required (use {} for a layer-2 only bridge)');
   for (const k of ['vlanTrunk', 'preserveDefaultVlan']) {
     if (c.has(k)) throw c.unsupported(k, 'not supported by tscni bridge');
   }

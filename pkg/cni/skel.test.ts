@@ -587,3 +587,28 @@ describe('processIO', () => {
     }
   });
 });
+
+describe('a throw no await catches (a bug)', () => {
+  it('still answers with the spec error JSON, code 999, and exit 1; the stack goes to stderr', async () => {
+    const fs = await import('fs');
+    const os = await import('os');
+    const path = await import('path');
+    const { run } = await import('../exec');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-uncaught-'));
+    try {
+      const out = path.join(dir, 'plugin.js');
+      // a real process: the guard hooks process-wide events, which a jest worker must not have
+      require('esbuild').buildSync({ entryPoints: [path.join(__dirname, 'testdata', 'uncaught-plugin.ts')], bundle: true, platform: 'node', outfile: out, logLevel: 'silent' });
+      const r = await run(process.execPath, [out], {
+        allowFailure: true,
+        input: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'buggy' }),
+        env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
+      });
+      expect(r.exitCode).toBe(1);
+      expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 999, msg: 'internal error: boom in a callback' });
+      expect(r.stderr).toContain('boom in a callback');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -22,6 +22,8 @@ export interface SkelIO {
   readStdin: () => Promise<Buffer>;
   write: (s: string) => Promise<void>;
   log: (s: string) => void;
+  /** the real process: a throw no await catches must still end in the spec's error JSON */
+  guardUncaught?: boolean;
 }
 
 export function processIO(): SkelIO {
@@ -38,7 +40,27 @@ export function processIO(): SkelIO {
       }),
     write: (s) => new Promise((resolve) => process.stdout.write(s, () => resolve())),
     log: (s) => process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
+    guardUncaught: true,
   };
+}
+
+/**
+ * An exception thrown from a callback, or a rejection nobody awaits, is a bug; Node would print its stack and
+ * exit 1 with nothing on stdout, which a runtime reads as a malformed answer. Answer with code 999 instead
+ * (unless a result or error was already written), the stack on stderr only.
+ */
+function guardUncaught(version: () => string, answered: () => boolean): void {
+  const fail = (e: unknown) => {
+    const fs = require('fs') as typeof import('fs');
+    if (!answered()) {
+      const msg = `internal error: ${e instanceof Error ? e.message : String(e)}`;
+      fs.writeSync(1, JSON.stringify({ cniVersion: version(), code: ErrCode.Internal, msg }) + '\n');
+    }
+    fs.writeSync(2, `tscni: uncaught ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
 }
 
 export function validateIfName(name: string): void {
@@ -200,6 +222,10 @@ export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = p
     io.log(`CNI ${name} plugin (tscni)\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`);
     return 0;
   }
+  let answered = false;
+  const write = io.write;
+  io = { ...io, write: (s) => ((answered = true), write(s)) };
+  if (io.guardUncaught) guardUncaught(() => version, () => answered);
   try {
     if (!COMMANDS.includes(command as Command)) {
       throw new CniError(ErrCode.InvalidEnv, `unknown CNI_COMMAND ${JSON.stringify(command)}: expected one of ${COMMANDS.join(', ')}`);

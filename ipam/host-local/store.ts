@@ -38,6 +38,8 @@ export const TORN_GRACE_MS = 60_000;
 /** Ranges up to this many addresses keep a bitmap of taken addresses; larger ones are probed (never near full). */
 export const BITMAP_MAX = 1 << 22;
 const BUCKETS = 256;
+/** how long a call waits for the network's lock (a crashed holder's goes stale after 10 s) */
+const LOCK_WAIT_MS = 30_000;
 const PROBE_MAX = 65_536;
 const INDEX_VERSION = 1;
 
@@ -220,20 +222,30 @@ export class Store {
 
   private async lock(): Promise<void> {
     const lockfile = require('proper-lockfile') as typeof import('proper-lockfile');
-    try {
-      this.unlock = await lockfile.lock(this.netDir, {
-        lockfilePath: this.lockPath,
-        realpath: false,
-        fs: SYNC_FS,
-        stale: 10_000,
-        // a holder keeps the lock for a few ms; wait up to ~30 s for a crashed holder's lock to go stale
-        retries: { retries: 3000, factor: 1.2, minTimeout: 1, maxTimeout: 10, randomize: true },
-        onCompromised: (e) => {
-          this.compromised = e;
-        },
-      });
-    } catch (e) {
-      throw new CniError(ErrCode.TryAgainLater, `cannot lock ${this.lockPath}: ${(e as Error).message}`);
+    const opts = {
+      lockfilePath: this.lockPath,
+      realpath: false,
+      fs: SYNC_FS,
+      stale: 10_000,
+      retries: 0,
+      onCompromised: (e: Error) => {
+        this.compromised = e;
+      },
+    };
+    // A holder keeps the lock for a few ms; wait up to LOCK_WAIT_MS for a crashed holder's lock to go stale.
+    // Our own backoff (1 ms growing to 10 ms, jittered): proper-lockfile's `retries` precomputes and sorts a
+    // delay per retry, and 3000 of them cost a cold process ~3 ms before the first attempt.
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (let delay = 1; ; delay = Math.min(delay * 1.2, 10)) {
+      try {
+        this.unlock = await lockfile.lock(this.netDir, opts);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() > deadline) {
+          throw new CniError(ErrCode.TryAgainLater, `cannot lock ${this.lockPath}: ${(e as Error).message}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
     }
   }
 

@@ -557,49 +557,73 @@ describe('validators', () => {
   });
 });
 
-describe('processIO', () => {
-  it('reads nothing from a terminal stdin instead of waiting for an EOF that never comes', async () => {
-    const { PassThrough } = await import('stream');
-    const tty = Object.assign(new PassThrough(), { isTTY: true }); // open, never ended
-    const had = Object.getOwnPropertyDescriptor(process, 'stdin')!;
-    Object.defineProperty(process, 'stdin', { value: tty, configurable: true });
-    try {
-      const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 500).unref());
-      expect(await Promise.race([processIO().readStdin(), timeout])).toEqual(Buffer.alloc(0));
-    } finally {
-      Object.defineProperty(process, 'stdin', had);
-      tty.destroy();
-    }
+/** A fixture of testdata/ bundled to one file, to run as a real process (fd 0, process-wide hooks). */
+function bundleFixture(name: string): { file: string; cleanup: () => void } {
+  const fs = require('fs') as typeof import('fs');
+  const os = require('os') as typeof import('os');
+  const path = require('path') as typeof import('path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-fixture-'));
+  const file = path.join(dir, `${name}.js`);
+  require('esbuild').buildSync({ entryPoints: [path.join(__dirname, 'testdata', `${name}.ts`)], bundle: true, platform: 'node', outfile: file, logLevel: 'silent' });
+  return { file, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+describe('processIO reads fd 0 to its end', () => {
+  let fx: ReturnType<typeof bundleFixture>;
+  beforeAll(() => (fx = bundleFixture('read-stdin')));
+  afterAll(() => fx.cleanup());
+
+  it('a pipe written all at once', async () => {
+    const { run } = await import('../exec');
+    const r = await run(process.execPath, [fx.file], { input: '{"cniVersion":"1.0.0"}' });
+    expect(JSON.parse(r.stdout)).toEqual({ text: '{"cniVersion":"1.0.0"}' });
   });
 
-  it('reads a piped stdin to its end', async () => {
-    const { PassThrough } = await import('stream');
-    const pipe = new PassThrough();
-    const had = Object.getOwnPropertyDescriptor(process, 'stdin')!;
-    Object.defineProperty(process, 'stdin', { value: pipe, configurable: true });
-    try {
-      const p = processIO().readStdin();
-      pipe.write('{"cniVersion":');
-      pipe.end('"1.0.0"}');
-      expect((await p).toString()).toBe('{"cniVersion":"1.0.0"}');
-    } finally {
-      Object.defineProperty(process, 'stdin', had);
-    }
+  it('a pipe written in parts, with a pause between', async () => {
+    const { spawn } = await import('child_process');
+    const c = spawn(process.execPath, [fx.file], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stdin.write('{"cniVersion":');
+    await new Promise((r) => setTimeout(r, 200));
+    c.stdin.end('"1.0.0"}');
+    await new Promise((r) => c.on('close', r));
+    expect(JSON.parse(out)).toEqual({ text: '{"cniVersion":"1.0.0"}' });
+  });
+
+  it('a non-blocking pipe (O_NONBLOCK set by its writer) written in parts: the rest is read as a stream', async () => {
+    const { run } = await import('../exec');
+    const py = [
+      'import os, subprocess, sys, time',
+      'r, w = os.pipe()',
+      'os.set_blocking(r, False)',
+      'c = subprocess.Popen(sys.argv[1:], stdin=r, stdout=subprocess.PIPE)',
+      'os.close(r)',
+      'os.write(w, b\'{"cniVersion":\')',
+      'time.sleep(0.2)',
+      'os.write(w, b\'"1.0.0"}\')',
+      'os.close(w)',
+      'sys.stdout.write(c.communicate()[0].decode())',
+    ].join('\n');
+    const r = await run('python3', ['-c', py, process.execPath, fx.file], { timeout: 5000 });
+    expect(JSON.parse(r.stdout)).toEqual({ text: '{"cniVersion":"1.0.0"}' });
+  });
+
+  it('nothing from a terminal, instead of waiting for an EOF that never comes', async () => {
+    const { run } = await import('../exec');
+    // python's pty.spawn gives the child a terminal as fd 0 (and copies our /dev/null stdin's EOF to it late)
+    const r = await run('python3', ['-c', 'import pty,sys; pty.spawn(sys.argv[1:])', process.execPath, fx.file], { timeout: 5000 });
+    expect(r.stdout).toContain('{"text":""}');
   });
 });
 
 describe('a throw no await catches (a bug)', () => {
   it('still answers with the spec error JSON, code 999, and exit 1; the stack goes to stderr', async () => {
-    const fs = await import('fs');
-    const os = await import('os');
-    const path = await import('path');
     const { run } = await import('../exec');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-uncaught-'));
+    // a real process: the guard hooks process-wide events, which a jest worker must not have
+    const fx = bundleFixture('uncaught-plugin');
     try {
-      const out = path.join(dir, 'plugin.js');
-      // a real process: the guard hooks process-wide events, which a jest worker must not have
-      require('esbuild').buildSync({ entryPoints: [path.join(__dirname, 'testdata', 'uncaught-plugin.ts')], bundle: true, platform: 'node', outfile: out, logLevel: 'silent' });
-      const r = await run(process.execPath, [out], {
+      const r = await run(process.execPath, [fx.file], {
         allowFailure: true,
         input: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'buggy' }),
         env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
@@ -608,7 +632,7 @@ describe('a throw no await catches (a bug)', () => {
       expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 999, msg: 'internal error: boom in a callback' });
       expect(r.stderr).toContain('boom in a callback');
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      fx.cleanup();
     }
   });
 });

@@ -117,18 +117,49 @@ describe('bridge on one node', () => {
     expect(bad2.json.msg).toContain(p.result.ips[0].address);
   });
 
-  it('CHECK notices a removed masquerade rule', async () => {
+  it('CHECK notices a removed masquerade rule and a changed MTU', async () => {
     const p = pods[0];
-    await node.exec(['nft', 'flush', 'table', 'inet', 'tscni'], { allowFailure: true });
-    await node.exec(['iptables', '-t', 'nat', '-F', 'POSTROUTING'], { allowFailure: true });
-    const r = await world.cni(node, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...conf, prevResult: p.result } });
+    const ip = p.result.ips[0].address.split('/')[0];
+    const check = () => world.cni(node, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...conf, prevResult: p.result } });
+    await node.exec(['nft', 'delete', 'element', 'inet', 'tscni', 'masq4', `{ ${ip} }`]);
+    const r = await check();
     expect(r.json?.code).toBe(102);
-    // ADD again of a fresh pod restores the shared rule structure
+    expect(r.json.msg).toContain(ip);
+    await p.ns.ip(['link', 'set', 'eth0', 'mtu', '1300']);
+    expect((await check()).json.msg).toMatch(/eth0 has MTU 1300, expected 1400/);
+  });
+
+  it('a repeated ADD of a live pod rewires it: same address, rules back, the pod talks again', async () => {
+    const p = pods[0];
+    const again = await world.cni(node, { command: 'ADD', containerId: p.id, netns: p.ns, config: conf });
+    expect(again.stderr).toBe('');
+    expect(again.exitCode).toBe(0);
+    expect(again.json.ips[0].address).toBe(p.result.ips[0].address);
+    expect(again.json.interfaces[1].name).toBe(p.result.interfaces[1].name);
+    p.result = again.json;
+    expect((await world.cni(node, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...conf, prevResult: p.result } })).exitCode).toBe(0);
+    expect(await world.ping(p.ns, '10.22.0.1')).toBe(true);
+    expect(await world.tcp(p.ns, world.get('outside'), '203.0.113.2', 8082)).toBe('203.0.113.1');
+    expect(ipFiles(dataDir)).toHaveLength(2);
+  });
+
+  it('CHECK holds a pod to the MTU ADD gave it (prevResult), not to a default route that changed since', async () => {
+    const p = pods[0];
+    await node.ip(['link', 'set', 'uplink', 'mtu', '1300']);
+    try {
+      const r = await world.cni(node, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...conf, prevResult: p.result } });
+      expect(r.stdout).toBe('');
+      expect(r.exitCode).toBe(0);
+    } finally {
+      await node.ip(['link', 'set', 'uplink', 'mtu', '1400']);
+    }
   });
 
   it('DEL removes veth, address and rules; twice, and with the netns gone, still succeeds', async () => {
     const [a, b] = pods;
     const before = await nodeLinks(node);
+    const rulesBefore = await ruleset(node);
+    for (const p of pods) expect(rulesBefore).toContain(p.result.ips[0].address.split('/')[0]);
     const vethA = a.result.interfaces[1].name;
     expect(before).toContain(vethA);
     const del = (p: typeof a, netns: Netns | string) => world.cni(node, { command: 'DEL', containerId: p.id, netns, config: { ...conf, prevResult: p.result } });

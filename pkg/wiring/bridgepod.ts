@@ -82,6 +82,10 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
   let masqTried = false;
   const nodeSide = async (): Promise<AddrInfo[]> => {
     if (!bridgeReady) await ensureBridge(bridgeSpec);
+    // the node end is named after this attachment: one that exists is an earlier ADD of it (repeated by the
+    // runtime, or left over), so it is rewired as ptp does, never left to fail `link add` (whose rollback
+    // would then release the address and rules the earlier ADD's pod still uses)
+    if (linkExists(hostName)) await deleteLink(hostName);
     tried = true;
     const batch = applyNodeSide(pair({ cniVersion: a.conf.cniVersion }), readHeld ? [['addr', 'show', 'dev', gwDev]] : []);
     if (bridgeReady) await ensureBridgeSysctls(conf.bridge);

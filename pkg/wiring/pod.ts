@@ -2,13 +2,22 @@
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Result } from '../cni/types';
 import { ipBatch } from '../ip/batch';
-import { readLink, readOperstate } from '../ip/sysfs';
+import { defaultRouteMtu, readLink, readOperstate } from '../ip/sysfs';
 import { netnsExists } from '../ip/netns';
 import { canonicalIP, networkOf, parseCIDR, formatCIDR, type Family } from '../ipnet';
 import type { MasqRule } from '../nat';
 import type { RouteSpec } from './veth';
 
 const SCOPES: Record<number, RouteSpec['scope']> = { 0: 'global', 253: 'link', 254: 'host' };
+
+/**
+ * The pod MTU when the config sets none: the default-route interface's; on CHECK the one ADD gave the pod
+ * (prevResult, 1.1.0), so a default route that changed since ADD does not fail a healthy pod.
+ */
+export function defaultPodMtu(a: CmdArgs): number {
+  const added = a.command === 'CHECK' ? a.conf.prevResult?.interfaces?.find((i) => i.sandbox && i.name === a.ifName)?.mtu : undefined;
+  return added ?? defaultRouteMtu();
+}
 
 function families(result: Result): Set<Family> {
   return new Set((result.ips ?? []).map((ip) => parseCIDR(ip.address)?.family).filter((f): f is Family => !!f));

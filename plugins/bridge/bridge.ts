@@ -2,14 +2,14 @@
 // The wiring is pkg/wiring/bridgepod.ts, shared with host-gw, ipip and vxlan.
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
-import { defaultRouteMtu } from '../../pkg/ip/sysfs';
+import { defaultPodMtu } from '../../pkg/wiring/pod';
 import { addBridgePod, checkBridgePod, delBridgePod, gcBridgePods, statusBridgePods, type BridgePodConf } from '../../pkg/wiring/bridgepod';
 import { parseBridgeConf } from '../../pkg/wiring/bridgeconf';
 
 function podConf(a: CmdArgs): BridgePodConf {
   const c = parseBridgeConf(a);
   // MTU by default from the interface holding the default route: pods then fit the underlay
-  return { ...c, mtu: c.mtu ?? defaultRouteMtu(), masqExcluded: [], dns: a.conf.dns };
+  return { ...c, mtu: c.mtu ?? defaultPodMtu(a), masqExcluded: [], dns: a.conf.dns };
 }
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {

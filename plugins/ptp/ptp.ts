@@ -10,11 +10,11 @@ import { ipBatch } from '../../pkg/ip/batch';
 import { randomMac } from '../../pkg/ip/mac';
 import { netnsExists } from '../../pkg/ip/netns';
 import { readSysctl } from '../../pkg/ip/sysctl';
-import { defaultRouteMtu, linkExists, readLink } from '../../pkg/ip/sysfs';
+import { linkExists, readLink } from '../../pkg/ip/sysfs';
 import { canonicalIP } from '../../pkg/ipnet';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
 import { hostVethName } from '../../pkg/wiring/names';
-import { checkPod, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
+import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
 import {
   GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod,
 } from '../../pkg/wiring/ptp';
@@ -30,7 +30,7 @@ export interface PodConf extends PtpConf {
 
 export function podConf(a: CmdArgs): PodConf {
   const c = parsePtpConf(a);
-  return { ...c, mtu: c.mtu ?? defaultRouteMtu() };
+  return { ...c, mtu: c.mtu ?? defaultPodMtu(a) };
 }
 
 const ipv6Available = (): boolean => fs.existsSync('/proc/sys/net/ipv6');

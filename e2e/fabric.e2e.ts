@@ -116,6 +116,21 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     expect(await world.ping(a.ns, b.ip)).toBe(true);
   });
 
+  it('without nodeIP, takes the address of the default-route interface: the same fabric', async () => {
+    const n1 = c.node('node1');
+    // this node's default route leads to the outside namespace: for a moment it goes over the underlay
+    await n1.ns.ip(['route', 'replace', 'default', 'via', '192.168.50.254', 'dev', 'eth0']);
+    try {
+      const { nodeIP, ...conf } = a.conf;
+      expect(nodeIP).toBe('192.168.50.1');
+      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
+      expect(s.stderr).toBe('');
+      expect(s.stdout).toMatch(/fabric host-gw: 1 peer\(s\).*unchanged/);
+    } finally {
+      await n1.ns.ip(['route', 'replace', 'default', 'via', '203.0.113.2', 'dev', 'uplink']);
+    }
+  });
+
   it('refuses a peer on another subnet, naming it, and leaves node and IPAM unchanged', async () => {
     c.writePeers(c.nodes);
     const n1 = c.node('node1');
@@ -213,7 +228,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
 
     c.writePeers(c.nodes);
     expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', file])).exitCode).toBe(0);
-    expect(await world.ping(pods.node1.ns, pods.node3.ip)).toBe(true);
+    expect(await routes(n1)).toContainEqual(expect.objectContaining({ dst: '10.244.3.0/24', dev: 'tscni.1' }));
   });
 
   it('watch re-syncs when the peers file changes and exits cleanly on SIGTERM', async () => {
@@ -247,10 +262,15 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     expect(ok.stdout + ok.stderr).toBe('');
     await n1.ns.ip(['neigh', 'del', '10.244.2.0', 'dev', 'tscni.1']);
     await n1.ns.ip(['link', 'set', 'tscni.1', 'mtu', '1300']);
+    await n1.ns.exec(['bridge', 'fdb', 'del', stableMac('192.168.60.3'), 'dev', 'tscni.1', 'dst', '192.168.60.3', 'self']);
     const bad = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
     expect(bad.exitCode).toBe(1);
     expect(bad.json.msg).toMatch(/tscni\.1 has MTU 1300, expected 1400/);
     expect(bad.json.msg).toMatch(/neighbour 10\.244\.2\.0 missing on tscni\.1/);
+    expect(bad.json.msg).toContain(`FDB entry ${stableMac('192.168.60.3')} dst 192.168.60.3 missing on tscni.1`);
+    // a config naming another VNI for the same device
+    const vni = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: { ...conf, vtepName: 'tscni.1', vni: 2 } });
+    expect(vni.json.msg).toContain('tscni.1 has VNI 1, expected 2');
     expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, confs.node1)])).exitCode).toBe(0);
     const again = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
     expect(again.exitCode).toBe(0);
@@ -261,13 +281,19 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     const r = await world.cni(n3.ns, { command: 'DEL', containerId: pods.node3.id, netns: pods.node3.ns, config: confs.node3 });
     expect(r.exitCode).toBe(0);
     expect((await routes(n3)).map((x) => x.dst).sort()).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
-    expect(fs.existsSync(`/sys/class/net`)).toBe(true);
     expect((await world.ipJson(n3.ns, ['link', 'show', 'tscni.1'])).length).toBe(1);
+    expect((await world.ipJson(n3.ns, ['neigh', 'show', 'dev', 'tscni.1', 'nud', 'permanent'])).length).toBe(2);
   });
 
   it('bad input leaves the fabric as it was: overlapping peers, bad VNI, missing peers file', async () => {
     const n1 = c.node('node1');
-    const snapshot = async () => JSON.stringify([await routes(n1), await world.ipJson(n1.ns, ['-d', 'link', 'show', 'tscni.1'])]);
+    const snapshot = async () =>
+      JSON.stringify([
+        await routes(n1),
+        await world.ipJson(n1.ns, ['-d', 'link', 'show', 'tscni.1']),
+        await world.ipJson(n1.ns, ['neigh', 'show', 'dev', 'tscni.1', 'nud', 'permanent']),
+        (await n1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'tscni.1'])).stdout,
+      ]);
     const before = await snapshot();
     const add = (conf: Record<string, unknown>) => world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('bad'), netns: pods.node1.ns, config: conf });
     let r = await add({ ...confs.node1, peersFile: undefined, peers: [{ nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' }, { nodeIP: '192.168.60.3', podCIDR: '10.244.2.128/25' }] });
@@ -281,10 +307,55 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     r = await add({ ...confs.node1, peersFile: f });
     expect(r.json.msg).toMatch(/^invalid config: peersFile .*: not valid JSON/);
     expect(await snapshot()).toBe(before);
-    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, { ...confs.node1, peersFile: f })]);
-    expect(s.exitCode).toBe(1);
-    expect(s.stderr).toMatch(/^tscni fabric: invalid config: peersFile .*: not valid JSON/);
+    const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
+    const bads: [Record<string, unknown>, RegExp][] = [
+      [{ ...confs.node1, peersFile: f }, /^tscni fabric: invalid config: peersFile .*: not valid JSON/],
+      [{ ...confs.node1, peersFile: '/nonexistent/peers.json' }, /^tscni fabric: invalid config: peersFile: cannot read \/nonexistent\/peers\.json: ENOENT/],
+      [{ ...confs.node1, vni: 16777216 }, /^tscni fabric: invalid config: vni: 16777216 is out of range/],
+      [{ ...confs.node1, port: 0 }, /^tscni fabric: invalid config: port: 0 is out of range/],
+    ];
+    for (const [conf, msg] of bads) {
+      const s = await sync(conf);
+      expect({ exit: s.exitCode, stdout: s.stdout }).toEqual({ exit: 1, stdout: '' });
+      expect(s.stderr).toMatch(msg);
+    }
     expect(await snapshot()).toBe(before);
+  });
+
+  it('a route to a peer pod CIDR that someone else holds is not taken over: sync refuses, naming it, and changes nothing', async () => {
+    const n1 = c.node('node1');
+    const file = writeConf(c, confs.node1);
+    await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]);
+    await n1.ns.ip(['route', 'add', '10.244.3.0/24', 'via', '192.168.50.2', 'dev', 'eth0', 'proto', 'static']);
+    try {
+      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', file]);
+      expect(s.exitCode).toBe(1);
+      expect(s.stderr).toContain("route 10.244.3.0/24 via 192.168.50.2 dev eth0 proto static is not tscni's");
+      const held = await world.ipJson(n1.ns, ['route', 'show', '10.244.3.0/24']);
+      expect(held).toEqual([expect.objectContaining({ gateway: '192.168.50.2', protocol: 'static' })]);
+      // an ADD on this node says the same and rolls back
+      const ns = await world.pod('vx-conflict');
+      const r = await world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('conflict'), netns: ns, config: confs.node1 });
+      expect(r.json).toMatchObject({ code: 101, msg: expect.stringContaining('10.244.3.0/24 via 192.168.50.2 dev eth0 proto static') });
+    } finally {
+      await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', 'static']);
+    }
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', file])).exitCode).toBe(0);
+    expect(await routes(n1)).toContainEqual(expect.objectContaining({ dst: '10.244.3.0/24', dev: 'tscni.1' }));
+  });
+
+  it('a new VNI replaces the VTEP: the old device goes with its entries, and back', async () => {
+    const n1 = c.node('node1');
+    const dev = async (name: string) => (await world.ipJson(n1.ns, ['link', 'show'])).some((l: any) => l.ifname === name);
+    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, { ...confs.node1, vni: 2 })]);
+    expect(s.stderr).toBe('');
+    expect(await dev('tscni.2')).toBe(true);
+    expect(await dev('tscni.1')).toBe(false);
+    expect((await routes(n1)).map((r) => r.dev)).toEqual(['tscni.2', 'tscni.2']);
+    const back = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, confs.node1)]);
+    expect(back.stderr).toBe('');
+    expect(await dev('tscni.2')).toBe(false);
+    expect(await world.ping(pods.node1.ns, pods.node2.ip)).toBe(true);
   });
 });
 

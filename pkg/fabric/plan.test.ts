@@ -3,7 +3,7 @@ import { stableMac } from '../ip/mac';
 import { parseFabricConf, parsePeersFile } from './config';
 import { planFabric, underlayFacts } from './plan';
 import { diffFabric } from './reconcile';
-import { RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from './types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from './types';
 
 const underlay: UnderlayFacts = { dev: 'eth0', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] };
 const peers: Peer[] = [
@@ -134,6 +134,7 @@ describe('diffFabric', () => {
     mtu: 1350,
     address: stableMac('192.168.50.1'),
     flags: ['UP'],
+    ifalias: FABRIC_ALIAS,
     linkinfo: { info_kind: 'vxlan', info_data: { id: 1, local: '192.168.50.1', link: 'eth0', port: 8472, learning: false, ...data } },
     addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' }],
     ...o,
@@ -146,12 +147,13 @@ describe('diffFabric', () => {
   });
 
   it('is empty when the kernel matches', () => {
-    expect(diffFabric(d, inSync())).toEqual({ device: [], fdb: [], ip: [], problems: [] });
+    expect(diffFabric(d, inSync())).toEqual({ device: [], fdb: [], ip: [], problems: [], conflicts: [] });
   });
 
   it('creates everything on an empty node, device first', () => {
     const x = diffFabric(d, { links: [], routes: [], neighs: [], fdb: [] });
     expect(x.device[0]).toEqual(['link', 'add', 'name', 'tscni.1', ...d.device!.create]);
+    expect(x.device[1]).toEqual(['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]);
     expect(x.device).toContainEqual(['addr', 'replace', '10.244.1.0/32', 'dev', 'tscni.1']);
     expect(x.device[x.device.length - 1]).toEqual(['link', 'set', 'tscni.1', 'up']);
     expect(x.fdb).toHaveLength(2);
@@ -177,6 +179,55 @@ describe('diffFabric', () => {
     expect(y.problems).toEqual(['tscni.1 has VNI 2, expected 1']);
     expect(y.device.slice(0, 2)).toEqual([['link', 'del', 'tscni.1'], ['link', 'add', 'name', 'tscni.1', ...d.device!.create]]);
     expect(y.ip.filter((c) => c[0] === 'route')).toHaveLength(2);
+  });
+});
+
+describe('diffFabric: what is not ours', () => {
+  const d = planFabric('vxlan', self, peers, underlay, opts());
+  const empty = (): FabricState => ({ links: [], routes: [], neighs: [], fdb: [] });
+
+  it('refuses to take over a route to a peer pod CIDR that another owner holds', () => {
+    const s = empty();
+    s.otherRoutes = [
+      { dst: '10.244.3.0/24', gateway: '192.168.50.9', dev: 'eth0', protocol: 'static' },
+      { dst: '192.168.50.0/24', dev: 'eth0', protocol: 'kernel' },
+    ];
+    const x = diffFabric(d, s);
+    expect(x.conflicts).toEqual([
+      "route 10.244.3.0/24 via 192.168.50.9 dev eth0 proto static is not tscni's, and the fabric needs 10.244.3.0/24 via 10.244.3.0 dev tscni.1 onlink: remove that route or the peer",
+    ]);
+    expect(x.problems).toContain(x.conflicts[0]);
+  });
+
+  it('deletes a marked device the plan no longer names (a VNI or mode change) before making the new one; routes through it go with it', () => {
+    const s = empty();
+    s.links = [
+      { ifname: 'tscni.7', mtu: 1350, ifalias: FABRIC_ALIAS, linkinfo: { info_kind: 'vxlan', info_data: { id: 7 } } },
+      { ifname: 'vx-other', mtu: 1450, linkinfo: { info_kind: 'vxlan', info_data: { id: 9 } } },
+    ];
+    s.routes = [{ dst: '10.244.9.0/24', gateway: '10.244.9.0', dev: 'tscni.7', flags: ['onlink'], protocol: String(RTPROT_TSCNI) }];
+    const x = diffFabric(d, s);
+    expect(x.device[0]).toEqual(['link', 'del', 'tscni.7']);
+    expect(x.device[1]).toEqual(['link', 'add', 'name', 'tscni.1', ...d.device!.create]);
+    expect(x.device.flat()).not.toContain('vx-other');
+    expect(x.ip.filter((c) => c[0] === 'route' && c[1] === 'del')).toEqual([]);
+    expect(x.problems).toContain('stale fabric device tscni.7');
+    // host-gw has no device: a VTEP of ours left from vxlan goes
+    const hg = planFabric('host-gw', self, peers.slice(0, 1), underlay, opts());
+    expect(diffFabric(hg, s).device).toEqual([['link', 'del', 'tscni.7']]);
+  });
+
+  it('marks an unmarked device of the plan (made by an older tscni) without calling it a problem', () => {
+    const s = empty();
+    s.links = [{
+      ifname: 'tscni.1', mtu: d.mtu, address: d.device!.mac, flags: ['UP'],
+      linkinfo: { info_kind: 'vxlan', info_data: d.device!.infoData },
+      addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' }],
+    }];
+    const x = diffFabric(d, s);
+    expect(x.device).toEqual([['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]]);
+    // only the peers' entries are missing in this state, nothing about the device
+    expect(x.problems.filter((p) => !/^(route|neighbour|FDB entry) /.test(p))).toEqual([]);
   });
 });
 

@@ -132,6 +132,7 @@ export function planFabric(modeName: string, self: { podCIDR: string }, peers: P
     family: selfNet.family,
     mtu: ctx.mtu,
     device,
+    usesFdb: !!mode.usesFdb,
     routes: [],
     neighs: [],
     fdb: [],

@@ -6,29 +6,32 @@ import { defaultRouteInterface, linkExists } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
 import { routeCommand, type RouteSpec } from '../wiring/veth';
 import { CniError, ErrCode } from '../cni/errors';
-import { RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState, type JsonFdb, type JsonLink, type JsonNeigh, type JsonRoute } from './types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState, type JsonFdb, type JsonLink, type JsonNeigh, type JsonRoute } from './types';
 
 /** Counts spawns of this module, for tests and the bench. */
 export const spawnCount = { reads: 0, writes: 0 };
 
 /**
- * Read links with addresses and details, our routes, and (when `device` exists) its neighbours and FDB.
- * `family` picks which routes to list (ip lists one family per command).
+ * Read links with addresses and details, the main table's routes (ours are those with RTPROT_TSCNI), and (when
+ * `device` exists) its neighbours and FDB. `family` picks which routes to list (ip lists one family per command).
  */
 export async function readFabricState(device: string | undefined, family: 4 | 6 = 4, fdb = true): Promise<FabricState> {
   const has = device !== undefined && linkExists(device);
   const cmds: IpCommand[] = [
     ['addr', 'show'],
-    ['route', 'show', 'root', family === 4 ? '0.0.0.0/0' : '::/0', 'proto', String(RTPROT_TSCNI)],
+    ['route', 'show', 'root', family === 4 ? '0.0.0.0/0' : '::/0', 'table', 'main'],
   ];
   if (has) cmds.push(['neigh', 'show', 'dev', device]);
   const reads = [ipBatch(cmds, { json: true, details: true }) as Promise<unknown[]>];
   if (has && fdb) reads.push(run('bridge', ['-json', 'fdb', 'show', 'dev', device]).then((r) => [JSON.parse(r.stdout.trim() || '[]') as unknown]));
   spawnCount.reads += reads.length;
   const [ip, br] = await Promise.all(reads);
+  const routes = (ip[1] ?? []) as JsonRoute[];
+  const ours = (r: JsonRoute) => r.protocol === String(RTPROT_TSCNI);
   return {
     links: (ip[0] ?? []) as JsonLink[],
-    routes: (ip[1] ?? []) as JsonRoute[],
+    routes: routes.filter(ours),
+    otherRoutes: routes.filter((r) => !ours(r)),
     neighs: has ? ((ip[2] ?? []) as JsonNeigh[]) : [],
     fdb: ((br?.[0] ?? []) as JsonFdb[]).filter((e) => e.flags?.includes('self')),
   };
@@ -46,9 +49,16 @@ function describeRoute(r: RouteSpec): string {
 
 /** What to change so the kernel holds `d`, and the same as human-readable problems (for CHECK). Pure. */
 export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
-  const diff: FabricDiff = { device: [], fdb: [], ip: [], problems: [] };
+  const diff: FabricDiff = { device: [], fdb: [], ip: [], problems: [], conflicts: [] };
   const dev = d.device;
   let fresh = false;
+  // tunnel devices of ours the plan no longer names go first: their VNI or local address may be what the new
+  // device needs, and their entries and routes go with them
+  const stale = s.links.filter((l) => l.ifalias === FABRIC_ALIAS && l.ifname !== dev?.name).map((l) => l.ifname);
+  for (const name of stale) {
+    diff.problems.push(`stale fabric device ${name}`);
+    diff.device.push(['link', 'del', name]);
+  }
   if (dev) {
     const link = s.links.find((l) => l.ifname === dev.name);
     const kind = link?.linkinfo?.info_kind;
@@ -60,9 +70,11 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
       else diff.problems.push(...wrong.map(([k, v]) => `${dev.name} has ${k === 'id' ? 'VNI' : k} ${JSON.stringify(data[k])}, expected ${JSON.stringify(v)}`));
       // a device of the wrong kind or parameters cannot be changed in place: recreate it
       if (link) diff.device.push(['link', 'del', dev.name]);
-      diff.device.push(['link', 'add', 'name', dev.name, ...dev.create]);
+      diff.device.push(['link', 'add', 'name', dev.name, ...dev.create], ['link', 'set', dev.name, 'alias', FABRIC_ALIAS]);
       fresh = true;
     } else {
+      // a device made before devices were marked: mark it (not a problem CHECK reports)
+      if (link.ifalias !== FABRIC_ALIAS) diff.device.push(['link', 'set', dev.name, 'alias', FABRIC_ALIAS]);
       if (link.mtu !== dev.mtu) {
         diff.problems.push(`${dev.name} has MTU ${link.mtu}, expected ${dev.mtu}`);
         diff.device.push(['link', 'set', dev.name, 'mtu', String(dev.mtu)]);
@@ -120,11 +132,19 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
     diff.ip.push(['neigh', 'replace', n.ip, 'lladdr', n.lladdr, 'dev', n.dev, 'nud', 'permanent']);
   }
 
-  // routes: ours carry RTPROT_TSCNI; one we no longer want goes, one that differs is replaced
+  // routes: ours carry RTPROT_TSCNI; one we no longer want goes, one that differs is replaced; a destination
+  // another owner routes is theirs: `replace` would take it over, so it is a conflict and nothing is applied
   const rWant = new Map(d.routes.map((r) => [r.dst, r]));
+  for (const r of s.otherRoutes ?? []) {
+    const want = rWant.get(r.dst);
+    if (!want) continue;
+    const held = `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''} proto ${r.protocol ?? '?'}`;
+    diff.conflicts.push(`route ${held} is not tscni's, and the fabric needs ${describeRoute(want)}: remove that route or the peer`);
+  }
+  diff.problems.push(...diff.conflicts);
   for (const r of s.routes) {
-    // routes through a device we recreate went with it
-    if (rWant.has(r.dst) || (fresh && r.dev === dev?.name)) continue;
+    // routes through a device we recreate or delete went with it
+    if (rWant.has(r.dst) || (fresh && r.dev === dev?.name) || stale.includes(r.dev ?? '')) continue;
     diff.problems.push(`stale route ${r.dst} via ${r.gateway ?? '-'} dev ${r.dev}`);
     diff.ip.push(['route', 'del', r.dst, 'proto', String(RTPROT_TSCNI)]);
   }
@@ -154,6 +174,7 @@ export interface ReconcileReport {
 /** Make the kernel match `d`, given the state read before planning. A race with a concurrent ADD is retried once. */
 export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true): Promise<ReconcileReport> {
   const diff = diffFabric(d, s);
+  if (diff.conflicts.length) throw new CniError(ErrCode.KernelOperation, `fabric ${d.mode}: ${diff.conflicts.join('; ')}`);
   let writes = 0;
   try {
     // device first (FDB entries need it), FDB, then neighbours and routes; merged into one spawn when no FDB work
@@ -176,7 +197,7 @@ export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true
     spawnCount.writes += writes;
     // another ADD on this node may have made the same change a moment ago: read again and retry once
     if (retry && (e instanceof BatchError || e instanceof CniError)) {
-      const again = await readFabricState(d.device?.name, d.family);
+      const again = await readFabricState(d.device?.name, d.family, d.usesFdb);
       return applyFabric(d, again, false);
     }
     throw e;

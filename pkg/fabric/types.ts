@@ -8,6 +8,12 @@ import type { RouteSpec } from '../wiring/veth';
  */
 export const RTPROT_TSCNI = 252;
 
+/**
+ * The alias (ifalias) of the tunnel devices tscni's fabric makes: a device carrying it that the plan no longer
+ * names (the VNI, name or mode changed) is deleted, with its neighbour and FDB entries. One fabric per node.
+ */
+export const FABRIC_ALIAS = 'tscni-fabric'; // one word: ip -batch splits lines on blanks
+
 /** One node of the cluster as the fabric needs it: where it is and which pod CIDR lives behind it. */
 export interface Peer {
   nodeIP: string;
@@ -73,6 +79,8 @@ export interface DesiredFabric {
   /** the MTU pods get: the fabric's MTU */
   mtu: number;
   device?: DesiredDevice;
+  /** the device carries FDB entries (read with `bridge fdb`) */
+  usesFdb: boolean;
   /** all carry proto RTPROT_TSCNI */
   routes: RouteSpec[];
   neighs: NeighEntry[];
@@ -88,6 +96,8 @@ export interface FabricState {
   links: JsonLink[];
   /** routes with proto RTPROT_TSCNI */
   routes: JsonRoute[];
+  /** the main table's other routes (of the pod family): a peer's pod CIDR among them belongs to someone else */
+  otherRoutes?: JsonRoute[];
   /** neighbours on the device (empty when it does not exist) */
   neighs: JsonNeigh[];
   fdb: JsonFdb[];
@@ -105,6 +115,7 @@ export interface JsonLink {
   mtu: number;
   address?: string;
   flags?: string[];
+  ifalias?: string;
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
   addr_info?: JsonAddr[];
 }
@@ -113,6 +124,8 @@ export interface JsonRoute {
   dst: string;
   gateway?: string;
   dev?: string;
+  /** a name from rt_protos (kernel, static, ...) or the number */
+  protocol?: string;
   flags?: string[];
 }
 
@@ -138,4 +151,6 @@ export interface FabricDiff {
   /** neighbours and routes, applied last so a route never points into a half-made device */
   ip: IpCommand[];
   problems: string[];
+  /** what the plan wants that another owner holds (a route to a peer's pod CIDR): nothing is applied then */
+  conflicts: string[];
 }

@@ -4,7 +4,7 @@ import { CniError } from '../../pkg/cni/errors';
 import { parseFabricConf } from '../../pkg/fabric/config';
 import { planFabric } from '../../pkg/fabric/plan';
 import { diffFabric } from '../../pkg/fabric/reconcile';
-import { RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../../pkg/fabric/types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../../pkg/fabric/types';
 
 // seed 001: node1/node2 on 192.168.10.0/24, node3 on 192.168.20.0/24 behind a router
 const NODES = {
@@ -106,6 +106,7 @@ describe('ipip reconcile diff against the kernel view', () => {
     ifname: 'tscni.ipip',
     mtu: 1480,
     flags: ['NOARP', 'UP', 'LOWER_UP'],
+    ifalias: FABRIC_ALIAS,
     linkinfo: { info_kind: 'ipip', info_data: { proto: 'any', remote: 'any', local: '192.168.10.11', link: 'eth0', ttl: 0, pmtudisc: true } },
     addr_info: [
       { family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' },
@@ -122,7 +123,7 @@ describe('ipip reconcile diff against the kernel view', () => {
 
   it('nothing to do when the kernel matches the plan', () => {
     const diff = diffFabric(plan('node1'), state([tunnel()]));
-    expect(diff).toEqual({ device: [], fdb: [], ip: [], problems: [] });
+    expect(diff).toEqual({ device: [], fdb: [], ip: [], problems: [], conflicts: [] });
   });
 
   it('switching to crossSubnet replaces only the same-subnet route', () => {

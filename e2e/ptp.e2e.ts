@@ -219,6 +219,30 @@ describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
     expect(bad3.json.msg).toContain('proxy_arp');
     await node.exec(['sysctl', '-q', '-w', `net.ipv4.conf.${p.host}.proxy_arp=1`]);
     expect((await check()).exitCode).toBe(0);
+
+    await node.ip(['addr', 'del', `${GW6}/64`, 'dev', p.host]);
+    const bad4 = await check();
+    expect(bad4.json.code).toBe(102);
+    expect(bad4.json.msg).toContain(`node veth ${p.host} lacks ${GW6}`);
+    await node.ip(['addr', 'add', `${GW6}/64`, 'dev', p.host, 'nodad']);
+
+    await node.exec(['nft', 'delete', 'element', 'inet', 'tscni', 'masq6', `{ ${p.ip6} }`]);
+    const bad5 = await check();
+    expect(bad5.json.code).toBe(102);
+    expect(bad5.json.msg).toContain(p.ip6);
+  });
+
+  it('rolls back an ADD that fails after the pair and the rules exist: no node end, route, rule or address left', async () => {
+    const before = [await nodeLinks(node), await nodeRoutes(node), ipFiles(dataDir)];
+    const ns = await world.pod('late-fail');
+    // an MTU below IPv6's 1280: the kernel refuses the pod's IPv6 address, after the pair and the rules exist
+    const r = await world.cni(node, { command: 'ADD', containerId: world.containerId('late'), netns: ns, config: { ...conf, mtu: 1200 } });
+    expect(r.exitCode).toBe(1);
+    expect(r.json.code).toBe(101);
+    expect([await nodeLinks(node), await nodeRoutes(node), ipFiles(dataDir)]).toEqual(before);
+    const rules = await ruleset(node);
+    expect(rules).not.toContain('late');
+    for (const p of pods) expect(rules).toContain(p.ip);
   });
 
   it('a repeated ADD of the same attachment replaces the stale node end', async () => {

@@ -139,6 +139,10 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
   for (const x of addrs[0]?.addr_info ?? []) {
     if (x.scope !== 'link') problems.push(`node veth ${hostName} holds address ${x.local}/${x.prefixlen}; it must hold none`);
   }
+  // the pod's IPv6 routes go via this link-local address: without it the node end answers no neighbour solicitation
+  if (familiesOf(prev).includes(6) && !(addrs[0]?.addr_info ?? []).some((x) => canonicalIP(x.local) === GATEWAY6)) {
+    problems.push(`node veth ${hostName} lacks ${GATEWAY6}, the pods' IPv6 gateway`);
+  }
   const routed = new Set(routes.filter((r) => !r.gateway && !r.type && (r.table ?? 'main') === 'main').map((r) => hostKey(r.dst)));
   for (const ip of prev.ips ?? []) {
     if (!routed.has(hostKey(ip.address))) problems.push(`node has no route to ${hostAddress(ip.address)} dev ${hostName}`);

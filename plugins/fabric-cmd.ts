@@ -82,11 +82,15 @@ function log(line: string): void {
   process.stderr.write(`tscni fabric: ${line}\n`);
 }
 
+/** `watch --kubernetes` exits with this when this node's own podCIDR or InternalIP changed: re-render, then watch. */
+export const EXIT_RERENDER = 3;
+
 /**
  * Peers from the Node API: this node (env NODE_NAME, from the downward API) is skipped by name; every change of
- * the derived peer set rewrites the peers file and syncs. Returns a stop function.
+ * the derived peer set rewrites the peers file and syncs. When this node itself no longer matches the conf,
+ * `rerender` is called (and nothing synced: the conf is stale). Returns a stop function.
  */
-function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void): () => void {
+function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, rerender: () => void): () => void {
   const k8s = require('../pkg/fabric/k8s') as typeof import('../pkg/fabric/k8s');
   const self = process.env.NODE_NAME;
   if (!self) throw new Error('--kubernetes: NODE_NAME is not set (give it from the downward API: fieldRef spec.nodeName)');
@@ -100,12 +104,14 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void):
   void k8s.watchNodes(
     cfg,
     (nodes) => {
-      // this node's own entry should say what the conf says (install-conf rendered it from there)
-      const me = nodes.get(self);
-      const mine = me ? k8s.nodeAddressing(me, podFamily, ipFamily) : { why: 'is not in the node list' };
-      let mismatch = '';
-      if ('why' in mine) mismatch = `node ${self} ${mine.why}`;
-      else if (mine.podCIDR !== conf.podCIDR) mismatch = `node ${self} has podCIDR ${mine.podCIDR} but the conf says ${conf.podCIDR}`;
+      // this node's own entry should say what the conf says (`tscni k8s` rendered it from there)
+      const drift = k8s.selfDrift(nodes, self, conf);
+      if (drift.rerender) {
+        log(`${drift.rerender}: exiting with ${EXIT_RERENDER} so that \`tscni k8s run\` renders this node's conf again`);
+        rerender();
+        return;
+      }
+      const mismatch = drift.warning ?? '';
       if (mismatch && mismatch !== warned) log(`warning: ${mismatch}`);
       warned = mismatch;
       const { peers, skipped } = k8s.nodesToPeers(nodes.values(), self, podFamily, ipFamily);
@@ -149,6 +155,8 @@ async function watch(file: string, interval: number, kubernetes: boolean): Promi
   let peersFile: string | undefined;
   let stopKube: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let early: number | undefined; // a stop asked for before the promise below exists
+  let stopWith = (code: number) => void (early = code);
   const soon = () => {
     clearTimeout(timer);
     timer = setTimeout(() => void sync(), 50);
@@ -159,7 +167,7 @@ async function watch(file: string, interval: number, kubernetes: boolean): Promi
     if (kubernetes) {
       // the plugin re-reads peersFile on every ADD: peers kept only in memory here would be undone by the next pod
       if (!peersFile) throw new Error(`--kubernetes: ${file} has no peersFile: set one; the Node API's peers are written there for the plugin's ADDs`);
-      stopKube = watchKubernetes(conf, peersFile, soon);
+      stopKube = watchKubernetes(conf, peersFile, soon, () => stopWith(EXIT_RERENDER));
     }
   } catch (e) {
     fail(e);
@@ -182,14 +190,18 @@ async function watch(file: string, interval: number, kubernetes: boolean): Promi
   if (!kubernetes) await sync();
   const periodic = setInterval(() => void sync(), interval * 1000);
   return new Promise((resolve) => {
-    const stop = () => {
+    stopWith = (code) => {
       for (const w of watchers) w.close();
       stopKube?.();
       clearInterval(periodic);
       clearTimeout(timer);
-      resolve(0);
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve(code);
     };
+    const stop = () => stopWith(0);
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    if (early !== undefined) stopWith(early);
   });
 }

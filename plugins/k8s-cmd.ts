@@ -4,6 +4,9 @@
 //   2. read this node (NODE_NAME) from the API until the controller manager has given it a podCIDR;
 //   3. write the peers file from the node list, then the fabric conf the watcher reads, then the conflist,
 //      last, because its appearance is what makes the runtime report the network ready.
+// `tscni k8s run`: the main container: steps 2-3 again (so a restart renders what the Node says now), then
+// `tscni fabric watch --kubernetes`, which exits when this node's own podCIDR or InternalIP changes (a Node
+// deleted and registered again), so the container restarts and renders the new one.
 import * as fs from 'fs';
 import * as path from 'path';
 import { formatIP, lastOf, networkOf, parseCIDR } from '../pkg/ipnet';
@@ -33,7 +36,7 @@ export interface InstallOptions {
 }
 
 const USAGE =
-  'usage: tscni k8s install --mode <host-gw|vxlan|ptp> [--templates /etc/tscni] [--bin-dir /host/opt/cni/bin] ' +
+  'usage: tscni k8s install|run --mode <host-gw|vxlan|ptp> [--templates /etc/tscni] [--bin-dir /host/opt/cni/bin (install; run: none)] ' +
   '[--conflist /etc/cni/net.d/10-tscni.conflist] [--fabric-conf /etc/cni/tscni-fabric.json] [--node $NODE_NAME] [--wait <seconds>]';
 
 /** Template variables of a node: `{{podCIDR}}` etc. in any JSON string of the template. */
@@ -171,15 +174,18 @@ export async function k8sMain(argv: string[]): Promise<number> {
     }
     set(rest[++i]);
   }
-  if (verb !== 'install' || !o.mode || !o.node || !(o.waitSeconds >= 0)) {
+  if (verb === 'run' && !rest.includes('--bin-dir')) o.binDir = '';
+  if (!(verb === 'install' || verb === 'run') || !o.mode || !o.node || !(o.waitSeconds >= 0)) {
     process.stderr.write(`${USAGE}\n${!o.node ? 'NODE_NAME is not set and no --node given\n' : ''}`);
     return 2;
   }
   try {
     await install(o, k8s().inClusterConfig());
-    return 0;
   } catch (e) {
     o.log((e as Error).message);
     return 1;
   }
+  if (verb === 'install') return 0;
+  const { fabricMain } = require('./fabric-cmd') as typeof import('./fabric-cmd');
+  return fabricMain(['watch', '--kubernetes', '--conf', o.fabricConf]);
 }

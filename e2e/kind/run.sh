@@ -218,6 +218,12 @@ check "node $W2 deleted: $W1 drops its route to $CIDR2" retry 15 bash -c "! dock
 docker exec "$W2" systemctl restart kubelet
 check "node $W2 re-registered: $W1 routes to its pod CIDR again" retry 30 bash -c \
   "c=\$(kubectl --context $CTX get node $W2 -o jsonpath='{.spec.podCIDR}'); [ -n \"\$c\" ] && docker exec $W1 ip route show proto 252 | grep -q \"^\$c \""
+# and $W2's own conf follows its new pod CIDR: rendered again (the watcher exits on the change and `tscni k8s run`
+# renders on restart, or the DaemonSet pod is recreated); the fabric conf names podCIDR in every mode and is
+# written in the same step as the conflist
+check "node $W2's rendered conf names its current pod CIDR" retry 30 bash -c \
+  "c=\$(kubectl --context $CTX get node $W2 -o jsonpath='{.spec.podCIDR}'); docker exec $W2 grep -q \"\\\"podCIDR\\\": \\\"\$c\\\"\" /etc/cni/tscni-fabric.json"
+
 
 if [ "$FAILED" -ne 0 ]; then
   say "DaemonSet logs:"

@@ -1,11 +1,12 @@
-// The Node-API peer source. There is no Kubernetes API server here: parsing is tested on recorded API responses
-// (testdata/k8s: a kind-like NodeList, watch events, a 410 Gone), and the list+watch loop against a scripted fake
-// server in this process (testdata/k8s/fake-api.ts), over HTTP and over HTTPS with the service-account CA.
+// The Node-API peer source. There is no Kubernetes API server here to record from: parsing is tested on responses
+// written by hand in the API's shapes (testdata/k8s: a kind-like NodeList with made-up UIDs and one dual-stack
+// node, watch events, a 410 Gone), and the list+watch loop against a scripted fake server in this process
+// (testdata/k8s/fake-api.ts), over HTTP and over HTTPS with the service-account CA.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parsePeersFile } from './config';
-import { applyWatchEvent, inClusterConfig, listNodes, nodesToPeers, parseNode, peersFileText, watchNodes, type ApiConfig, type KubeNode } from './k8s';
+import { applyWatchEvent, inClusterConfig, listNodes, nodesToPeers, parseNode, peersFileText, selfDrift, watchNodes, type ApiConfig, type KubeNode } from './k8s';
 import { FakeApi, fixture, json, stream } from './testdata/k8s/fake-api';
 
 const LIST = fixture('nodelist.json');
@@ -16,7 +17,7 @@ const CP = 'tscni-e2e-control-plane';
 const nodesOf = (text: string) => new Map((JSON.parse(text).items as unknown[]).map((i) => parseNode(i)!).map((n) => [n.name, n]));
 const brief = (nodes: Map<string, KubeNode>, self = CP) => nodesToPeers(nodes.values(), self, 4, 4).peers.map((p) => `${p.key.slice(5)}=${p.podCIDR}@${p.nodeIP}`);
 
-describe('parsing recorded Node objects', () => {
+describe('parsing Node objects', () => {
   test('a NodeList: dual-stack podCIDRs, a node without podCIDR yet, InternalIPs only', () => {
     const nodes = nodesOf(LIST);
     expect(nodes.get(CP)).toEqual({ name: CP, podCIDRs: ['10.244.0.0/24'], internalIPs: ['172.18.0.3'] });
@@ -32,6 +33,16 @@ describe('parsing recorded Node objects', () => {
     expect(parseNode({ metadata: { name: 'n' }, spec: { podCIDR: '10.9.3.7/24' } })).toEqual({ name: 'n', podCIDRs: ['10.9.3.0/24'], internalIPs: [] });
     expect(parseNode({ metadata: {}, spec: { podCIDR: '10.9.3.0/24' } })).toBeUndefined();
     expect(parseNode('nope')).toBeUndefined();
+  });
+
+  test("this node's own entry against its rendered conf: a new podCIDR or InternalIP asks for a new render", () => {
+    const nodes = nodesOf(LIST);
+    expect(selfDrift(nodes, CP, { podCIDR: '10.244.0.0/24', nodeIP: '172.18.0.3' })).toEqual({});
+    expect(selfDrift(nodes, CP, { podCIDR: '10.244.7.0/24', nodeIP: '172.18.0.3' })).toEqual({ rerender: `node ${CP} has podCIDR 10.244.0.0/24 but the conf says 10.244.7.0/24` });
+    expect(selfDrift(nodes, CP, { podCIDR: '10.244.0.0/24', nodeIP: '172.18.0.9' })).toEqual({ rerender: `node ${CP} has InternalIP 172.18.0.3 but the conf says 172.18.0.9` });
+    // nothing a new render could fix: only a warning
+    expect(selfDrift(nodes, 'tscni-e2e-worker2', { podCIDR: '10.244.2.0/24' })).toEqual({ warning: 'node tscni-e2e-worker2 has no podCIDR yet' });
+    expect(selfDrift(nodes, 'gone', { podCIDR: '10.244.2.0/24' })).toEqual({ warning: 'node gone is not in the node list' });
   });
 
   test('peers: self skipped by name, a node without podCIDR skipped with a reason, sorted by name', () => {

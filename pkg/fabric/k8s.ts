@@ -50,6 +50,25 @@ export function nodeAddressing(n: KubeNode, podFamily: Family, ipFamily: Family)
   return { podCIDR, nodeIP };
 }
 
+/**
+ * How this node's own entry differs from the conf rendered for it: `rerender` when it now has another pod CIDR
+ * or InternalIP (a Node deleted and registered again gets a new CIDR from the controller manager, while the
+ * DaemonSet pod may live on), `warning` for what a new render could not fix (not listed, no podCIDR yet).
+ */
+export function selfDrift(
+  nodes: Map<string, KubeNode>,
+  self: string,
+  conf: { podCIDR: string; nodeIP?: string },
+): { rerender?: string; warning?: string } {
+  const me = nodes.get(self);
+  const podFamily = familyOf(conf.podCIDR);
+  const mine = me ? nodeAddressing(me, podFamily, conf.nodeIP ? familyOf(conf.nodeIP) : podFamily) : { why: 'is not in the node list' };
+  if ('why' in mine) return { warning: `node ${self} ${mine.why}` };
+  if (mine.podCIDR !== conf.podCIDR) return { rerender: `node ${self} has podCIDR ${mine.podCIDR} but the conf says ${conf.podCIDR}` };
+  if (conf.nodeIP && mine.nodeIP !== conf.nodeIP) return { rerender: `node ${self} has InternalIP ${mine.nodeIP} but the conf says ${conf.nodeIP}` };
+  return {};
+}
+
 export interface NodePeers {
   peers: Peer[];
   /** one line per node left out, for the log */

@@ -1,6 +1,6 @@
 // A scripted stand-in for kube-apiserver, for unit tests: there is no API server here, so each request is answered
-// by the next step of a script with recorded responses (nodelist.json, watch-*.jsonl). HTTP, or HTTPS with the
-// self-signed apiserver.crt/key of this directory (valid until 2126, for 127.0.0.1 and localhost).
+// by the next step of a script with responses written in the API's shapes (nodelist.json, watch-*.jsonl). HTTP,
+// or HTTPS with the self-signed apiserver.crt/key of this directory (valid until 2126, for 127.0.0.1 and localhost).
 import * as fs from 'fs';
 import * as http from 'http';
 import * as https from 'https';

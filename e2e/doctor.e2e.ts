@@ -249,21 +249,21 @@ describe('vxlan across three nodes', () => {
 
   it('names a deleted peer route and the peer', async () => {
     await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]);
-    await expectFinding(n1.ns, file, /^node: route 10\.244\.3\.0\/24 via 10\.244\.3\.0 dev tscni\.1 onlink missing \(peer 192\.168\.60\.3\)$/);
+    await expectFinding(n1.ns, file, /^node: route 10\.244\.3\.0\/24 via 10\.244\.3\.0 dev tscni\.1 onlink missing \(peer node3 192\.168\.60\.3\)$/);
     await sync();
     await expectHealthy(n1.ns, file, 1);
   });
 
   it('names a deleted FDB entry and the peer', async () => {
     await n1.ns.exec(['bridge', 'fdb', 'del', stableMac('192.168.50.2'), 'dev', 'tscni.1', 'dst', '192.168.50.2', 'self']);
-    await expectFinding(n1.ns, file, new RegExp(`^node: FDB entry ${stableMac('192.168.50.2')} dst 192\\.168\\.50\\.2 missing on tscni\\.1 \\(peer 192\\.168\\.50\\.2\\)$`));
+    await expectFinding(n1.ns, file, new RegExp(`^node: FDB entry ${stableMac('192.168.50.2')} dst 192\\.168\\.50\\.2 missing on tscni\\.1 \\(peer node2 192\\.168\\.50\\.2\\)$`));
     await sync();
     await expectHealthy(n1.ns, file, 1);
   });
 
   it('names a deleted neighbour entry and the peer', async () => {
     await n1.ns.ip(['neigh', 'del', '10.244.3.0', 'dev', 'tscni.1']);
-    await expectFinding(n1.ns, file, /^node: neighbour 10\.244\.3\.0 missing on tscni\.1 \(peer 192\.168\.60\.3\)$/);
+    await expectFinding(n1.ns, file, /^node: neighbour 10\.244\.3\.0 missing on tscni\.1 \(peer node3 192\.168\.60\.3\)$/);
     await sync();
     await expectHealthy(n1.ns, file, 1);
   });
@@ -295,9 +295,28 @@ describe('host-gw between node1 and node2', () => {
   it('a healthy node: nothing to report; a deleted peer route is named with its peer', async () => {
     await expectHealthy(n1.ns, file, 1);
     await n1.ns.ip(['route', 'del', '10.244.2.0/24', 'proto', String(RTPROT_TSCNI)]);
-    await expectFinding(n1.ns, file, /^node: route 10\.244\.2\.0\/24 via 192\.168\.50\.2 dev eth0 missing \(peer 192\.168\.50\.2\)$/);
+    await expectFinding(n1.ns, file, /^node: route 10\.244\.2\.0\/24 via 192\.168\.50\.2 dev eth0 missing \(peer node2 192\.168\.50\.2\)$/);
     expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', file])).exitCode).toBe(0);
     await expectHealthy(n1.ns, file, 1);
+  });
+
+  it('ptp pods with the host-gw fabric kept beside them (--fabric, as the Kubernetes ptp mode runs): a lost peer route is named', async () => {
+    const ptp = {
+      cniVersion: '1.0.0', name: 'd-ptp-fabric', type: 'ptp',
+      ipam: { type: 'host-local', dataDir: world.tmpDir('ipam'), ranges: [[{ subnet: '10.244.0.0/16', rangeStart: '10.244.1.50', rangeEnd: '10.244.1.60' }]] },
+    };
+    await addPod(n1.ns, ptp, 'ptpf');
+    const ptpFile = conflist(ptp);
+    const healthy = await doctor(n1.ns, ptpFile, '--fabric', file);
+    expect(healthy.lines).toEqual([expect.stringMatching(/^ptp network d-ptp-fabric: node and 1 pod\(s\) checked: all as planned$/)]);
+    expect(healthy.exitCode).toBe(0);
+    await n1.ns.ip(['route', 'del', '10.244.2.0/24', 'proto', String(RTPROT_TSCNI)]);
+    const r = await doctor(n1.ns, ptpFile, '--fabric', file);
+    expect(r.lines).toEqual(['node: route 10.244.2.0/24 via 192.168.50.2 dev eth0 missing (peer node2 192.168.50.2)', expect.stringMatching(/: 1 problem\(s\)$/)]);
+    expect(r.exitCode).toBe(1);
+    // without --fabric only the ptp pods are checked
+    expect((await doctor(n1.ns, ptpFile)).exitCode).toBe(0);
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', file])).exitCode).toBe(0);
   });
 });
 

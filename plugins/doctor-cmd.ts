@@ -4,7 +4,7 @@ import * as path from 'path';
 import { CniError } from '../pkg/cni/errors';
 import type { PodRef } from '../pkg/doctor';
 
-export const USAGE = `usage: tscni doctor --conf <conflist or conf file> [--pod <containerID>[:<ifname>][=<netns path>]]... [--netns <node netns>] [--json]
+export const USAGE = `usage: tscni doctor --conf <conflist or conf file> [--pod <containerID>[:<ifname>][=<netns path>]]... [--fabric <file>] [--netns <node netns>] [--json]
 
 Compares what the network config plans (bridge, gateway address, forwarding, the fabric's routes, neighbour and
 FDB entries, tunnel device, MTU and rp_filter, each pod's veth, addresses, routes, sysctls and masquerade rule)
@@ -14,6 +14,8 @@ with what the kernel holds, and prints one line per difference, then a summary.
   --pod <id>      check this pod (repeatable; ifname defaults to eth0); without --pod, every pod host-local
                   holds an address for in this network is checked. The pod's netns is found from its node
                   veth; give it after '=' when it is not a named netns (/var/run/netns).
+  --fabric <file> also check the fabric of this host-gw/vxlan/ipip config, without its pods: the node routes
+                  the Kubernetes manifest keeps beside ptp pods (/etc/cni/tscni-fabric.json)
   --netns <ns>    run in this node namespace (a name or /var/run/netns/<name>) instead of the current one
   --json          print {network, type, pods, findings: [{where, problem, pod?, peer?}]} instead of lines
 
@@ -22,6 +24,7 @@ Exit status: 0 all as planned, 1 something is missing or wrong, 2 usage or confi
 
 interface Opts {
   conf: string;
+  fabric?: string;
   pods?: PodRef[];
   netns?: string;
   json: boolean;
@@ -38,6 +41,7 @@ export function parseDoctorArgs(argv: string[]): Opts | string {
     };
     try {
       if (k === '--conf') o.conf = val();
+      else if (k === '--fabric') o.fabric = val();
       else if (k === '--netns') o.netns = val();
       else if (k === '--json') o.json = true;
       else if (k === '--pod') {
@@ -81,7 +85,7 @@ export async function doctorMain(argv: string[]): Promise<number> {
   const d = require('../pkg/doctor') as typeof import('../pkg/doctor');
   let report: import('../pkg/doctor').DoctorReport;
   try {
-    report = await d.doctor(d.loadConf(o.conf), o.pods);
+    report = await d.doctor(d.loadConf(o.conf), o.pods, o.fabric ? { fabric: d.loadConf(o.fabric) } : {});
   } catch (e) {
     process.stderr.write(`tscni doctor: ${e instanceof CniError || e instanceof Error ? e.message : String(e)}\n`);
     return 2;

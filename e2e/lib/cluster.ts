@@ -73,7 +73,7 @@ export async function buildCluster(world: World, o: ClusterOptions = {}): Promis
   const peersFile = path.join(dir, 'peers.json');
   const writePeers = (ns: ClusterNode[]) => {
     // write-then-rename, as a controller would: readers never see half a file
-    fs.writeFileSync(`${peersFile}.tmp`, JSON.stringify(ns.map((n) => ({ nodeIP: n.ip, podCIDR: n.podCIDR }))));
+    fs.writeFileSync(`${peersFile}.tmp`, JSON.stringify(ns.map((n) => ({ node: n.name, nodeIP: n.ip, podCIDR: n.podCIDR }))));
     fs.renameSync(`${peersFile}.tmp`, peersFile);
   };
   writePeers(nodes);

@@ -62,6 +62,10 @@ describe('fabric findings name their peer', () => {
     expect(formatFinding({ where: 'node', problem: 'neighbour 10.244.2.0 missing on tscni.1', peer: '192.168.50.2' })).toBe(
       'node: neighbour 10.244.2.0 missing on tscni.1 (peer 192.168.50.2)',
     );
+    // a peers file that names its nodes (as `tscni k8s` writes it)
+    expect(formatFinding({ where: 'node', problem: 'neighbour 10.244.2.0 missing on tscni.1', peer: '192.168.50.2', peerName: 'node2' })).toBe(
+      'node: neighbour 10.244.2.0 missing on tscni.1 (peer node2 192.168.50.2)',
+    );
   });
 
   it('explains the expected VTEP MTU', () => {

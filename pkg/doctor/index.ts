@@ -26,6 +26,8 @@ export interface Finding {
   pod?: { id: string; ifName: string };
   /** the peer node (its node IP) a fabric finding is about */
   peer?: string;
+  /** that peer's name, when the peers file gives one */
+  peerName?: string;
 }
 
 export interface PodRef {
@@ -221,11 +223,32 @@ export function describePod(id: string, ifName: string, ips: string[]): string {
   return `pod ${short}${ifName === 'eth0' ? '' : ` ${ifName}`}${ips.length ? ` (${ips.map((x) => x.split('/')[0]).join(', ')})` : ''}`;
 }
 
+/** The node's fabric against the plan of a host-gw/vxlan/ipip config, each finding with the peer it is about. */
+async function fabricFindings(a: CmdArgs, findings: Finding[]) {
+  const fp = require('../fabric/plugin') as typeof import('../fabric/plugin');
+  const { checkFabric } = require('../fabric') as typeof import('../fabric');
+  const parsed = fp.parseFabricPlugin(a, a.conf.type);
+  const { desired, problems } = await checkFabric(parsed.fabric);
+  const peers = peerIndex(desired);
+  const names = new Map(desired.paths.filter((p) => p.name).map((p) => [p.peer, p.name!]));
+  for (const p of problems) {
+    const peer = peerOf(p, peers);
+    const name = peer && names.get(peer);
+    findings.push({ where: 'node', problem: p + mtuReason(p, desired, parsed.fabric.opts.mtu), ...(peer ? { peer } : {}), ...(name ? { peerName: name } : {}) });
+  }
+  return { parsed, desired };
+}
+
+export interface DoctorOptions {
+  /** a fabric config checked beside `conf` (fabric only, no pods): the host-gw routes kept for ptp pods */
+  fabric?: NetConf;
+}
+
 /** Check the node and the pods (the given ones, else every pod host-local holds an address for). */
-export async function doctor(conf: NetConf, podRefs?: PodRef[]): Promise<DoctorReport> {
+export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOptions = {}): Promise<DoctorReport> {
   const a = baseArgs(conf);
   const findings: Finding[] = [];
-  const node = (problem: string, peer?: string) => findings.push({ where: 'node', problem, ...(peer ? { peer } : {}) });
+  const node = (problem: string) => findings.push({ where: 'node', problem });
   let plan: PodPlan;
   let ipamArgs = a;
 
@@ -249,12 +272,7 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[]): Promise<DoctorR
     const { calcGateways } = require('../wiring/gateway') as typeof import('../wiring/gateway');
     let pc: import('../wiring/bridgepod').BridgePodConf;
     if (FABRIC.includes(conf.type)) {
-      const fp = require('../fabric/plugin') as typeof import('../fabric/plugin');
-      const { checkFabric } = require('../fabric') as typeof import('../fabric');
-      const parsed = fp.parseFabricPlugin(a, conf.type);
-      const { desired, problems } = await checkFabric(parsed.fabric);
-      const peers = peerIndex(desired);
-      for (const p of problems) node(p + mtuReason(p, desired, parsed.fabric.opts.mtu), peerOf(p, peers));
+      const { parsed, desired } = await fabricFindings(a, findings);
       pc = { ...parsed.pod, mtu: desired.mtu };
       ipamArgs = parsed.podArgs;
     } else {
@@ -311,10 +329,14 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[]): Promise<DoctorR
       pod((e as Error).message);
     }
   }
+  if (opts.fabric) {
+    if (!FABRIC.includes(opts.fabric.type)) throw new Error(`--fabric: type ${JSON.stringify(opts.fabric.type)} is not one of ${FABRIC.join(', ')}`);
+    await fabricFindings(baseArgs(opts.fabric), findings);
+  }
   return { network: conf.name, type: conf.type, pods, findings };
 }
 
 /** One line per finding: `<where>: <problem> (peer <ip>)`. */
 export function formatFinding(f: Finding): string {
-  return `${f.where}: ${f.problem}${f.peer ? ` (peer ${f.peer})` : ''}`;
+  return `${f.where}: ${f.problem}${f.peer ? ` (peer ${f.peerName ? `${f.peerName} ` : ''}${f.peer})` : ''}`;
 }

@@ -35,7 +35,10 @@ function ipKey(c: ConfigReader, k: string, required: boolean): string | undefine
 }
 
 function readPeer(c: ConfigReader): Peer {
-  return { nodeIP: ipKey(c, 'nodeIP', true)!, podCIDR: cidrKey(c, 'podCIDR', true)!, key: c.prefix };
+  const p: Peer = { nodeIP: ipKey(c, 'nodeIP', true)!, podCIDR: cidrKey(c, 'podCIDR', true)!, key: c.prefix };
+  const name = c.string('node');
+  if (name) p.name = name;
+  return p;
 }
 
 /** Parse the fabric keys of a plugin config (the raw object). Peers from peersFile are not read here. */

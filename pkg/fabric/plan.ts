@@ -145,7 +145,7 @@ export function planFabric(modeName: string, self: { podCIDR: string }, peers: P
     d.routes.push({ ...pp.route, proto: RTPROT_TSCNI });
     d.neighs.push(...(pp.neighs ?? []));
     d.fdb.push(...(pp.fdb ?? []));
-    d.paths.push({ peer: p.nodeIP, via: pp.via });
+    d.paths.push({ peer: p.nodeIP, ...(p.name ? { name: p.name } : {}), via: pp.via });
   }
   return d;
 }

@@ -18,6 +18,8 @@ export const FABRIC_ALIAS = 'tscni-fabric'; // one word: ip -batch splits lines 
 export interface Peer {
   nodeIP: string;
   podCIDR: string;
+  /** the node's name, when the peers file gives one (`node`, as `tscni k8s` writes it) */
+  name?: string;
   /** where it came from in the config, for error messages: `peers[1]`, `peersFile /etc/x.json[1]` */
   key: string;
 }
@@ -88,7 +90,7 @@ export interface DesiredFabric {
   /** node-wide sysctls (slashed keys); device ones are written once the device exists */
   sysctls: Record<string, string>;
   /** which peers go through the tunnel and which directly, for logs and tests */
-  paths: { peer: string; via: 'direct' | 'tunnel' }[];
+  paths: { peer: string; name?: string; via: 'direct' | 'tunnel' }[];
 }
 
 /** The kernel's view of what the fabric touches, as `ip -json` and `bridge -json` print it. */

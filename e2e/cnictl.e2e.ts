@@ -218,3 +218,50 @@ describe('cnictl: the shipped conf/ bridge + reference portmap chain through lib
     await expect(world.tcp(out.ns, pod, out.nodeIp, 8080, { listenPort: 80, timeoutSec: 1 })).rejects.toThrow();
   }, 30_000);
 });
+
+describe('cnictl: tscni bridge + the reference host-local, with the ips and mac capabilities', () => {
+  const world = new World();
+  afterAll(() => world.cleanup());
+
+  it('our bridge delegates to the reference IPAM found in CNI_PATH; runtimeConfig ips and mac reach both; DEL releases', async () => {
+    const ctl = await Cnictl.create(world);
+    const node = await world.node('node');
+    const dataDir = world.tmpDir('ipam');
+    // our bridge, the reference host-local: each found by its type's name in CNI_PATH
+    const cniPath = world.tmpDir('cnibin');
+    fs.symlinkSync(path.join(defaultBinDir(), 'bridge'), path.join(cniPath, 'bridge'));
+    fs.symlinkSync(path.join(REFERENCE_BIN_DIR, 'host-local'), path.join(cniPath, 'host-local'));
+    const net = 'tscni-e2e-refhl';
+    ctl.addConflist({
+      cniVersion: '1.0.0',
+      name: net,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: 'cni-e2e1',
+          isGateway: true,
+          capabilities: { ips: true, mac: true },
+          ipam: { type: 'host-local', ranges: [[{ subnet: '10.78.0.0/24' }]], dataDir },
+        },
+      ],
+    });
+    const pod = await world.pod('p');
+    const capArgs = { ips: ['10.78.0.42/24'], mac: '0a:58:0a:4e:00:2a' };
+    const add = await ctl.add(node, net, pod, { cniPath, capArgs });
+    expect(add.stderr).toBe('');
+    expect(add.exitCode).toBe(0);
+    expect(add.json.ips[0].address).toBe('10.78.0.42/24');
+    expect(add.json.interfaces[2]).toMatchObject({ name: 'eth0', mac: '0a:58:0a:4e:00:2a' });
+    const [link] = await pod.ipJson<{ address: string }[]>(['link', 'show', 'eth0']);
+    expect(link.address).toBe('0a:58:0a:4e:00:2a');
+    // the reference wrote its own files: its layout, its lock
+    expect(fs.readFileSync(path.join(dataDir, net, '10.78.0.42'), 'utf8')).toBe(`${Cnictl.defaultContainerId(pod.path)}\r\neth0`);
+    expect(await ping(pod, '10.78.0.1')).toBe(true);
+    const check = await ctl.check(node, net, pod, { cniPath, capArgs });
+    expect(check.stderr).toBe('');
+    expect(check.exitCode).toBe(0);
+    const del = await ctl.del(node, net, pod, { cniPath, capArgs });
+    expect(del.exitCode).toBe(0);
+    expect(fs.existsSync(path.join(dataDir, net, '10.78.0.42'))).toBe(false);
+  });
+});

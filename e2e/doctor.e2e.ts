@@ -321,7 +321,7 @@ describe('host-gw between node1 and node2', () => {
 });
 
 describe('per-call log', () => {
-  it('ADD, DEL and a failing ADD each append one line; stdout stays the CNI JSON alone', async () => {
+  it('ADD, CHECK, DEL and a failing ADD each append one line; stdout stays the CNI JSON alone', async () => {
     const node = await world.node('log');
     const logFile = path.join(world.tmpDir('log'), 'tscni.log');
     const conf = {
@@ -334,6 +334,8 @@ describe('per-call log', () => {
     expect(add.exitCode).toBe(0);
     expect(add.stdout.trim().split('\n')).toHaveLength(1);
     expect(JSON.parse(add.stdout).ips[0].address).toBe('10.24.0.2/24');
+    const check = await world.cni(node, { command: 'CHECK', containerId: id, netns: ns, config: { ...conf, prevResult: add.json } });
+    expect({ exit: check.exitCode, stdout: check.stdout }).toEqual({ exit: 0, stdout: '' });
     const del = await world.cni(node, { command: 'DEL', containerId: id, netns: ns, config: conf });
     expect(del.exitCode).toBe(0);
     expect(del.stdout).toBe('');
@@ -341,10 +343,11 @@ describe('per-call log', () => {
     expect(bad.exitCode).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ code: 3 });
     const lines = fs.readFileSync(logFile, 'utf8').trim().split('\n');
-    expect(lines).toHaveLength(3);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toMatch(new RegExp(`^\\S+Z bridge ADD id=${id} netns=${esc(ns.path)} if=eth0 result=ok ips=10\\.24\\.0\\.2/24 ms=\\d+\\.\\d$`));
-    expect(lines[1]).toMatch(new RegExp(`^\\S+Z bridge DEL id=${id} netns=${esc(ns.path)} if=eth0 result=ok ms=`));
-    expect(lines[2]).toMatch(/^\S+Z bridge ADD id=\S+ netns=\/var\/run\/netns\/tscni-t-no-such-ns if=eth0 result=error code=3 msg="netns \/var\/run\/netns\/tscni-t-no-such-ns does not exist" ms=/);
+    expect(lines[1]).toMatch(new RegExp(`^\\S+Z bridge CHECK id=${id} netns=${esc(ns.path)} if=eth0 result=ok ms=`));
+    expect(lines[2]).toMatch(new RegExp(`^\\S+Z bridge DEL id=${id} netns=${esc(ns.path)} if=eth0 result=ok ms=`));
+    expect(lines[3]).toMatch(/^\S+Z bridge ADD id=\S+ netns=\/var\/run\/netns\/tscni-t-no-such-ns if=eth0 result=error code=3 msg="netns \/var\/run\/netns\/tscni-t-no-such-ns does not exist" ms=/);
   });
 
   it('level debug adds one line per external command before the call line', async () => {

@@ -253,6 +253,27 @@ describe('bridge failures and special modes', () => {
     expect(l[0].flags).toContain('UP');
   });
 
+  it('ADD, CHECK and DEL run with a PATH holding only ip, bridge, nsenter and sysctl: no node anywhere on it', async () => {
+    const tools = world.tmpDir('path');
+    for (const t of ['ip', 'bridge', 'nsenter', 'sysctl']) {
+      const r = await run('sh', ['-c', 'command -v "$0"', t]);
+      fs.symlinkSync(r.stdout.trim(), path.join(tools, t));
+    }
+    expect(fs.existsSync(path.join(tools, 'node'))).toBe(false);
+    const n = await world.node('nopath');
+    const pod = await world.pod('nopath-pod');
+    const id = world.containerId('nopath');
+    const c = bridgeConf(world.tmpDir('ipam'));
+    const env = { PATH: tools };
+    const add = await world.cni(n, { command: 'ADD', containerId: id, netns: pod, config: c, env });
+    expect(add.stderr).toBe('');
+    expect(add.exitCode).toBe(0);
+    expect(await world.ping(pod, '10.22.0.1')).toBe(true);
+    const check = await world.cni(n, { command: 'CHECK', containerId: id, netns: pod, config: { ...c, prevResult: add.json }, env });
+    expect(check.exitCode).toBe(0);
+    expect((await world.cni(n, { command: 'DEL', containerId: id, netns: pod, config: c, env })).exitCode).toBe(0);
+  });
+
   it('prints the result in the config version: 0.4.0 carries ips[].version', async () => {
     const n = await world.node('v040');
     const pod = await world.pod('v040pod');

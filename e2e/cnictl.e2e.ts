@@ -8,6 +8,13 @@ import { defaultBinDir, ping, REFERENCE_BIN_DIR, World, type Netns } from './lib
 
 const NET = 'tscni-e2e-refbr';
 
+/** A CNI_PATH directory holding exactly these plugins, each a link to the executable named by the map. */
+function cniPathOf(world: World, plugins: Record<string, string>): string {
+  const dir = world.tmpDir('cnibin');
+  for (const [name, target] of Object.entries(plugins)) fs.symlinkSync(target, path.join(dir, name));
+  return dir;
+}
+
 describe('cnictl: reference bridge + tscni host-local through libcni', () => {
   const world = new World();
   afterAll(() => world.cleanup());
@@ -22,9 +29,7 @@ describe('cnictl: reference bridge + tscni host-local through libcni', () => {
     node = await world.node('node');
     dataDir = world.tmpDir('ipam');
     // the reference bridge and our host-local side by side: both are named as the conflist names them
-    cniPath = world.tmpDir('cnibin');
-    fs.symlinkSync(path.join(REFERENCE_BIN_DIR, 'bridge'), path.join(cniPath, 'bridge'));
-    fs.symlinkSync(path.join(defaultBinDir(), 'host-local'), path.join(cniPath, 'host-local'));
+    cniPath = cniPathOf(world, { bridge: path.join(REFERENCE_BIN_DIR, 'bridge'), 'host-local': path.join(defaultBinDir(), 'host-local') });
     ctl.addConflist({
       cniVersion: '1.0.0', // Debian's libcni 1.1.x knows results up to 1.0.0
       name: NET,
@@ -228,9 +233,7 @@ describe('cnictl: tscni bridge + the reference host-local, with the ips and mac 
     const node = await world.node('node');
     const dataDir = world.tmpDir('ipam');
     // our bridge, the reference host-local: each found by its type's name in CNI_PATH
-    const cniPath = world.tmpDir('cnibin');
-    fs.symlinkSync(path.join(defaultBinDir(), 'bridge'), path.join(cniPath, 'bridge'));
-    fs.symlinkSync(path.join(REFERENCE_BIN_DIR, 'host-local'), path.join(cniPath, 'host-local'));
+    const cniPath = cniPathOf(world, { bridge: path.join(defaultBinDir(), 'bridge'), 'host-local': path.join(REFERENCE_BIN_DIR, 'host-local') });
     const net = 'tscni-e2e-refhl';
     ctl.addConflist({
       cniVersion: '1.0.0',

@@ -61,10 +61,9 @@ export function formatIP(family: Family, ip: bigint): string {
     const v = Number(ip);
     return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
   }
-  const n = 16;
-  const bytes: number[] = new Array(n);
+  const bytes: number[] = new Array(16);
   let v = ip;
-  for (let i = n - 1; i >= 0; i--) {
+  for (let i = 15; i >= 0; i--) {
     bytes[i] = Number(v & 0xffn);
     v >>= 8n;
   }

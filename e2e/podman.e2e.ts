@@ -150,7 +150,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       expect(after.map((l) => l.ifname)).not.toContain(veth);
       expect(await nodeRules(node)).not.toContain(ipA);
       expect(fs.existsSync(cache)).toBe(false);
-      expect(pm.conmonPids()).toEqual([]);
+      expect(await pm.conmonPidsAfter()).toEqual([]);
     });
   });
 
@@ -257,7 +257,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       expect(hp.stdout).toContain(`page-of-${web}`);
       await pd.podman(['rm', '-f', '-t', '0', web]);
       expect(fs.readdirSync(ipams).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))).toEqual([]);
-      expect(pd.conmonPids()).toEqual([]);
+      expect(await pd.conmonPidsAfter()).toEqual([]);
     });
   });
 
@@ -265,7 +265,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
     it('leaves nothing behind: no container, conmon, netns file or root-namespace link', async () => {
       const ps = await pm.json<unknown[]>(['ps', '-a', '--format', 'json']);
       expect(ps).toEqual([]);
-      expect(pm.conmonPids()).toEqual([]);
+      expect(await pm.conmonPidsAfter()).toEqual([]);
       expect(fs.readdirSync(NETNS_DIR).filter((n) => n.startsWith('netns-'))).toEqual([]);
       expect(await rootLinks()).toEqual(rootLinksBefore);
     });

@@ -3,6 +3,7 @@
 // veths and NAT rules podman's plugins make land in the node namespace.
 import * as fs from 'fs';
 import * as path from 'path';
+import { setTimeout as delay } from 'timers/promises';
 import { run, type RunResult } from '../../pkg/exec';
 import { CLEAN_PATH, NETNS_DIR, REPO_ROOT, type Netns, type World } from './world';
 
@@ -245,6 +246,20 @@ volume_path = "${path.join(this.root, 'volumes')}"
       if (path.basename(argv[0]) === 'conmon' && argv.some((a) => a.startsWith(this.root) || a.startsWith(this.runroot))) out.push(Number(e));
     }
     return out;
+  }
+
+  /**
+   * conmon processes still alive after up to graceMs: a conmon runs its container's cleanup (podman container
+   * cleanup) after podman rm or run --rm has returned, so it ends a moment later, not at once.
+   */
+  async conmonPidsAfter(graceMs = 10_000): Promise<number[]> {
+    const end = Date.now() + graceMs;
+    let pids = this.conmonPids();
+    while (pids.length > 0 && Date.now() < end) {
+      await delay(100);
+      pids = this.conmonPids();
+    }
+    return pids;
   }
 
   /** Remove every container, then end the holder and whatever podman left running; safe twice. */

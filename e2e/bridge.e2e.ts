@@ -176,6 +176,36 @@ describe('bridge on one node', () => {
     expect(await nodeLinks(node)).toContain('cni0');
   });
 
+  it('an address handed to a new pod comes back with its MAC (0a:58:<address>): a neighbour that cached it talks at once', async () => {
+    const [c, d, e] = await Promise.all(['c', 'd', 'e'].map((n) => world.pod(n)));
+    const ids = { c: world.containerId('c'), d: world.containerId('d'), e: world.containerId('e') };
+    const add = async (ns: Netns, id: string, cniArgs?: Record<string, string>) => {
+      const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf, cniArgs });
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      return r.json;
+    };
+    const [rc, rd] = [await add(c, ids.c), await add(d, ids.d)];
+    const ipC = rc.ips[0].address.split('/')[0];
+    const macC = rc.interfaces[2].mac;
+    expect(macC).toBe('0a:58:' + ipC.split('.').map((o: string) => Number(o).toString(16).padStart(2, '0')).join(':'));
+    // d caches c's address, then c goes and a new pod e gets that address
+    expect(await world.ping(d, ipC)).toBe(true);
+    const cached = async () => (await world.ipJson<{ dst: string; lladdr?: string }[]>(d, ['neigh', 'show', ipC]))[0]?.lladdr;
+    expect(await cached()).toBe(macC);
+    expect((await world.cni(node, { command: 'DEL', containerId: ids.c, netns: c, config: { ...conf, prevResult: rc } })).exitCode).toBe(0);
+    const re = await add(e, ids.e, { IP: ipC });
+    expect(re.ips[0].address.split('/')[0]).toBe(ipC);
+    expect(re.interfaces[2].mac).toBe(macC);
+    // no gratuitous ARP did it: the pod does not send one, and d's entry was never replaced
+    expect((await e.exec(['cat', '/proc/sys/net/ipv4/conf/eth0/arp_notify'])).stdout.trim()).toBe('0');
+    expect(await cached()).toBe(macC);
+    expect(await world.ping(d, ipC)).toBe(true);
+    for (const [ns, id, r] of [[d, ids.d, rd], [e, ids.e, re]] as const) {
+      expect((await world.cni(node, { command: 'DEL', containerId: id, netns: ns, config: { ...conf, prevResult: r } })).exitCode).toBe(0);
+    }
+  });
+
   it('DEL of a container never seen succeeds', async () => {
     const r = await world.cni(node, { command: 'DEL', containerId: world.containerId('ghost'), netns: '', config: conf });
     expect(r.exitCode).toBe(0);

@@ -35,7 +35,10 @@ export function setRunObserver(fn: RunObserver | undefined): void {
  * start) and one at exit; bench/run.sh counts spawns per verb from them. Off, it costs one env lookup.
  */
 const trace = process.env.TSCNI_TRACE === '1';
-if (trace) process.on('exit', (code) => process.stderr.write(`tscni-trace ${performance.now().toFixed(1)} exit ${code}\n`));
+if (trace) {
+  // resident memory, because every spawn forks this process: a bigger heap makes each spawn slower
+  process.on('exit', (code) => process.stderr.write(`tscni-trace ${performance.now().toFixed(1)} exit ${code} rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MiB\n`));
+}
 
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   execaModule ??= require('execa') as typeof import('execa');

@@ -12,6 +12,15 @@ export function randomMac(): string {
   return format(b);
 }
 
+/**
+ * 0a:58:<the four bytes of the address>: a pod on a bridge gets the MAC of its IPv4 address, so a reused
+ * address comes back with the same MAC and no neighbour's cached entry for it goes stale (no gratuitous
+ * ARP needed). Locally administered, unicast, and distinct for distinct addresses.
+ */
+export function macFromIPv4(ip: string): string {
+  return ['0a', '58', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+
 /** Stable MAC derived from a seed (e.g. a node IP for a VTEP), unicast and locally administered. */
 export function stableMac(seed: string): string {
   const b = createHash('sha256').update(seed).digest();

@@ -5,7 +5,7 @@ import { settled } from '../exec';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
 import { ipBatch, ipJson } from '../ip/batch';
 import { bridgeBatch } from '../ip/bridgevlan';
-import { randomMac } from '../ip/mac';
+import { macFromIPv4, randomMac } from '../ip/mac';
 import { netnsExists } from '../ip/netns';
 import { linkExists, readLink } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
@@ -50,7 +50,10 @@ const spoofPort = (a: CmdArgs, port: string, mac: string, r: Result) => ({ att: 
 export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {
   if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
   const hostName = hostVethName(a.containerId, a.ifName);
-  const podMac = conf.mac ?? randomMac();
+  // The pod's MAC is that of its IPv4 address unless the runtime asks for one: the pair is made while IPAM
+  // runs, with a placeholder, and the pod batch sets the derived MAC before the link goes up
+  let podMac = conf.mac ?? randomMac();
+  let macFromIpam = false;
   const hostMac = randomMac();
   const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
   const bridge = readLink(conf.bridge);
@@ -63,6 +66,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
         netns: a.netns,
         ifName: a.ifName,
         mac: podMac,
+        setMac: macFromIpam,
         mtu: conf.mtu,
         addresses: (ips.ips ?? []).map((ip) => ip.address),
         nodad: !conf.enabledad,
@@ -75,7 +79,6 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
   const readHeld = conf.isGateway && linkExists(gwDev);
   // a bridge that is up and needs no fixing: the node batch spawns at once (no await before it)
   const bridgeReady = !!bridge?.isBridge && bridge.adminUp && !conf.promiscMode && !conf.vlan;
-  const arpNotify = `net/ipv4/conf/${a.ifName}/arp_notify`;
   let tried = false; // a link add was attempted
   let pairError: unknown; // why the node batch failed, if it did
   let ipamDone = false;
@@ -90,8 +93,9 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     const batch = applyNodeSide(pair({ cniVersion: a.conf.cniVersion }), readHeld ? [['addr', 'show', 'dev', gwDev]] : []);
     if (bridgeReady) await ensureBridgeSysctls(conf.bridge);
     const out = await batch.catch((e: unknown) => Promise.reject((pairError = e)));
-    // the pod end exists now: arp_notify before it goes up, while IPAM may still be at work
-    await setSysctls({ [arpNotify]: '1' }, a.netns);
+    // a MAC the runtime chose may hold an address some neighbour knows with another MAC: a gratuitous ARP on
+    // link up (arp_notify, as the reference sets for every pod) corrects it; set while IPAM may be at work
+    if (conf.mac && conf.isLayer3) await setSysctls({ [`net/ipv4/conf/${a.ifName}/arp_notify`]: '1' }, a.netns);
     return readHeld ? globalAddresses(out[0]) : [];
   };
   const ipam = async (): Promise<Result> => {
@@ -106,6 +110,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, r, conf.masqExcluded));
   };
 
+  let masqP: Promise<void> | undefined;
   try {
     let ipamP: Promise<Result>;
     let nodeP: Promise<AddrInfo[]>;
@@ -119,19 +124,24 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
       ipamP = Promise.resolve(await ipam());
       nodeP = nodeSide();
     }
-    const [result, held] = await settled([ipamP, nodeP, ipamP.then(masq)] as const);
+    // the rules go in while the pod end is configured: awaited with it below, or before the rollback
+    masqP = ipamP.then(masq);
+    masqP.catch(() => undefined);
+    const [result, held] = await settled([ipamP, nodeP] as const);
     if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
     const gw = calcGateways(result, conf);
+    const v4 = result.ips?.find((ip) => !ip.address.includes(':'));
+    if (!conf.mac && v4) [podMac, macFromIpam] = [macFromIPv4(v4.address.split('/')[0]), true];
     const plan = pair(result);
-    delete plan.podSysctls[arpNotify]; // set above
     // the gateway on the bridge (or its VLAN device), checked against what it already holds; nothing to
     // write when it holds just that
     const gwCmds = [...vlanGatewayDevCommands(conf), ...(conf.isGateway ? gatewayCommands(gwDev, gw.bridgeAddrs, held, conf.forceAddress) : [])];
     await setSysctls({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' }).catch(() => undefined);
     if (conf.isGateway) await setSysctls(forwardingSysctls(result));
 
-    // independent from here: node gateway and VLAN entries, the pod end, MAC spoof checks
+    // independent from here: node gateway and VLAN entries, the pod end, MAC spoof checks, masquerade
     await settled([
+      masqP,
       ipBatch(gwCmds).then(() => bridgeBatch(vlanBridgeCommands(conf, hostName))),
       applyPodSide(plan),
       conf.macspoofchk ? spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result)) : Promise.resolve(),
@@ -149,6 +159,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     return result;
   } catch (e) {
     // undo what ran: a failed `link add` created nothing (and the name may belong to a live pod)
+    await masqP?.catch(() => undefined);
     const made = tried && (pairError === undefined || pairCreated(pairError));
     await settled([
       made ? deleteLink(hostName).catch(() => false) : Promise.resolve(false),

@@ -45,9 +45,9 @@ export function podRoutes(result: Result, ifName: string): RouteSpec[] {
   });
 }
 
+/** IPv6 needs its sysctls set in the pod; an IPv4-only pod needs none (see macFromIPv4 and arp_notify in bridgepod) */
 export function podSysctls(ifName: string, result: Result, enableDad: boolean): Record<string, string> {
-  // arp_notify: a gratuitous ARP on link up, so neighbours forget the previous owner of a reused address
-  const s: Record<string, string> = { [`net/ipv4/conf/${ifName}/arp_notify`]: '1' };
+  const s: Record<string, string> = {};
   if (families(result).has(6)) {
     s[`net/ipv6/conf/${ifName}/disable_ipv6`] = '0';
     s[`net/ipv6/conf/${ifName}/accept_dad`] = enableDad ? '1' : '0';

@@ -1,5 +1,5 @@
 // A veth pair from the node into the pod, planned as two lists of ip commands and applied in three spawns:
-// node side (creates the pair, peer straight into the pod netns), pod sysctls, pod side.
+// node side (creates the pair, peer straight into the pod netns), pod sysctls (none for most pods), pod side.
 import { CniError, ErrCode } from '../cni/errors';
 import { run } from '../exec';
 import { BatchError, inNetns, ipBatch, type IpCommand } from '../ip/batch';
@@ -24,6 +24,8 @@ export interface PodSide {
   netns: string;
   ifName: string;
   mac: string;
+  /** the pair was made before `mac` was known (it follows from the IPAM result): the pod batch sets it */
+  setMac?: boolean;
   mtu: number;
   /** CIDRs, e.g. 10.22.0.5/16 on a bridge, 10.22.0.5/32 on ptp */
   addresses: string[];
@@ -87,7 +89,8 @@ export function planVeth(host: HostSide, pod: PodSide): VethPlan {
   if (host.isolated) node.push(['link', 'set', host.name, 'type', 'bridge_slave', 'isolated', 'on']);
   node.push(['link', 'set', host.name, 'up']);
   node.push(...(host.after ?? []));
-  const podCmds: IpCommand[] = pod.addresses.map((a) => addrCommand(pod.ifName, a, pod.nodad));
+  const podCmds: IpCommand[] = pod.setMac ? [['link', 'set', pod.ifName, 'address', pod.mac]] : [];
+  podCmds.push(...pod.addresses.map((a) => addrCommand(pod.ifName, a, pod.nodad)));
   if (pod.up !== false) {
     podCmds.push(['link', 'set', pod.ifName, 'up']);
     podCmds.push(...pod.routes.map((r) => routeCommand(r)));

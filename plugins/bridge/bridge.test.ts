@@ -5,6 +5,7 @@ import { gatewayCommands } from '../../pkg/wiring/bridge';
 import { planVeth } from '../../pkg/wiring/veth';
 import { podRoutes, podSysctls, masqRules } from '../../pkg/wiring/pod';
 import { hostVethName } from '../../pkg/wiring/names';
+import { macFromIPv4 } from '../../pkg/ip/mac';
 import { parseBridgeConf } from '../../pkg/wiring/bridgeconf';
 import { calcGateways, vlanBridgeCommands } from '../../pkg/wiring/gateway';
 
@@ -101,7 +102,22 @@ describe('veth plan', () => {
       ['link', 'set', 'eth0', 'up'],
       ['route', 'replace', '0.0.0.0/0', 'via', '10.22.0.1', 'dev', 'eth0'],
     ]);
-    expect(plan.podSysctls).toEqual({ 'net/ipv4/conf/eth0/arp_notify': '1' });
+    // IPv4 only: no sysctl to set in the pod, so no spawn for it
+    expect(plan.podSysctls).toEqual({});
+  });
+  it('sets the MAC in the pod batch, before the link goes up, when it follows from the IPAM result', () => {
+    const mac = macFromIPv4('10.22.0.5');
+    expect(mac).toBe('0a:58:0a:16:00:05');
+    expect(macFromIPv4('192.168.255.1')).toBe('0a:58:c0:a8:ff:01');
+    const plan = planVeth(
+      { name: 'vethabc', mac: '0a:00:00:00:00:01', mtu: 1500 },
+      { netns: 'n', ifName: 'eth0', mac, setMac: true, mtu: 1500, addresses: ['10.22.0.5/16'], nodad: true, routes: [], sysctls: {} },
+    );
+    expect(plan.pod.slice(0, 3)).toEqual([
+      ['link', 'set', 'eth0', 'address', '0a:58:0a:16:00:05'],
+      ['addr', 'replace', '10.22.0.5/16', 'dev', 'eth0'],
+      ['link', 'set', 'eth0', 'up'],
+    ]);
   });
   it('disables IPv6 DAD per address and per interface', () => {
     const r: Result = { cniVersion: '1.0.0', ips: [{ address: 'fd00::5/64' }] };

@@ -2,6 +2,7 @@
 // execa is required lazily so that commands which spawn nothing (VERSION, IPAM) skip its load cost.
 import type { ExecaReturnValue } from 'execa';
 import { CniError, ErrCode } from './cni/errors';
+import { nowMs } from './clock';
 
 export interface RunOptions {
   input?: string;
@@ -37,15 +38,15 @@ export function setRunObserver(fn: RunObserver | undefined): void {
 const trace = process.env.TSCNI_TRACE === '1';
 if (trace) {
   // resident memory, because every spawn forks this process: a bigger heap makes each spawn slower
-  process.on('exit', (code) => process.stderr.write(`tscni-trace ${performance.now().toFixed(1)} exit ${code} rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MiB\n`));
+  process.on('exit', (code) => process.stderr.write(`tscni-trace ${nowMs().toFixed(1)} exit ${code} rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MiB\n`));
 }
 
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   execaModule ??= require('execa') as typeof import('execa');
   if (opts.netns) [file, args] = ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]];
   let r: ExecaReturnValue;
-  const tObs = observer ? performance.now() : 0;
-  const t0 = trace ? performance.now() : 0;
+  const tObs = observer ? nowMs() : 0;
+  const t0 = trace ? nowMs() : 0;
   try {
     r = await execaModule(file, args as string[], {
       input: opts.input,
@@ -64,8 +65,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
   }
-  if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(performance.now() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
-  observer?.(file, args, performance.now() - tObs, r.exitCode);
+  if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(nowMs() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
+  observer?.(file, args, nowMs() - tObs, r.exitCode);
   // a timed-out child is killed by a signal and has no exit code: test for the timeout first
   if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
   if (r.failed && r.exitCode === undefined) {

@@ -5,6 +5,7 @@
 // is said on stderr and never fails the call; stdout carries only the CNI result.
 import * as fs from 'fs';
 import * as path from 'path';
+import { nowMs } from '../clock';
 import { ConfigReader } from './config';
 import type { CniError } from './errors';
 import type { CmdArgs, Result } from './types';
@@ -59,7 +60,7 @@ export interface CallLogIO {
 }
 
 const realIO: CallLogIO = {
-  now: () => performance.now(),
+  now: () => nowMs(),
   append: appendOnce,
   warn: (s) => process.stderr.write(s),
   clock: () => new Date(),

@@ -2,6 +2,7 @@
 import { CniError, ErrCode, toCniError } from './errors';
 import type { Attachment, CmdArgs, Command, NetConf, Plugin, Result } from './types';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, atLeast, formatResult, isSupported, parseResult } from './version';
+import { nowMs } from '../clock';
 
 const COMMANDS: Command[] = ['ADD', 'DEL', 'CHECK', 'VERSION', 'GC', 'STATUS'];
 
@@ -230,7 +231,7 @@ export function buildArgs(command: Command, env: NodeJS.ProcessEnv, stdin: Buffe
 export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = processIO()): Promise<number> {
   const command = io.env.CNI_COMMAND;
   let version = CURRENT_VERSION;
-  const t0 = performance.now();
+  const t0 = nowMs();
   let callLog: import('./log').CallLog | undefined;
   if (!command) {
     io.log(`CNI ${name} plugin (tscni)\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}`);

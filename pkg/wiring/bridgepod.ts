@@ -177,10 +177,11 @@ export async function delBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<voi
   // IPAM releases first, as the reference does.
   await settled([
     (async () => {
-      // The pod end goes with its netns; deleting the node end removes both while the netns lives
-      // (also when the runtime sends no CNI_NETNS, as containerd does for a stopped container).
-      if (netnsExists(a.netns)) await deleteLink(a.ifName, a.netns);
+      // Deleting the node end (named after the attachment) removes both ends, without entering the netns,
+      // and also when the runtime sends no CNI_NETNS (containerd, for a stopped container). A pair whose
+      // node end has another name (made by another plugin) is found from the pod end.
       if (linkExists(hostName)) await deleteLink(hostName);
+      else if (netnsExists(a.netns)) await deleteLink(a.ifName, a.netns);
     })(),
     // rules are found by attachment, not by address, so this works when the netns is long gone; with a
     // prevResult, nftables removes them without listing first

@@ -60,7 +60,7 @@ export interface CallLogIO {
 }
 
 const realIO: CallLogIO = {
-  now: () => nowMs(),
+  now: nowMs,
   append: appendOnce,
   warn: (s) => process.stderr.write(s),
   clock: () => new Date(),

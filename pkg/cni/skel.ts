@@ -65,10 +65,11 @@ export function processIO(): SkelIO {
     write: (s) => {
       // a blocking write, as for stdin: process.stdout on a pipe is a net.Socket, whose module costs a call
       // that spawns nothing (VERSION, host-local) ~6 ms; a non-blocking pipe gets the rest through the stream
+      const fs = require('fs') as typeof import('fs');
       const b = Buffer.from(s);
       let off = 0;
       try {
-        while (off < b.length) off += require('fs').writeSync(1, b, off);
+        while (off < b.length) off += fs.writeSync(1, b, off);
         return Promise.resolve();
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return Promise.reject(e);

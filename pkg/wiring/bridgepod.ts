@@ -52,21 +52,25 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
   const hostName = hostVethName(a.containerId, a.ifName);
   // The pod's MAC is that of its IPv4 address unless the runtime asks for one: the pair is made while IPAM
   // runs, with a placeholder, and the pod batch sets the derived MAC before the link goes up
-  let podMac = conf.mac ?? randomMac();
-  let macFromIpam = false;
+  const firstMac = conf.mac ?? randomMac();
+  const macFromIpam = (ips: Result): string | undefined => {
+    const v4 = conf.mac ? undefined : ips.ips?.find((ip) => !ip.address.includes(':'));
+    return v4 && macFromIPv4(v4.address.split('/')[0]);
+  };
   const hostMac = randomMac();
   const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
   const bridge = readLink(conf.bridge);
   // The pair needs nothing from IPAM: its node batch runs while IPAM allocates (as the reference also makes
   // the veth before IPAM), and reads the gateway device's addresses in the same spawn
-  const pair = (ips: Result) =>
-    planVeth(
+  const pair = (ips: Result) => {
+    const derived = macFromIpam(ips);
+    return planVeth(
       { name: hostName, mac: hostMac, mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation },
       {
         netns: a.netns,
         ifName: a.ifName,
-        mac: podMac,
-        setMac: macFromIpam,
+        mac: derived ?? firstMac,
+        setMac: derived !== undefined,
         mtu: conf.mtu,
         addresses: (ips.ips ?? []).map((ip) => ip.address),
         nodad: !conf.enabledad,
@@ -75,6 +79,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
         up: !conf.disableContainerInterface,
       },
     );
+  };
   const bridgeSpec = { name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 };
   const readHeld = conf.isGateway && linkExists(gwDev);
   // a bridge that is up and needs no fixing: the node batch spawns at once (no await before it)
@@ -130,8 +135,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     const [result, held] = await settled([ipamP, nodeP] as const);
     if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
     const gw = calcGateways(result, conf);
-    const v4 = result.ips?.find((ip) => !ip.address.includes(':'));
-    if (!conf.mac && v4) [podMac, macFromIpam] = [macFromIPv4(v4.address.split('/')[0]), true];
+    const podMac = macFromIpam(result) ?? firstMac;
     const plan = pair(result);
     // the gateway on the bridge (or its VLAN device), checked against what it already holds; nothing to
     // write when it holds just that

@@ -48,6 +48,28 @@ describe('run', () => {
     expect(r.exitCode).toBe(0);
   });
 
+  it('input larger than a pipe holds arrives whole, and no temp file is left behind', async () => {
+    const os = await import('os');
+    const fs = await import('fs');
+    const leftovers = () => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith(`.tscni-in-${process.pid}-`));
+    const big = 'x'.repeat(200_000) + '\nend\n';
+    const r = await run('cat', [], { input: big });
+    expect(r.stdout).toBe(big);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('input still arrives when TMPDIR cannot hold a file (through a pipe instead)', async () => {
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = '/nonexistent-tscni-tmp';
+    try {
+      const r = await run('cat', [], { input: 'route add 10.0.0.0/8 dev x\n' });
+      expect(r.stdout).toBe('route add 10.0.0.0/8 dev x\n');
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+  });
+
   it('arguments are passed as they are, never through a shell', async () => {
     const r = await run('printf', ['%s|', 'a b', '$(echo x)', ';ls', '*']);
     expect(r.stdout).toBe('a b|$(echo x)|;ls|*|');

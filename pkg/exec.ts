@@ -38,20 +38,54 @@ export function setRunObserver(fn: RunObserver | undefined): void {
 const trace = process.env.TSCNI_TRACE === '1';
 if (trace) {
   // resident memory, because every spawn forks this process: a bigger heap makes each spawn slower
-  process.on('exit', (code) => process.stderr.write(`tscni-trace ${nowMs().toFixed(1)} exit ${code} rss ${(process.memoryUsage.rss() / 2 ** 20).toFixed(1)} MiB\n`));
+  process.on('exit', (code) => {
+    // anonymous memory is what fork copies (file pages are not), so it is told apart
+    const anon = /RssAnon:\s+(\d+)/.exec((require('fs') as typeof import('fs')).readFileSync('/proc/self/status', 'utf8'))?.[1];
+    const mib = (kib: number) => (kib / 1024).toFixed(1);
+    process.stderr.write(`tscni-trace ${nowMs().toFixed(1)} exit ${code} rss ${mib(process.memoryUsage.rss() / 1024)} MiB anon ${anon ? mib(+anon) : '?'} MiB\n`);
+  });
+}
+
+const fsModule = () => require('fs') as typeof import('fs');
+let inputSeq = 0;
+
+/**
+ * A child's input (an `ip -batch -` or `nft -f -` script) as a descriptor of an unlinked temp file, whole
+ * before the child starts. Through a pipe, EOF comes only when the event loop next runs the pipe's close,
+ * and `ip`/`nft` wait for it before doing anything: 10-30 ms of an ADD or DEL while IPAM works alongside.
+ * undefined when no temp file can be made (read-only or full TMPDIR): the caller then uses a pipe.
+ */
+function inputFile(input: string): number | undefined {
+  const fs = fsModule();
+  const name = `${(require('os') as typeof import('os')).tmpdir()}/.tscni-in-${process.pid}-${inputSeq++}`;
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(name, 'wx+', 0o600); // O_EXCL: never an existing file or a planted symlink
+    fs.unlinkSync(name);
+    const buf = Buffer.from(input);
+    // positional writes leave the descriptor's offset at 0, where the child starts reading
+    for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off, buf.length - off, off);
+    return fd;
+  } catch {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(name, { force: true });
+    return undefined;
+  }
 }
 
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   execaModule ??= require('execa') as typeof import('execa');
   if (opts.netns) [file, args] = ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]];
   let r: ExecaReturnValue;
+  let inputFd: number | undefined;
   const tObs = observer ? nowMs() : 0;
   const t0 = trace ? nowMs() : 0;
   try {
+    inputFd = opts.input === undefined ? undefined : inputFile(opts.input);
     r = await execaModule(file, args as string[], {
-      input: opts.input,
+      input: inputFd === undefined ? opts.input : undefined,
       // no input: /dev/null, so a child that reads stdin sees EOF instead of waiting on a pipe nobody closes
-      stdin: opts.input === undefined ? 'ignore' : 'pipe',
+      stdin: inputFd ?? (opts.input === undefined ? 'ignore' : 'pipe'),
       timeout: opts.timeout ?? 20_000,
       reject: false,
       stripFinalNewline: false,
@@ -64,6 +98,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     });
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
+  } finally {
+    if (inputFd !== undefined) fsModule().closeSync(inputFd);
   }
   if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(nowMs() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
   observer?.(file, args, nowMs() - tObs, r.exitCode);

@@ -45,7 +45,7 @@ echo "== host-local, /16 pool empty and 99% full (ours: node + the bundle the ex
 bundle=$(dirname "$BIN")/tscni.js
 [ -f "$bundle" ] || bundle=$work/tscni.js
 [ -f "$bundle" ] || node_modules/.bin/esbuild plugins/main.ts --bundle --platform=node --target=node20 --format=cjs \
-  --alias:graceful-fs=fs --alias:signal-exit=./pkg/shim/signal-exit.ts --log-level=warning --outfile="$bundle"
+  --alias:graceful-fs=fs --alias:signal-exit=./pkg/shim/signal-exit.ts --alias:human-signals=./pkg/shim/human-signals.ts --log-level=warning --outfile="$bundle"
 "${clean[@]}" TSCNI_BUNDLE="$bundle" ROUNDS="$ROUNDS" TMPDIR="$work" node "$work/ipam-fill.js"
 
 if [ -x bench/dataplane.sh ] && [ "${DATAPLANE:-1}" != 0 ]; then

@@ -70,6 +70,12 @@ describe('run', () => {
     }
   });
 
+  it('a child killed by a signal is an error naming the signal', async () => {
+    const e = (await rejection(run('python3', ['-c', 'import os, signal; os.kill(os.getpid(), signal.SIGKILL)']))) as CniError;
+    expect(e).toBeInstanceOf(CniError);
+    expect(e.message).toContain('SIGKILL');
+  });
+
   it('arguments are passed as they are, never through a shell', async () => {
     const r = await run('printf', ['%s|', 'a b', '$(echo x)', ';ls', '*']);
     expect(r.stdout).toBe('a b|$(echo x)|;ls|*|');

@@ -67,8 +67,11 @@ function inputFile(input: string): number | undefined {
     for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off, buf.length - off, off);
     return fd;
   } catch {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(name, { force: true });
+    // a name that was already there (open failed) is not ours to remove
+    if (fd !== undefined) {
+      fs.closeSync(fd);
+      fs.rmSync(name, { force: true });
+    }
     return undefined;
   }
 }

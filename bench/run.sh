@@ -44,8 +44,7 @@ echo
 echo "== host-local, /16 pool empty and 99% full (ours: node + the bundle the executable is built from)"
 bundle=$(dirname "$BIN")/tscni.js
 [ -f "$bundle" ] || bundle=$work/tscni.js
-[ -f "$bundle" ] || node_modules/.bin/esbuild plugins/main.ts --bundle --platform=node --target=node20 --format=cjs \
-  --alias:graceful-fs=fs --alias:signal-exit=./pkg/shim/signal-exit.ts --alias:human-signals=./pkg/shim/human-signals.ts --log-level=warning --outfile="$bundle"
+[ -f "$bundle" ] || bash scripts/bundle.sh "$bundle"
 "${clean[@]}" TSCNI_BUNDLE="$bundle" ROUNDS="$ROUNDS" TMPDIR="$work" node "$work/ipam-fill.js"
 
 if [ -x bench/dataplane.sh ] && [ "${DATAPLANE:-1}" != 0 ]; then

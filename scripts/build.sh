@@ -13,15 +13,7 @@ PLUGINS=(bridge host-local ptp host-gw ipip vxlan)
 # shared checkout's build/bin stays what others test)
 OUT=${OUT:-build}
 mkdir -p "$OUT/bin" "$OUT/tmp"
-# Identifiers are kept (no --minify-identifiers) so stack traces on stderr stay readable.
-# graceful-fs (proper-lockfile's fs) patches and clones fs when loaded, a cost on every IPAM call; its
-# EMFILE retry queue serves long-lived processes with thousands of open files, not a CNI call: plain fs.
-# signal-exit (proper-lockfile's and execa's) gives way to pkg/shim/signal-exit.ts, for the reason given there.
-# human-signals (execa's) gives way to pkg/shim/human-signals.ts, likewise.
-node_modules/.bin/esbuild plugins/main.ts \
-  --bundle --platform=node --target=node20 --format=cjs --alias:graceful-fs=fs --alias:signal-exit=./pkg/shim/signal-exit.ts --alias:human-signals=./pkg/shim/human-signals.ts \
-  --minify-whitespace --minify-syntax --legal-comments=none \
-  --log-level=warning --outfile="$OUT/tscni.js"
+bash scripts/bundle.sh "$OUT/tscni.js"
 
 # Base binary: this machine's Node. Its symbol and debug sections (about 12 MB) serve no purpose in a
 # plugin, so drop them from a copy; they are stripped BEFORE postject injects the blob, which SEA

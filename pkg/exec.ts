@@ -36,17 +36,17 @@ export function setRunObserver(fn: RunObserver | undefined): void {
  * start) and one at exit; bench/run.sh counts spawns per verb from them. Off, it costs one env lookup.
  */
 const trace = process.env.TSCNI_TRACE === '1';
+const fsModule = () => require('fs') as typeof import('fs');
 if (trace) {
   // resident memory, because every spawn forks this process: a bigger heap makes each spawn slower
   process.on('exit', (code) => {
     // anonymous memory is what fork copies (file pages are not), so it is told apart
-    const anon = /RssAnon:\s+(\d+)/.exec((require('fs') as typeof import('fs')).readFileSync('/proc/self/status', 'utf8'))?.[1];
+    const anon = /RssAnon:\s+(\d+)/.exec(fsModule().readFileSync('/proc/self/status', 'utf8'))?.[1];
     const mib = (kib: number) => (kib / 1024).toFixed(1);
     process.stderr.write(`tscni-trace ${nowMs().toFixed(1)} exit ${code} rss ${mib(process.memoryUsage.rss() / 1024)} MiB anon ${anon ? mib(+anon) : '?'} MiB\n`);
   });
 }
 
-const fsModule = () => require('fs') as typeof import('fs');
 let inputSeq = 0;
 
 /**

@@ -21,7 +21,7 @@ deps-npm:
 
 build: deps-npm build/bin/tscni
 
-build/bin/tscni: $(SOURCES) scripts/build.sh scripts/bundle.sh scripts/sea.js
+build/bin/tscni: $(SOURCES) scripts/build.sh scripts/bundle.sh scripts/sea-exe.sh scripts/sea.js
 	bash scripts/build.sh
 
 typecheck: deps-npm

@@ -15,14 +15,7 @@ OUT=${OUT:-build}
 mkdir -p "$OUT/bin" "$OUT/tmp"
 bash scripts/bundle.sh "$OUT/tscni.js"
 
-# Base binary: this machine's Node. Its symbol and debug sections (about 12 MB) serve no purpose in a
-# plugin, so drop them from a copy; they are stripped BEFORE postject injects the blob, which SEA
-# tolerates (stripping an injected binary could drop the blob's note).
-cp "$(node -p 'require("fs").realpathSync(process.execPath)')" "$OUT/tmp/node-base"
-if command -v strip >/dev/null; then strip --strip-all "$OUT/tmp/node-base"; fi
-node scripts/sea.js "$OUT/tscni.js" "$OUT/bin/tscni.new" "$OUT/tmp/node-base"
-rm -f "$OUT/tmp/node-base"
-mv -f "$OUT/bin/tscni.new" "$OUT/bin/tscni"
+bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni"
 
 for p in "${PLUGINS[@]}"; do ln -sfn tscni "$OUT/bin/$p"; done
 

@@ -1,5 +1,7 @@
 // ADD/DEL latency of tscni against the reference Go plugins: same config, same run, calls interleaved so
-// machine noise hits both alike; plus VERSION start-up and the spawns per verb of ours.
+// machine noise hits both alike; plus VERSION start-up and the spawns per verb of ours. With --floor, the
+// bridge rows also time bench/floor.ts (a Node executable that only drives iproute2): the least any plugin
+// built like ours can take on this machine, to tell our own cost from the platform's.
 //
 // Each implementation and plugin gets its own throwaway node namespace (uplink veth with a default route) and
 // a fresh pod namespace per pod; nothing touches the root namespace. A call is timed by a small helper
@@ -7,7 +9,7 @@
 // up and then times the plugin alone: neither `ip netns exec` nor Node's first spawn is in the figures.
 // DEL gets the ADD result as prevResult, as libcni (containerd, podman, cnitool) sends it.
 //
-// usage (root): node latency.js --ours <bin dir> --ref <bin dir> [--pods 20] [--warmup 3] [--plugins bridge,ptp]
+// usage (root): node latency.js --ours <bin dir> --ref <bin dir> [--floor <dir>] [--pods 20] [--warmup 3] [--plugins bridge,ptp]
 // env BENCH_PREFIX: namespace name prefix (bench/run.sh passes one so its trap can clean up)
 import * as fs from 'fs';
 import * as os from 'os';
@@ -56,7 +58,7 @@ function arg(name: string, def?: string): string {
 const ip = (args: string[]) => run('ip', args);
 
 interface Impl {
-  name: 'tscni' | 'reference';
+  name: 'tscni' | 'reference' | 'floor';
   dir: string;
 }
 
@@ -149,6 +151,8 @@ async function main(): Promise<void> {
   if (process.argv[2] === '--call') return callMode(process.argv[3]);
   const ours: Impl = { name: 'tscni', dir: path.resolve(arg('ours')) };
   const ref: Impl = { name: 'reference', dir: path.resolve(arg('ref', '/usr/lib/cni')) };
+  const floorDir = arg('floor', '');
+  const floor: Impl | undefined = floorDir ? { name: 'floor', dir: path.resolve(floorDir) } : undefined;
   const pods = Number(arg('pods', '20'));
   const warmup = Number(arg('warmup', '3'));
   const plugins = arg('plugins', 'bridge,ptp').split(',');
@@ -177,8 +181,9 @@ async function main(): Promise<void> {
     // ---- nodes: one per implementation and plugin
     const nodes: Node[] = [];
     for (const plugin of plugins) {
-      for (const im of [ours, ref]) {
-        const ns = `${prefix}-${im.name === 'tscni' ? 'o' : 'r'}-${plugin}`;
+      // the floor program wires bridge pods only
+      for (const im of plugin === 'bridge' && floor ? [ours, ref, floor] : [ours, ref]) {
+        const ns = `${prefix}-${im.name[0]}-${plugin}`;
         const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-bench-'));
         dirs.push(dataDir);
         await makeNode(ns);
@@ -241,15 +246,22 @@ async function main(): Promise<void> {
     const verdict = (ratio: number, target: number) => (ratio <= target ? 'met' : 'MISSED');
     console.log(`ADD/DEL latency, median ms over ${pods} pods per node after ${warmup} warm-up pods; ` +
       `calls interleaved tscni/reference; host-local IPAM, ipMasq on, clean env; ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
-    console.log(`${'plugin'.padEnd(16)} ${'verb'.padEnd(4)} ${'tscni'.padStart(8)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}  target`);
+    console.log(`${'plugin'.padEnd(16)} ${'verb'.padEnd(4)} ${'tscni'.padStart(8)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}  target       ${floor ? 'floor  floor/ref' : ''}`);
     for (const plugin of plugins) {
       for (const verb of ['add', 'del'] as const) {
         const o = median(t[`${plugin}/tscni`][verb]);
         const r = median(t[`${plugin}/reference`][verb]);
+        const f = t[`${plugin}/floor`] ? median(t[`${plugin}/floor`][verb]) : NaN;
         const target = verb === 'add' ? 1.5 : 1.0;
         const label = `${plugin}+host-local`;
-        console.log(`${label.padEnd(16)} ${verb.toUpperCase().padEnd(4)} ${fmt(o).padStart(8)} ${fmt(r).padStart(10)} ${(o / r).toFixed(2).padStart(6)}x  <=${target.toFixed(1)}x ${verdict(o / r, target)}`);
+        const floorCols = Number.isFinite(f) ? `${fmt(f).padStart(6)} ${(f / r).toFixed(2).padStart(8)}x` : '';
+        console.log(`${label.padEnd(16)} ${verb.toUpperCase().padEnd(4)} ${fmt(o).padStart(8)} ${fmt(r).padStart(10)} ${(o / r).toFixed(2).padStart(6)}x  <=${target.toFixed(1)}x ${verdict(o / r, target).padEnd(6)} ${floorCols}`);
       }
+    }
+    if (floor) {
+      console.log('floor: bench/floor.ts, a Node executable like ours that only runs the bridge pod\'s two `ip -batch` (ADD) or one ' +
+        '`ip link del` (DEL): no IPAM, no masquerade, no checks. Where floor/ref is above a target, no plugin that is a Node ' +
+        'executable driving iproute2 can meet it on this machine.');
     }
     const vo = median(ver.tscni);
     const vr = median(ver.reference);

@@ -2,7 +2,8 @@
 # make bench: tscni beside the reference Go plugins (/usr/lib/cni), from one run on this machine.
 #   1. ADD/DEL median latency, bridge+host-local and ptp+host-local, same config, calls interleaved
 #      (bench/latency.ts), with the ratios against the targets (ADD <= 1.5x, DEL <= 1.0x), VERSION start-up
-#      and the spawns per verb of ours;
+#      and the spawns per verb of ours; beside bridge, the floor program (bench/floor.ts): what a Node
+#      executable that only drives iproute2 takes for the same pod;
 #   2. host-local in an empty and a 99%-full /16 (bench/ipam-fill.ts);
 #   3. bench/dataplane.sh when present.
 # Every pod and node lives in a throwaway network namespace (prefix tscni-t-bench<pid>), removed on exit.
@@ -33,12 +34,16 @@ trap 'exit 130' INT TERM
 esb() { node_modules/.bin/esbuild "$1" --bundle --platform=node --target=node20 --log-level=warning --outfile="$2"; }
 esb bench/latency.ts "$work/latency.js"
 esb bench/ipam-fill.ts "$work/ipam-fill.js"
+# the floor program, made into an executable the way ours is (same Node, same SEA settings)
+esb bench/floor.ts "$work/floor.js"
+mkdir -p "$work/floor"
+bash scripts/sea-exe.sh "$work/floor.js" "$work/floor/bridge" >/dev/null
 
 # a clean environment, as a container runtime gives: this shell's NODE_EXTRA_CA_CERTS alone costs Node ~35 ms
 clean=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin BENCH_PREFIX="$BENCH_PREFIX")
 
 echo "== tscni ($BIN) against the reference plugins ($REF, $(dpkg-query -W -f='${Version}' containernetworking-plugins 2>/dev/null || echo '?'))"
-"${clean[@]}" node "$work/latency.js" --ours "$BIN" --ref "$REF" --pods "$PODS" --warmup "$WARMUP" --plugins "$PLUGINS"
+"${clean[@]}" node "$work/latency.js" --ours "$BIN" --ref "$REF" --floor "$work/floor" --pods "$PODS" --warmup "$WARMUP" --plugins "$PLUGINS"
 
 echo
 echo "== host-local, /16 pool empty and 99% full (ours: node + the bundle the executable is built from)"

@@ -26,7 +26,9 @@ function main(): void {
   const host = `vfloor${n}`;
   const addr = `10.46.${n >> 8}.${n & 255}`;
   if (env.CNI_COMMAND === 'DEL') {
-    spawnSync('ip', ['link', 'del', host], { stdio: 'ignore' }); // gone already is fine
+    const r = spawnSync('ip', ['link', 'del', host], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // gone already is fine; any other failure would make the timing meaningless
+    if (r.status !== 0 && !/Cannot find device/.test(r.stderr.toString())) throw new Error(`ip link del ${host}: ${r.stderr.toString().trim()}`);
     return;
   }
   if (env.CNI_COMMAND !== 'ADD') throw new Error(`floor: ${env.CNI_COMMAND} is not timed`);

@@ -12,7 +12,7 @@ PLUGINS=(bridge host-local ptp host-gw ipip vxlan)
 # OUT: where the bundle and executable go (default build/; bench and experiments build elsewhere so a
 # shared checkout's build/bin stays what others test)
 OUT=${OUT:-build}
-mkdir -p "$OUT/bin" "$OUT/tmp"
+mkdir -p "$OUT/bin"
 bash scripts/bundle.sh "$OUT/tscni.js"
 
 bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni"

@@ -1,4 +1,4 @@
-// Bundled in place of signal-exit (its v3 API: onExit(fn) returns a remover) by scripts/build.sh. Its two
+// Bundled in place of signal-exit (its v3 API: onExit(fn) returns a remover) by scripts/bundle.sh. Its two
 // users here: proper-lockfile, which drops the locks it holds when the process ends, and execa, whose
 // exit-time kill we turn off (cleanup: false). The original loads `assert` and hooks 15 signals when it is
 // loaded, about 5 ms of every call's start-up. A plugin ends by exiting, or on SIGTERM/SIGINT/SIGHUP

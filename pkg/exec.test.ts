@@ -96,11 +96,14 @@ describe('run', () => {
     expect(e.code).toBe(ErrCode.TryAgainLater);
   });
 
-  it('a missing program is a CniError, not a crash', async () => {
-    const e = (await rejection(run('tscni-no-such-program', []))) as CniError;
+  it('a missing program is a CniError, not a crash, and leaves no timer keeping the process alive', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length;
+    const before = timers();
+    const e = (await rejection(run('tscni-no-such-program', [], { timeout: 60_000 }))) as CniError;
     expect(e).toBeInstanceOf(CniError);
     expect(e.code).toBe(ErrCode.Internal);
     expect(e.message).toContain('tscni-no-such-program');
+    expect(timers()).toBe(before);
   });
 
   it('env replaces the environment when given', async () => {

@@ -83,13 +83,16 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   let inputFd: number | undefined;
   const tObs = observer ? nowMs() : 0;
   const t0 = trace ? nowMs() : 0;
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
   try {
     inputFd = opts.input === undefined ? undefined : inputFile(opts.input);
-    r = await execaModule(file, args as string[], {
+    const child = execaModule(file, args as string[], {
       input: inputFd === undefined ? opts.input : undefined,
       // no input: /dev/null, so a child that reads stdin sees EOF instead of waiting on a pipe nobody closes
       stdin: inputFd ?? (opts.input === undefined ? 'ignore' : 'pipe'),
-      timeout: opts.timeout ?? 20_000,
+      // our own timer, not execa's `timeout`: execa hands that to child_process.spawn, whose timer is cleared
+      // only on 'exit', which a program that failed to start (ENOENT) never emits, so it kept this process alive
       reject: false,
       stripFinalNewline: false,
       env: opts.env,
@@ -99,15 +102,21 @@ export async function run(file: string, args: readonly string[], opts: RunOption
       // outliving a killed plugin is one short `ip`/`nft` that finishes on its own (or at its timeout)
       cleanup: false,
     });
+    timer = setTimeout(() => {
+      timedOut = true;
+      child.kill();
+    }, opts.timeout ?? 20_000);
+    r = await child;
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
   } finally {
+    clearTimeout(timer);
     if (inputFd !== undefined) fsModule().closeSync(inputFd);
   }
   if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(nowMs() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
   observer?.(file, args, nowMs() - tObs, r.exitCode);
   // a timed-out child is killed by a signal and has no exit code: test for the timeout first
-  if (r.timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
+  if (timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
   if (r.failed && r.exitCode === undefined) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(r as unknown as { shortMessage?: string }).shortMessage ?? 'spawn error'}`);
   }

@@ -9,7 +9,7 @@ APT_PACKAGES=(
   iproute2 nftables iptables conntrack procps iputils-ping iperf3 jq hyperfine
   containernetworking-plugins                # reference plugins: side-by-side runs, portmap in the chain test
   golang-go golang-github-appc-cni-dev       # the libcni test client in e2e/
-  busybox-static user-mode-linux
+  busybox-static qemu-system-x86 linux-image-amd64 user-mode-linux   # guests for live IPIP (e2e/lib/guest.ts)
   containerd runc podman                     # runtime e2e: ctr run --cni, podman's CNI backend
 )
 

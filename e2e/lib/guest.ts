@@ -46,14 +46,13 @@ export function backendByName(name: string): GuestBackend {
 }
 
 /** The backends to probe, in order: TSCNI_GUEST when set ('qemu' stands for qemu-kvm then qemu-tcg). */
-export function probeOrder(env = process.env[GUEST_FORCE_ENV]): { names: GuestName[]; forced: boolean } {
-  if (!env?.trim()) return { names: DEFAULT_ORDER, forced: false };
+export function probeOrder(env = process.env[GUEST_FORCE_ENV]): { backends: GuestBackend[]; forced: boolean } {
+  if (!env?.trim()) return { backends: DEFAULT_ORDER.map(backendByName), forced: false };
   const names = env
     .split(/[\s,]+/)
     .filter(Boolean)
     .flatMap((n) => (n === 'qemu' ? ['qemu-kvm', 'qemu-tcg'] : [n]));
-  for (const n of names) backendByName(n);
-  return { names: names as GuestName[], forced: true };
+  return { backends: names.map(backendByName), forced: true };
 }
 
 // ---- one guest run
@@ -280,10 +279,10 @@ export async function probeBackend(backend: GuestBackend): Promise<GuestProbe> {
 /** Try the backends in order and stop at the first that boots. */
 export async function probeGuests(order = probeOrder()): Promise<GuestVerdict> {
   const probes: GuestProbe[] = [];
-  for (const name of order.names) {
-    const p = await probeBackend(backendByName(name));
+  for (const backend of order.backends) {
+    const p = await probeBackend(backend);
     probes.push(p);
-    if (p.booted) return { backend: name, forced: order.forced, probes };
+    if (p.booted) return { backend: backend.name, forced: order.forced, probes };
   }
   return { forced: order.forced, probes };
 }

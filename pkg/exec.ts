@@ -1,6 +1,7 @@
 // The single place that runs external programs: argv arrays, no shell, bounded time.
 // execa is required lazily so that commands which spawn nothing (VERSION, IPAM) skip its load cost.
 import type { ExecaReturnValue } from 'execa';
+import { nowDoing, overBudget, remainingMs } from './cni/budget';
 import { CniError, ErrCode } from './cni/errors';
 import { nowMs } from './clock';
 
@@ -85,6 +86,11 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   const t0 = trace ? nowMs() : 0;
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
+  // a plugin call's whole budget bounds each spawn too (pkg/cni/budget.ts)
+  const limit = Math.min(opts.timeout ?? 20_000, remainingMs());
+  const argv = [file, ...args].join(' ');
+  if (limit <= 0) throw overBudget(`about to run ${argv}`);
+  const before = nowDoing(`running ${argv}`);
   try {
     inputFd = opts.input === undefined ? undefined : inputFile(opts.input);
     const child = execaModule(file, args as string[], {
@@ -105,18 +111,22 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     timer = setTimeout(() => {
       timedOut = true;
       child.kill();
-    }, opts.timeout ?? 20_000);
+    }, limit);
     r = await child;
   } catch (e) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(e as Error).message}`);
   } finally {
+    nowDoing(before);
     clearTimeout(timer);
     if (inputFd !== undefined) fsModule().closeSync(inputFd);
   }
   if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(nowMs() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
   observer?.(file, args, nowMs() - tObs, r.exitCode);
   // a timed-out child is killed by a signal and has no exit code: test for the timeout first
-  if (timedOut) throw new CniError(ErrCode.TryAgainLater, `${file} ${args.join(' ')} timed out`);
+  if (timedOut) {
+    const what = `${file} ${args.join(' ')}`;
+    throw limit < (opts.timeout ?? 20_000) ? overBudget(`running ${what}`) : new CniError(ErrCode.TryAgainLater, `${what} timed out`);
+  }
   if (r.failed && r.exitCode === undefined) {
     throw new CniError(ErrCode.Internal, `failed to run ${file}: ${(r as unknown as { shortMessage?: string }).shortMessage ?? 'spawn error'}`);
   }

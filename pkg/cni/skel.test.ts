@@ -636,3 +636,39 @@ describe('a throw no await catches (a bug)', () => {
     }
   });
 });
+
+describe('the call budget (pkg/cni/budget.ts)', () => {
+  it('a call stuck past its budget answers code 11 naming what it was doing, and exits 1', async () => {
+    const { run } = await import('../exec');
+    const fx = bundleFixture('stuck-plugin');
+    try {
+      const r = await run(process.execPath, [fx.file], {
+        allowFailure: true,
+        timeout: 30_000,
+        input: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'stuck' }),
+        env: { BUDGET_SECONDS: '1', CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
+      });
+      expect(r.exitCode).toBe(1);
+      expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 11, msg: 'gave up after 1 s (a test budget) while waiting for an answer that never comes' });
+    } finally {
+      fx.cleanup();
+    }
+  });
+
+  it('spawns nothing once the budget is spent, and gives each spawn only what is left', async () => {
+    const budget = await import('./budget');
+    const { run } = await import('../exec');
+    const { nowMs } = await import('../clock');
+    try {
+      budget.setBudget(nowMs() / 1000 - 1, 'a spent budget');
+      await expect(run('true', [])).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/^gave up after [\d.]+ s \(a spent budget\) while about to run true$/) });
+      budget.setBudget(nowMs() / 1000 + 0.3, 'a short budget');
+      await expect(run('sleep', ['5'])).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/^gave up after [\d.]+ s \(a short budget\) while running sleep 5$/) });
+      expect(() => budget.checkBudget('x')).toThrow(/while x$/);
+    } finally {
+      budget.resetBudget();
+    }
+    expect(budget.remainingMs()).toBe(Infinity);
+    await run('true', []);
+  });
+});

@@ -1,4 +1,5 @@
 // The plugin skeleton: read CNI_* and the config, validate per verb, dispatch, print the result or the error.
+import { DEFAULT_BUDGET_SECONDS, setBudget, watchBudget } from './budget';
 import { CniError, ErrCode, toCniError } from './errors';
 import type { Attachment, CmdArgs, Command, NetConf, Plugin, Result } from './types';
 import { CURRENT_VERSION, SUPPORTED_VERSIONS, atLeast, formatResult, isSupported, parseResult } from './version';
@@ -262,7 +263,15 @@ export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = p
   let answered = false;
   const write = io.write;
   io = { ...io, write: (s) => ((answered = true), write(s)) };
-  if (io.guardUncaught) guardUncaught(() => version, () => answered);
+  if (io.guardUncaught) {
+    guardUncaught(() => version, () => answered);
+    watchBudget((e) => {
+      const fs = require('fs') as typeof import('fs');
+      if (!answered) fs.writeSync(1, JSON.stringify({ cniVersion: version, code: e.code, msg: e.message }) + '\n');
+      process.exit(1);
+    });
+  }
+  setBudget(DEFAULT_BUDGET_SECONDS, 'the call budget');
   try {
     if (!COMMANDS.includes(command as Command)) {
       throw new CniError(ErrCode.InvalidEnv, `unknown CNI_COMMAND ${JSON.stringify(command)}: expected one of ${COMMANDS.join(', ')}`);

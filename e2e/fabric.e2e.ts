@@ -301,7 +301,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     r = await add({ ...confs.node1, vni: 0 });
     expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: vni: 0 is out of range/) });
     r = await add({ ...confs.node1, peersFile: '/nonexistent/peers.json' });
-    expect(r.json).toMatchObject({ code: 7, msg: 'invalid config: peersFile: cannot read /nonexistent/peers.json: ENOENT' });
+    expect(r.json).toMatchObject({ code: 7, msg: 'invalid config: peersFile: cannot read /nonexistent/peers.json: no such file or directory (ENOENT)' });
     const f = path.join(world.tmpDir('bad'), 'peers.json');
     fs.writeFileSync(f, '[{"nodeIP": "192.168.50.2",');
     r = await add({ ...confs.node1, peersFile: f });
@@ -310,7 +310,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
     const bads: [Record<string, unknown>, RegExp][] = [
       [{ ...confs.node1, peersFile: f }, /^tscni fabric: invalid config: peersFile .*: not valid JSON/],
-      [{ ...confs.node1, peersFile: '/nonexistent/peers.json' }, /^tscni fabric: invalid config: peersFile: cannot read \/nonexistent\/peers\.json: ENOENT/],
+      [{ ...confs.node1, peersFile: '/nonexistent/peers.json' }, /^tscni fabric: invalid config: peersFile: cannot read \/nonexistent\/peers\.json: no such file or directory \(ENOENT\)/],
       [{ ...confs.node1, vni: 16777216 }, /^tscni fabric: invalid config: vni: 16777216 is out of range/],
       [{ ...confs.node1, port: 0 }, /^tscni fabric: invalid config: port: 0 is out of range/],
     ];

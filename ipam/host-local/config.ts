@@ -91,6 +91,8 @@ export interface HostLocalConfig {
   routes: Route[];
   dataDir: string;
   resolvConf?: string;
+  /** the call's time budget (pkg/cni/budget.ts), instead of the default */
+  timeoutSeconds?: number;
   requested: RequestedIP[];
 }
 
@@ -220,14 +222,14 @@ export function parseConfig(conf: NetConf, cniArgs: Record<string, string> = {})
   const rangeSets = found.map((s, i) => new RangeSet(i, s.ranges, s.key));
   validateSets(rangeSets);
 
-  const resolvConf = ipam.string('resolvConf');
   return {
     name: conf.name,
     cniVersion: conf.cniVersion,
     rangeSets,
     routes: readRoutes(ipam),
-    dataDir: ipam.string('dataDir') || DEFAULT_DATA_DIR,
-    resolvConf: resolvConf || undefined,
+    dataDir: ipam.absolutePath('dataDir') ?? DEFAULT_DATA_DIR,
+    resolvConf: ipam.absolutePath('resolvConf'),
+    timeoutSeconds: ipam.int('timeoutSeconds', undefined, 1, 3600),
     requested: readRequested(conf, cniArgs),
   };
 }

@@ -1,7 +1,6 @@
 // resolv.conf -> CNI DNS, as the reference's dns.go reads it: nameserver, domain, search, options.
-import * as fs from 'fs';
-import { CniError, ErrCode } from '../../pkg/cni/errors';
 import type { DNS } from '../../pkg/cni/types';
+import { readConfigFile } from '../../pkg/files';
 
 export function parseResolvConf(text: string): DNS {
   const dns: DNS = {};
@@ -29,11 +28,5 @@ export function parseResolvConf(text: string): DNS {
 }
 
 export function readResolvConf(path: string): DNS {
-  let text: string;
-  try {
-    text = fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new CniError(ErrCode.InvalidConfig, `invalid config: ipam.resolvConf: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return parseResolvConf(text);
+  return parseResolvConf(readConfigFile(path, 'ipam.resolvConf'));
 }

@@ -5,6 +5,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseNetConf } from '../../pkg/cni/skel';
 import type { CmdArgs, Result } from '../../pkg/cni/types';
 import { run } from '../../pkg/exec';
+import { processStart } from './lock';
 import { plugin } from './plugin';
 
 let dataDir: string;
@@ -321,6 +322,38 @@ describe('host-local STATUS', () => {
     expect(e.code).toBe(ErrCode.NotAvailable);
     expect(e.message).toContain('ipam.dataDir');
   });
+
+  test('STATUS and ADD agree on a dataDir that cannot be made: procfs, a file in the path; the words say why', async () => {
+    const file = path.join(dataDir, 'a-file');
+    fs.writeFileSync(file, 'x');
+    for (const [bad, why] of [
+      ['/proc/tscni-test-x', 'cannot create /proc/tscni-test-x (ipam.dataDir): /proc exists, but its file system takes no new entries (procfs does this) (ENOENT)'],
+      [path.join(file, 'sub'), `cannot create ${file}/sub/${NET} (ipam.dataDir): ${file} is not a directory (ENOTDIR)`],
+    ]) {
+      const added = await fails(plugin.add(args({ ...v4(), dataDir: bad })));
+      expect(added).toMatchObject({ code: ErrCode.IOFailure, message: why });
+      const status = await fails(plugin.status!(args({ ...v4(), dataDir: bad })));
+      expect(status).toMatchObject({ code: ErrCode.NotAvailable, message: `host-local: ${why}` });
+    }
+    // a writable dataDir that does not exist yet is ready, and STATUS does not create it
+    await plugin.status!(args({ ...v4(), dataDir: path.join(dataDir, 'later') }));
+    expect(fs.existsSync(path.join(dataDir, 'later'))).toBe(false);
+  });
+});
+
+describe('host-local paths must be absolute', () => {
+  test.each([
+    ['dataDir', '0.1.0'],
+    ['dataDir', 'var/lib/cni'],
+    ['resolvConf', 'resolv.conf'],
+  ])('ipam.%s %j: code 7 naming the key, on every verb, nothing written', async (key, value) => {
+    const cwd = process.cwd();
+    for (const verb of ['add', 'del', 'check', 'status'] as const) {
+      const e = await fails((plugin[verb] as (a: CmdArgs) => Promise<unknown>)(args({ ...v4(), [key]: value })));
+      expect(e).toMatchObject({ code: ErrCode.InvalidConfig, message: `invalid config: ipam.${key}: ${JSON.stringify(value)} is not an absolute path` });
+    }
+    expect(fs.existsSync(path.join(cwd, value))).toBe(false);
+  });
 });
 
 describe('host-local across processes', () => {
@@ -348,4 +381,44 @@ describe('host-local across processes', () => {
     expect(ipFiles()).toHaveLength(12);
     for (const f of ipFiles()) expect(fs.readFileSync(path.join(netDir(), f), 'utf8')).toMatch(/^p\d+\r\neth0$/);
   }, 60_000);
+
+  /** The network's lock as a holder leaves it: the lock directory and the record naming the holder. */
+  async function holdLock(pid: number, start: string): Promise<void> {
+    const lock = path.join(dataDir, `.tscni.${NET}.lock`);
+    fs.mkdirSync(netDir(), { recursive: true });
+    fs.mkdirSync(lock);
+    const st = fs.statSync(lock, { bigint: true });
+    const rec = { pid, start, pidns: fs.readlinkSync('/proc/self/ns/pid'), ino: String(st.ino), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
+    fs.writeFileSync(`${lock}.owner`, JSON.stringify(rec));
+  }
+
+  const addWithin = (seconds: number) =>
+    run(process.execPath, [bundle, 'host-local'], {
+      input: JSON.stringify({ cniVersion: '1.0.0', name: NET, type: 'host-local', ipam: { type: 'host-local', dataDir, timeoutSeconds: seconds, ...v4() } }),
+      allowFailure: true,
+      env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'after', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: '/x' },
+    });
+
+  test('a lock whose holder was killed is taken over at once, not after it goes stale (10 s, past this budget of 3 s)', async () => {
+    const { spawn } = await import('child_process');
+    const holder = spawn('sleep', ['30']);
+    await new Promise((r) => holder.once('spawn', r));
+    const start = processStart(holder.pid!)!;
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.once('exit', r));
+    await holdLock(holder.pid!, start);
+    const r = await addWithin(3);
+    expect({ code: r.exitCode, out: r.stdout }).toMatchObject({ code: 0 });
+    expect(ipFiles()).toEqual(['10.1.0.2']);
+    expect(fs.existsSync(path.join(dataDir, `.tscni.${NET}.lock`))).toBe(false);
+  });
+
+  test('a lock whose holder lives is waited for; past ipam.timeoutSeconds the call answers code 11 naming the wait', async () => {
+    await holdLock(process.pid, processStart('self')!);
+    const r = await addWithin(1);
+    expect(r.exitCode).not.toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: ErrCode.TryAgainLater, msg: `gave up after 1 s (ipam.timeoutSeconds) while waiting for the lock ${dataDir}/.tscni.${NET}.lock` });
+    expect(fs.existsSync(path.join(dataDir, `.tscni.${NET}.lock`))).toBe(true);
+    expect(ipFiles()).toEqual([]);
+  });
 });

@@ -2,11 +2,12 @@
 // ADD is idempotent per (containerID, ifname); DEL releases by (containerID, ifname), falling back to legacy
 // id-only files; CHECK wants an address in every range set; GC frees what the runtime no longer lists; STATUS
 // reports an exhausted range set or an unwritable dataDir with code 50.
-import * as fs from 'fs';
 import * as path from 'path';
+import { setBudget } from '../../pkg/cni/budget';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { checkCniArgs } from '../../pkg/cni/skel';
 import type { Attachment, CmdArgs, IPConfig, Plugin, Result } from '../../pkg/cni/types';
+import { probeDirs } from '../../pkg/files';
 import { formatIP, parseIP } from '../../pkg/ipnet';
 import { type HostLocalConfig, type RangeSet, type RequestedIP, parseConfig } from './config';
 import { readResolvConf } from './dns';
@@ -40,6 +41,13 @@ function requestsBySet(cfg: HostLocalConfig): Map<number, RequestedIP> {
   return out;
 }
 
+/** The config, and the call's time budget from ipam.timeoutSeconds when set. */
+function config(a: CmdArgs, cniArgs: Record<string, string>): HostLocalConfig {
+  const cfg = parseConfig(a.conf, cniArgs);
+  if (cfg.timeoutSeconds) setBudget(cfg.timeoutSeconds, 'ipam.timeoutSeconds');
+  return cfg;
+}
+
 function ipConfig(set: RangeSet, addr: bigint): IPConfig {
   const range = set.rangeOf(set.family, addr)!;
   return { address: `${formatIP(set.family, addr)}/${range.subnet.prefix}`, gateway: formatIP(set.family, range.gateway) };
@@ -47,7 +55,7 @@ function ipConfig(set: RangeSet, addr: bigint): IPConfig {
 
 async function add(a: CmdArgs): Promise<Result> {
   checkCniArgs(a.args, KNOWN_CNI_ARGS);
-  const cfg = parseConfig(a.conf, a.args);
+  const cfg = config(a, a.args);
   const requested = requestsBySet(cfg);
   const dns = cfg.resolvConf ? readResolvConf(cfg.resolvConf) : undefined;
   const owner = { id: a.containerId, ifname: a.ifName };
@@ -96,7 +104,7 @@ async function add(a: CmdArgs): Promise<Result> {
 
 async function del(a: CmdArgs): Promise<void> {
   // DEL must succeed whenever it can: CNI_ARGS were judged at ADD, requested IPs do not matter here
-  const cfg = parseConfig(a.conf, {});
+  const cfg = config(a, {});
   const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
   if (!store) return;
   try {
@@ -108,7 +116,7 @@ async function del(a: CmdArgs): Promise<void> {
 
 async function check(a: CmdArgs): Promise<void> {
   checkCniArgs(a.args, KNOWN_CNI_ARGS);
-  const cfg = parseConfig(a.conf, a.args);
+  const cfg = config(a, a.args);
   const who = `container ${a.containerId} ifname ${a.ifName}`;
   const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
   if (!store) throw new CniError(ErrCode.CheckFailed, `host-local: no address allocated for ${who}: ${path.join(cfg.dataDir, cfg.name)} does not exist`);
@@ -128,7 +136,7 @@ async function check(a: CmdArgs): Promise<void> {
 }
 
 async function gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
-  const cfg = parseConfig(a.conf, {});
+  const cfg = config(a, {});
   const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
   if (!store) return;
   const now = Date.now();
@@ -147,19 +155,14 @@ async function gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   if (errors.length) throw new CniError(ErrCode.IOFailure, `host-local GC: could not free: ${errors.join('; ')}`);
 }
 
-function writableDir(dir: string): void {
-  let d = dir;
-  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
-  try {
-    fs.accessSync(d, fs.constants.W_OK);
-  } catch (e) {
-    throw new CniError(ErrCode.NotAvailable, `host-local: ipam.dataDir ${dir} is not writable (${d}: ${(e as NodeJS.ErrnoException).code})`);
-  }
-}
-
 async function status(a: CmdArgs): Promise<void> {
-  const cfg = parseConfig(a.conf, {});
-  writableDir(path.join(cfg.dataDir, cfg.name));
+  const cfg = config(a, {});
+  // what would make ADD fail on the store makes STATUS say so, in the same words (pkg/files.ts)
+  try {
+    probeDirs(path.join(cfg.dataDir, cfg.name), 'ipam.dataDir', cfg.dataDir);
+  } catch (e) {
+    throw new CniError(ErrCode.NotAvailable, `host-local: ${(e as Error).message}`);
+  }
   const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
   if (!store) return;
   let full: RangeSet | undefined;

@@ -11,8 +11,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { asIOFailure, fsError, makeDirs } from '../../pkg/files';
 import { type Family, formatIP, parseIP } from '../../pkg/ipnet';
 import { RangeSet } from './config';
+import { NetworkLock } from './lock';
 
 export interface Owner {
   id: string;
@@ -38,8 +40,6 @@ export const TORN_GRACE_MS = 60_000;
 /** Ranges up to this many addresses keep a bitmap of taken addresses; larger ones are probed (never near full). */
 export const BITMAP_MAX = 1 << 22;
 const BUCKETS = 256;
-/** how long a call waits for the network's lock (a crashed holder's goes stale after 10 s) */
-const LOCK_WAIT_MS = 30_000;
 const PROBE_MAX = 65_536;
 const INDEX_VERSION = 1;
 
@@ -142,31 +142,6 @@ function nextClear(buf: Buffer, from: number, to: number): number {
   return -1;
 }
 
-type Callback = (err: Error | null, res?: unknown) => void;
-/**
- * proper-lockfile's fs, answered synchronously (what its lockSync does internally), keeping its retries:
- * each lock step otherwise goes through libuv's thread pool, and a cold process (every CNI call) paid ~10 ms
- * for mkdir, stat and rmdir that take microseconds.
- */
-const SYNC_FS = {
-  rmdirSync: fs.rmdirSync, // its exit handler's
-  ...Object.fromEntries(
-    (['mkdir', 'realpath', 'stat', 'rmdir', 'utimes'] as const).map((m) => [
-      m,
-      (...args: unknown[]) => {
-        const cb = args.pop() as Callback;
-        let res: unknown;
-        try {
-          res = (fs[`${m}Sync`] as (...a: unknown[]) => unknown)(...args);
-        } catch (e) {
-          return cb(e as Error);
-        }
-        cb(null, res);
-      },
-    ]),
-  ),
-};
-
 export interface OpenOptions {
   /** create the network directory (ADD); otherwise a missing directory means "nothing stored" */
   create: boolean;
@@ -178,8 +153,7 @@ export class Store {
   readonly lockPath: string;
   /** set when this call had to rebuild the index (for tests and the benchmark) */
   rebuilt = false;
-  private unlock?: () => Promise<void>;
-  private compromised?: Error;
+  private readonly lock: NetworkLock;
   private meta!: Meta;
   private metaDirty = false;
   private invalidate = false;
@@ -196,57 +170,22 @@ export class Store {
     this.netDir = path.join(dataDir, network);
     this.indexDir = path.join(dataDir, `.tscni.${network}.index`);
     this.lockPath = path.join(dataDir, `.tscni.${network}.lock`);
+    this.lock = new NetworkLock(this.netDir, this.lockPath);
   }
 
   /** Lock the network and load (or rebuild) its index; undefined when the network has no directory and create is off. */
   static async open(dataDir: string, network: string, sets: RangeSet[], opts: OpenOptions): Promise<Store | undefined> {
     const s = new Store(dataDir, network, sets);
-    if (opts.create) {
-      try {
-        fs.mkdirSync(s.netDir, { recursive: true, mode: 0o755 });
-      } catch (e) {
-        throw new CniError(ErrCode.IOFailure, `cannot create ${s.netDir} (ipam.dataDir): ${errno(e) ?? (e as Error).message}`);
-      }
-    } else if (!fs.existsSync(s.netDir)) {
-      return undefined;
-    }
-    await s.lock();
+    if (opts.create) makeDirs(s.netDir, 'ipam.dataDir');
+    else if (!fs.existsSync(s.netDir)) return undefined;
+    await s.lock.acquire();
     try {
       s.load();
     } catch (e) {
-      await s.unlock?.();
-      throw e;
+      await s.lock.release();
+      throw asIOFailure(e);
     }
     return s;
-  }
-
-  private async lock(): Promise<void> {
-    const lockfile = require('proper-lockfile') as typeof import('proper-lockfile');
-    const opts = {
-      lockfilePath: this.lockPath,
-      realpath: false,
-      fs: SYNC_FS,
-      stale: 10_000,
-      retries: 0,
-      onCompromised: (e: Error) => {
-        this.compromised = e;
-      },
-    };
-    // A holder keeps the lock for a few ms; wait up to LOCK_WAIT_MS for a crashed holder's lock to go stale.
-    // Our own backoff (1 ms growing to 10 ms, jittered): proper-lockfile's `retries` precomputes and sorts a
-    // delay per retry, and 3000 of them cost a cold process ~3 ms before the first attempt.
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (let delay = 1; ; delay = Math.min(delay * 1.2, 10)) {
-      try {
-        this.unlock = await lockfile.lock(this.netDir, opts);
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() > deadline) {
-          throw new CniError(ErrCode.TryAgainLater, `cannot lock ${this.lockPath}: ${(e as Error).message}`);
-        }
-      }
-      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
-    }
   }
 
   // ---- index loading and rebuilding
@@ -505,14 +444,14 @@ export class Store {
       fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     } catch (e) {
       if (errno(e) === 'EEXIST') return false;
-      throw new CniError(ErrCode.IOFailure, `cannot create ${p}: ${errno(e) ?? (e as Error).message}`);
+      throw fsError('create', p, e);
     }
     try {
       fs.writeSync(fd, ownerContent(owner));
     } catch (e) {
       fs.closeSync(fd);
       fs.rmSync(p, { force: true });
-      throw new CniError(ErrCode.IOFailure, `cannot write ${p}: ${errno(e) ?? (e as Error).message}`);
+      throw fsError('write', p, e);
     }
     fs.closeSync(fd);
     this.changes.push({ add: true, ip, family, addr, owner });
@@ -528,7 +467,7 @@ export class Store {
     try {
       fs.unlinkSync(path.join(this.netDir, e.ip));
     } catch (err) {
-      if (errno(err) !== 'ENOENT') throw new CniError(ErrCode.IOFailure, `cannot remove ${path.join(this.netDir, e.ip)}: ${errno(err)}`);
+      if (errno(err) !== 'ENOENT') throw fsError('remove', path.join(this.netDir, e.ip), err);
     }
     this.changes.push({ add: false, ip: e.ip, family: a.family, addr: a.ip, owner: { id: e.id, ifname: e.ifname } });
   }
@@ -676,12 +615,12 @@ export class Store {
   /** Bring the index in line with what this call did on disk, stamp the directory, unlock. */
   async close(): Promise<void> {
     try {
-      if (this.compromised) throw new CniError(ErrCode.TryAgainLater, `lock ${this.lockPath} was lost: ${this.compromised.message}`);
+      if (this.lock.compromised) throw new CniError(ErrCode.TryAgainLater, `lock ${this.lockPath} was lost: ${this.lock.compromised.message}`);
       if (this.changes.length || this.metaDirty || this.invalidate) this.commit();
+    } catch (e) {
+      throw asIOFailure(e);
     } finally {
-      const u = this.unlock;
-      this.unlock = undefined;
-      await u?.();
+      await this.lock.release();
     }
   }
 

@@ -51,6 +51,18 @@ export class ConfigReader {
     return v;
   }
 
+  /**
+   * A file or directory path: absolute, because a plugin's working directory is whatever the runtime's is.
+   * Unset or '' gives undefined.
+   */
+  absolutePath(k: string): string | undefined {
+    const v = this.string(k);
+    if (v === undefined || v === '') return undefined;
+    if (v.includes('\0')) throw this.fail(k, 'contains a NUL byte');
+    if (!v.startsWith('/')) throw this.fail(k, `${JSON.stringify(v)} is not an absolute path`);
+    return v;
+  }
+
   bool(k: string, def = false): boolean {
     return this.typed<boolean>(k, 'a boolean', def, (v) => typeof v === 'boolean') as boolean;
   }

@@ -1,10 +1,13 @@
 // The fabric keys shared by host-gw, ipip and vxlan, and the peer sources (inline list, peers file).
-import * as fs from 'fs';
 import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
+import { readConfigFile } from '../files';
 import { contains, formatCIDR, networkOf, parseCIDR, canonicalIP } from '../ipnet';
 import { isValidLinkName } from '../wiring/names';
 import type { FabricOptions, Peer } from './types';
+
+/** a peers file of 100k nodes is about 8 MiB; anything past this is not a peers file */
+const PEERS_FILE_MAX = 64 << 20;
 
 export interface FabricConf {
   mode: string;
@@ -51,8 +54,8 @@ export function parseFabricConf(raw: Record<string, unknown>, mode: string): Fab
     const pn = parseCIDR(podCIDR)!;
     if (!contains(cl, pn.family, pn.ip) || pn.prefix < cl.prefix) throw c.fail('podCIDR', `${podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
   }
-  const peersFile = c.string('peersFile');
-  if (peersFile !== undefined && peersFile === '') throw c.fail('peersFile', 'is empty');
+  if (c.string('peersFile') === '') throw c.fail('peersFile', 'is empty');
+  const peersFile = c.absolutePath('peersFile');
   const opts: FabricOptions = {
     mtu: c.int('mtu', undefined, 68, 65535) || undefined,
     vni: 1,
@@ -110,12 +113,6 @@ export function parsePeersFile(text: string, file: string, self: { nodeIP?: stri
 /** All peers: inline ones, then the file's. A missing or unreadable file is an error naming it. */
 export function loadPeers(conf: FabricConf, selfNodeIP?: string): Peer[] {
   if (!conf.peersFile) return conf.peers;
-  let text: string;
-  try {
-    text = fs.readFileSync(conf.peersFile, 'utf8');
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new CniError(ErrCode.InvalidConfig, `invalid config: peersFile: cannot read ${conf.peersFile}: ${err.code ?? err.message}`);
-  }
+  const text = readConfigFile(conf.peersFile, 'peersFile', PEERS_FILE_MAX);
   return [...conf.peers, ...parsePeersFile(text, conf.peersFile, { nodeIP: selfNodeIP ?? conf.nodeIP, podCIDR: conf.podCIDR }, conf.clusterCIDR)];
 }

@@ -99,38 +99,41 @@ function isDir(p: string): boolean {
 }
 
 /**
- * Would makeDirs(dir) and a write inside it work? Answered by the kernel, leaving nothing behind: the first
- * missing component is made and removed again; where the whole path exists, a small file is written and
- * removed in `probeIn` (a directory whose mtime nobody relies on).
+ * Would makeDirs(dir) and a store's writes inside it work? Answered by the kernel, leaving nothing behind and
+ * touching no name the store uses: beside the first missing component (or in `probeIn` when the whole path
+ * exists), a directory and a small file in it are made and removed again, as a store makes its lock and a
+ * reservation. Errors read as makeDirs' would.
  */
-export function probeDirs(dir: string, key: string, probeIn = dir): void {
-  let complete = true;
-  walkDirs(dir, key, (cur) => {
-    mkdirOrThrow(cur, key, 0o700);
-    fs.rmdirSync(cur);
-    complete = false;
-    return false;
-  });
-  if (!complete) return;
-  const probe = path.join(probeIn, `.tscni-probe-${process.pid}`);
+export function probeDirs(dir: string, key: string, probeIn = path.dirname(dir)): void {
+  let firstMissing: string | undefined;
+  walkDirs(dir, key, (cur) => ((firstMissing = cur), false));
+  const parent = firstMissing ? path.dirname(firstMissing) : probeIn;
+  const probe = path.join(parent, `.tscni-probe-${process.pid}`);
   try {
-    fs.rmSync(probe, { force: true }); // one a killed call with this pid left
-    const fd = fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    fs.rmSync(probe, { recursive: true, force: true }); // one a killed call with this pid left
     try {
-      fs.writeSync(fd, 'tscni write probe\n');
-    } finally {
-      fs.closeSync(fd);
-      fs.rmSync(probe, { force: true });
+      fs.mkdirSync(probe, 0o700);
+    } catch (e) {
+      throw firstMissing ? fsError('create', firstMissing, e, key) : fsError('write in', parent, e, key);
     }
-  } catch (e) {
-    throw fsError('write in', probeIn, e, key);
+    try {
+      fs.writeFileSync(path.join(probe, 'f'), 'tscni write probe\n', { flag: 'wx', mode: 0o600 });
+    } catch (e) {
+      throw fsError('write in', firstMissing ?? parent, e, key);
+    }
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
   }
 }
 
-/** A Node fs error (it carries syscall and path) as the CniError fsError makes; anything else unchanged. */
-export function asIOFailure(e: unknown): unknown {
+/**
+ * A Node fs error as the CniError fsError makes, anything else unchanged. Errors of calls on a descriptor
+ * carry no path: `where` names what was being written then.
+ */
+export function asIOFailure(e: unknown, where?: string): unknown {
   const n = e as NodeJS.ErrnoException;
-  if (e instanceof CniError || !n?.code || !n.path) return e;
+  if (e instanceof CniError || !n?.code || !n.syscall) return e;
+  if (!n.path) return where ? fsError(n.syscall === 'read' ? 'read' : 'write', where, e) : e;
   const verb = n.syscall === 'mkdir' ? 'create' : n.syscall === 'unlink' || n.syscall === 'rmdir' ? 'remove' : n.syscall === 'open' || n.syscall === 'write' || n.syscall === 'rename' ? 'write' : (n.syscall ?? 'use');
   return fsError(verb, n.path, e);
 }

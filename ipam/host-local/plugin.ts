@@ -159,7 +159,7 @@ async function status(a: CmdArgs): Promise<void> {
   const cfg = config(a, {});
   // what would make ADD fail on the store makes STATUS say so, in the same words (pkg/files.ts)
   try {
-    probeDirs(path.join(cfg.dataDir, cfg.name), 'ipam.dataDir', cfg.dataDir);
+    probeDirs(path.join(cfg.dataDir, cfg.name), 'ipam.dataDir');
   } catch (e) {
     throw new CniError(ErrCode.NotAvailable, `host-local: ${(e as Error).message}`);
   }

@@ -161,6 +161,8 @@ export class Store {
   private readonly dirtyBuckets = new Set<number>();
   private readonly bitmaps = new Map<string, Bitmap>();
   private changes: Change[] = [];
+  /** reservation files this call made: removed again when the call cannot record them in the index */
+  private readonly created = new Set<string>();
 
   private constructor(
     readonly dataDir: string,
@@ -183,7 +185,7 @@ export class Store {
       s.load();
     } catch (e) {
       await s.lock.release();
-      throw asIOFailure(e);
+      throw asIOFailure(e, s.indexDir);
     }
     return s;
   }
@@ -313,13 +315,16 @@ export class Store {
     const tmp = `${this.indexDir}.new`;
     const old = `${this.indexDir}.old`;
     fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp, { mode: 0o700 });
-    for (const [b, list] of this.buckets) fs.writeFileSync(path.join(tmp, `b${b}`), formatBucket(list), { mode: 0o600 });
-    for (const bm of this.bitmaps.values()) {
-      fs.writeFileSync(path.join(tmp, bm.meta.file), bm.buf, { mode: 0o600 });
-      bm.dirty = false;
+    try {
+      fs.mkdirSync(tmp, { mode: 0o700 });
+      for (const [b, list] of this.buckets) fs.writeFileSync(path.join(tmp, `b${b}`), formatBucket(list), { mode: 0o600 });
+      for (const bm of this.bitmaps.values()) fs.writeFileSync(path.join(tmp, bm.meta.file), bm.buf, { mode: 0o600 });
+      fs.writeFileSync(path.join(tmp, 'meta'), JSON.stringify(this.meta), { mode: 0o600 });
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true }); // no half-written index left beside the store
+      throw e;
     }
-    fs.writeFileSync(path.join(tmp, 'meta'), JSON.stringify(this.meta), { mode: 0o600 });
+    for (const bm of this.bitmaps.values()) bm.dirty = false;
     fs.rmSync(old, { recursive: true, force: true });
     if (fs.existsSync(this.indexDir)) fs.renameSync(this.indexDir, old);
     fs.renameSync(tmp, this.indexDir);
@@ -455,8 +460,14 @@ export class Store {
     }
     fs.closeSync(fd);
     this.changes.push({ add: true, ip, family, addr, owner });
+    this.created.add(p);
     if (setIndex !== undefined) {
-      fs.writeFileSync(path.join(this.netDir, `last_reserved_ip.${setIndex}`), ip, { mode: 0o600 });
+      const last = path.join(this.netDir, `last_reserved_ip.${setIndex}`);
+      try {
+        fs.writeFileSync(last, ip, { mode: 0o600 });
+      } catch (e) {
+        throw fsError('write', last, e);
+      }
     }
     return true;
   }
@@ -464,6 +475,7 @@ export class Store {
   /** Remove a reservation file (already gone is fine). */
   release(e: Entry): void {
     const a = parseIP(e.ip)!;
+    this.created.delete(path.join(this.netDir, e.ip));
     try {
       fs.unlinkSync(path.join(this.netDir, e.ip));
     } catch (err) {
@@ -618,7 +630,9 @@ export class Store {
       if (this.lock.compromised) throw new CniError(ErrCode.TryAgainLater, `lock ${this.lockPath} was lost: ${this.lock.compromised.message}`);
       if (this.changes.length || this.metaDirty || this.invalidate) this.commit();
     } catch (e) {
-      throw asIOFailure(e);
+      // a failed ADD leaves no reservation behind; the directory's changed stamp makes the next call rebuild
+      for (const p of this.created) fs.rmSync(p, { force: true });
+      throw asIOFailure(e, this.indexDir);
     } finally {
       await this.lock.release();
     }

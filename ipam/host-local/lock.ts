@@ -158,18 +158,19 @@ export class NetworkLock {
     fs.rmSync(this.ownerPath, { force: true });
   }
 
-  /** Written whole (rename) after the lock is ours, so a waiter never reads half a record. */
+  /**
+   * Written in place after the lock is ours: a waiter that reads half a record (or none, after a kill mid-write)
+   * cannot parse it and waits as for any lock, which is the safe side.
+   */
   private recordOwner(): void {
     const st = statLock(this.lockPath);
     const start = processStart('self');
     if (!st || !start) return; // no /proc: waiters fall back to staleness
     const rec: LockOwner = { pid: process.pid, start, pidns: pidNamespace(), ino: String(st.ino), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
-    const tmp = `${this.ownerPath}.${process.pid}`;
     try {
-      fs.writeFileSync(tmp, JSON.stringify(rec), { mode: 0o600 });
-      fs.renameSync(tmp, this.ownerPath);
+      fs.writeFileSync(this.ownerPath, JSON.stringify(rec), { mode: 0o600 });
     } catch {
-      fs.rmSync(tmp, { force: true }); // a full disk: waiters fall back to staleness
+      fs.rmSync(this.ownerPath, { force: true }); // a full disk: waiters fall back to staleness
       return;
     }
     // an exit with the lock held (SIGTERM, the budget's watchdog): proper-lockfile removes the lock, we the record

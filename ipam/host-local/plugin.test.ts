@@ -171,6 +171,15 @@ describe('host-local DEL and CHECK', () => {
 });
 
 describe('host-local index', () => {
+  test('pods that came and went leave no bucket files behind: the index holds its meta and a bitmap', async () => {
+    for (let i = 0; i < 40; i++) {
+      await plugin.add(args(v4(), `churn${i}`));
+      await plugin.del({ ...args(v4(), `churn${i}`), command: 'DEL' });
+    }
+    expect(fs.readdirSync(path.join(dataDir, `.tscni.${NET}.index`)).sort()).toEqual([expect.stringMatching(/^bm-/), 'meta']);
+    expect(ipFiles()).toEqual([]);
+  });
+
   test('files created, removed and rewritten behind its back, within the same clock tick', async () => {
     const ipam = v4('10.1.0.0/24', { rangeStart: '10.1.0.2', rangeEnd: '10.1.0.6' });
     await plugin.add(args(ipam, 'a')); // .2

@@ -642,7 +642,13 @@ export class Store {
     if (this.changes.length || this.invalidate) this.meta.mtimeNs = String(this.stamp());
     for (const c of this.changes) this.applyChange(c);
     this.changes = [];
-    for (const b of this.dirtyBuckets) fs.writeFileSync(path.join(this.indexDir, `b${b}`), formatBucket(this.buckets.get(b)!), { mode: 0o600 });
+    for (const b of this.dirtyBuckets) {
+      const list = this.buckets.get(b)!;
+      const file = path.join(this.indexDir, `b${b}`);
+      // an empty bucket is no file (a missing one reads as empty): churn leaves nothing behind
+      if (list.length) fs.writeFileSync(file, formatBucket(list), { mode: 0o600 });
+      else fs.rmSync(file, { force: true });
+    }
     this.dirtyBuckets.clear();
     for (const bm of this.bitmaps.values()) {
       if (bm.dirty) fs.writeFileSync(path.join(this.indexDir, bm.meta.file), bm.buf, { mode: 0o600 });

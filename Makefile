@@ -9,7 +9,7 @@ CONFS        := $(wildcard conf/*.conflist)
 SOURCES      := $(shell find pkg plugins ipam -name '*.ts' ! -name '*.test.ts' 2>/dev/null) package.json package-lock.json
 DEMO_DIR     := build/demo
 
-.PHONY: all deps deps-npm build install install-conf uninstall test test-unit test-e2e demo bench bench-dataplane typecheck clean
+.PHONY: all deps deps-npm build install install-conf uninstall test test-unit test-e2e soak demo bench bench-dataplane typecheck clean
 
 all: build
 
@@ -50,6 +50,11 @@ test-unit: deps-npm
 
 test-e2e: deps build
 	bash scripts/test.sh e2e
+
+# Release check, not part of test: kill -9 faults, pod churn and fuzzed calls (about an hour; SOAK_SCALE=0.1 for
+# a quick look, SOAK_SEED=<n> to replay). Figures land in build/soak/*.json.
+soak: deps build
+	bash scripts/test.sh soak
 
 demo: deps build
 	rm -rf '$(DEMO_DIR)'

@@ -14,6 +14,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** run inside this network namespace, given by path: prefixes the command with `nsenter --net=<path>` */
   netns?: string;
+  /** the signal that ends a child at its time limit (default SIGTERM); SIGKILL for fault tests */
+  killSignal?: NodeJS.Signals;
 }
 
 export interface RunResult {
@@ -110,7 +112,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     });
     timer = setTimeout(() => {
       timedOut = true;
-      child.kill();
+      child.kill(opts.killSignal);
     }, limit);
     r = await child;
   } catch (e) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the jest projects and ends with one plain summary line over all of them:
 #   tests: N passed, N failed, N skipped
-# usage: scripts/test.sh [unit] [e2e]     (default: both; e2e needs root and build/bin)
+# usage: scripts/test.sh [unit] [e2e] [soak]     (default: unit e2e; e2e and soak need root and build/bin)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,7 @@ for p in "${projects[@]}"; do
   args=(--selectProjects "$p" --ci --passWithNoTests --json --outputFile="build/test/$p.json")
   case "$p" in
     unit) limit=1200 ;;
-    e2e)
+    e2e | soak)
       if [ "$(id -u)" != 0 ]; then
         echo "test: the e2e tests build network namespaces and need root: run 'sudo make test-e2e'" >&2
         rc=1
@@ -30,8 +30,9 @@ for p in "${projects[@]}"; do
       export TSCNI_BIN_DIR="$PWD/build/bin"
       args+=(--runInBand)
       limit=3600
+      [ "$p" = soak ] && limit=10800
       ;;
-    *) echo "test: unknown jest project '$p' (unit|e2e)" >&2; exit 2 ;;
+    *) echo "test: unknown jest project '$p' (unit|e2e|soak)" >&2; exit 2 ;;
   esac
   rm -f "build/test/$p.json"
   echo "test: jest $p"

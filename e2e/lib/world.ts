@@ -243,8 +243,8 @@ export async function tcp(
   return client.stdout.trim();
 }
 
-/** Run a CNI plugin executable the way a runtime on `node` would: inside the node namespace, clean env. */
-export async function cni(node: Netns | string, o: CniOptions): Promise<CniResult> {
+/** What cni() runs: `ip netns exec <node> env -i <CNI_* ...> <binDir>/<plugin>`, and its stdin. */
+export function cniCommand(node: Netns | string, o: CniOptions): { file: string; args: string[]; input: string } {
   const binDir = o.binDir ?? defaultBinDir();
   const config = typeof o.config === 'string' ? o.config : JSON.stringify(o.config);
   const plugin = o.plugin ?? (typeof o.config === 'object' ? String(o.config.type) : '');
@@ -264,12 +264,18 @@ export async function cni(node: Netns | string, o: CniOptions): Promise<CniResul
   };
   for (const k of o.omitEnv ?? []) delete vars[k];
   const envArgs = Object.entries(vars).map(([k, v]) => `${k}=${v}`);
-  const r = await run('ip', ['netns', 'exec', nsName(node), 'env', '-i', ...envArgs, path.join(binDir, plugin)], {
-    input: config,
-    allowFailure: true,
-    timeout: o.timeout ?? 30_000,
-    env: { PATH: CLEAN_PATH },
-  });
+  return { file: 'ip', args: ['netns', 'exec', nsName(node), 'env', '-i', ...envArgs, path.join(binDir, plugin)], input: config };
+}
+
+/** Run a CNI plugin executable the way a runtime on `node` would: inside the node namespace, clean env. */
+export async function cni(node: Netns | string, o: CniOptions): Promise<CniResult> {
+  const c = cniCommand(node, o);
+  const r = await run(c.file, c.args, { input: c.input, allowFailure: true, timeout: o.timeout ?? 30_000, env: { PATH: CLEAN_PATH } });
+  return cniResult(r);
+}
+
+/** A plugin's answer: exit code, output, and stdout parsed when it is JSON. */
+export function cniResult(r: RunResult): CniResult {
   let json: any;
   const out = r.stdout.trim();
   if (out) {

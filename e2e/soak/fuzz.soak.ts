@@ -23,6 +23,8 @@ const PATH_KEYS = new Set(['dataDir', 'resolvConf', 'peersFile', 'file']);
 
 type Rand = () => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+/** a fresh copy of a pool value: a shared [] or {} mutated later would end up inside itself */
+const value = (r: Rand): unknown => structuredClone(pick(r, VALUES));
 
 interface Paths {
   ok: string;
@@ -87,9 +89,9 @@ function mutate(r: Rand, base: Record<string, unknown>, paths: Paths): Record<st
     if (op < 0.25) {
       if (Array.isArray(parent)) parent.splice(Number(key), 1);
       else delete parent[key];
-    } else if (op < 0.6) parent[key] = pick(r, VALUES);
+    } else if (op < 0.6) parent[key] = value(r);
     else if (op < 0.7) {
-      if (typeof parent === 'object' && !Array.isArray(parent)) parent[`unknown${i}`] = pick(r, VALUES);
+      if (typeof parent === 'object' && !Array.isArray(parent)) parent[`unknown${i}`] = value(r);
     } else if (op < 0.9) {
       const pathKeys = all.filter((x) => PATH_KEYS.has(String(x[x.length - 1])));
       const target = pathKeys.length && r() < 0.7 ? pick(r, pathKeys) : (['ipam', 'dataDir'] as Array<string | number>);

@@ -170,6 +170,21 @@ describe('host-local DEL and CHECK', () => {
   });
 });
 
+describe('host-local reservations are whole', () => {
+  test('a reservation is linked from a complete temp file, which the call removes; a killed call\'s temp goes at the next call', async () => {
+    const r = await plugin.add(args(v4(), 'a'));
+    expect(addr(r)).toEqual(['10.1.0.2']);
+    expect(fs.readdirSync(netDir()).sort()).toEqual(['10.1.0.2', 'last_reserved_ip.0']);
+    expect(fs.statSync(path.join(netDir(), '10.1.0.2')).nlink).toBe(1);
+    // what a call killed between writing its temp file and linking it leaves (its creation restamped the directory)
+    fs.writeFileSync(path.join(netDir(), '.tscni-tmp.4194303'), 'x\r\neth0');
+    fs.writeFileSync(path.join(netDir(), '.tscni-tmp.4194303.last'), '10.1.0');
+    await plugin.add(args(v4(), 'b'));
+    expect(fs.readdirSync(netDir()).sort()).toEqual(['10.1.0.2', '10.1.0.3', 'last_reserved_ip.0']);
+    expect(fs.readFileSync(path.join(netDir(), 'last_reserved_ip.0'), 'utf8')).toBe('10.1.0.3');
+  });
+});
+
 describe('host-local index', () => {
   test('pods that came and went leave no bucket files behind: the index holds its meta and a bitmap', async () => {
     for (let i = 0; i < 40; i++) {

@@ -42,6 +42,8 @@ export const BITMAP_MAX = 1 << 22;
 const BUCKETS = 256;
 const PROBE_MAX = 65_536;
 const INDEX_VERSION = 1;
+/** this call's temp files in the network directory: `.tscni-tmp.<pid>` (not an address, so no reader takes it for one) */
+const TMP_PREFIX = '.tscni-tmp.';
 
 export function ownerContent(o: Owner): string {
   return `${o.id}\r\n${o.ifname}`;
@@ -163,6 +165,8 @@ export class Store {
   private changes: Change[] = [];
   /** reservation files this call made: removed again when the call cannot record them in the index */
   private readonly created = new Set<string>();
+  /** what this call's temp file holds (reserve writes it once per owner) */
+  private tmpContent?: string;
 
   private constructor(
     readonly dataDir: string,
@@ -287,6 +291,7 @@ export class Store {
   /** Full scan, then a fresh index written beside the old one and swapped in. */
   private rebuild(): void {
     this.rebuilt = true;
+    this.removeDeadTemps();
     let entries: ScanEntry[] = [];
     // a writer that ignores our lock (the reference) may change the directory while we read it: read again
     for (let i = 0; i < 3; i++) {
@@ -331,6 +336,16 @@ export class Store {
     fs.rmSync(old, { recursive: true, force: true });
     this.metaDirty = false;
     this.invalidate = false;
+  }
+
+  /**
+   * Temp files of killed calls: under the lock no other tscni call is writing, and creating one changed the
+   * directory's stamp, so the call after a kill always rebuilds and gets here.
+   */
+  private removeDeadTemps(): void {
+    for (const name of fs.readdirSync(this.netDir)) {
+      if (name.startsWith(TMP_PREFIX) && !name.startsWith(`${TMP_PREFIX}${process.pid}`)) fs.rmSync(path.join(this.netDir, name), { force: true });
+    }
   }
 
   /** Put our past-dated stamp on the network directory (see the file comment) and return it. */
@@ -440,10 +455,54 @@ export class Store {
 
   // ---- changes
 
-  /** Create the reservation file for ip with O_EXCL; false when the file already exists. */
+  /**
+   * Create the reservation file for ip, whole: its content is written to a temp file that is then hard-linked
+   * to the address's name (EEXIST: taken), so a call killed at any point leaves either no file or a complete
+   * one. Where the file system has no hard links, O_EXCL create and write. False when the address is taken.
+   */
   reserve(family: Family, addr: bigint, owner: Owner, setIndex?: number): boolean {
     const ip = formatIP(family, addr);
     const p = path.join(this.netDir, ip);
+    if (!this.createWhole(p, ownerContent(owner))) return false;
+    this.changes.push({ add: true, ip, family, addr, owner });
+    this.created.add(p);
+    if (setIndex !== undefined) {
+      const last = path.join(this.netDir, `last_reserved_ip.${setIndex}`);
+      const tmp = `${this.tmpPath()}.last`;
+      try {
+        fs.writeFileSync(tmp, ip, { mode: 0o600 });
+        fs.renameSync(tmp, last);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw fsError('write', last, e);
+      }
+    }
+    return true;
+  }
+
+  /** This process's temp file in the network directory (under the lock no other tscni call writes there). */
+  private tmpPath(): string {
+    return path.join(this.netDir, `${TMP_PREFIX}${process.pid}`);
+  }
+
+  private createWhole(p: string, content: string): boolean {
+    const tmp = this.tmpPath();
+    if (this.tmpContent !== content) {
+      try {
+        fs.writeFileSync(tmp, content, { mode: 0o600 });
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw fsError('write', tmp, e);
+      }
+      this.tmpContent = content;
+    }
+    try {
+      fs.linkSync(tmp, p);
+      return true;
+    } catch (e) {
+      if (errno(e) === 'EEXIST') return false;
+      if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK'].includes(errno(e) ?? '')) throw fsError('create', p, e);
+    }
     let fd: number;
     try {
       fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
@@ -452,23 +511,13 @@ export class Store {
       throw fsError('create', p, e);
     }
     try {
-      fs.writeSync(fd, ownerContent(owner));
+      fs.writeSync(fd, content);
     } catch (e) {
       fs.closeSync(fd);
       fs.rmSync(p, { force: true });
       throw fsError('write', p, e);
     }
     fs.closeSync(fd);
-    this.changes.push({ add: true, ip, family, addr, owner });
-    this.created.add(p);
-    if (setIndex !== undefined) {
-      const last = path.join(this.netDir, `last_reserved_ip.${setIndex}`);
-      try {
-        fs.writeFileSync(last, ip, { mode: 0o600 });
-      } catch (e) {
-        throw fsError('write', last, e);
-      }
-    }
     return true;
   }
 
@@ -634,6 +683,7 @@ export class Store {
       for (const p of this.created) fs.rmSync(p, { force: true });
       throw asIOFailure(e, this.indexDir);
     } finally {
+      if (this.tmpContent !== undefined) fs.rmSync(this.tmpPath(), { force: true });
       await this.lock.release();
     }
   }

@@ -1,4 +1,4 @@
-import { CniError, ErrCode, invalidConfig, toCniError } from './errors';
+import { CniError, ErrCode, everyStep, invalidConfig, toCniError } from './errors';
 
 describe('errors', () => {
   it('codes are the spec numbers', () => {
@@ -28,5 +28,25 @@ describe('errors', () => {
   it('invalidConfig is code 7 naming the key', () => {
     const e = invalidConfig('ipam.ranges[0][0].subnet', 'not a CIDR');
     expect([e.code, e.message]).toEqual([7, 'invalid config: ipam.ranges[0][0].subnet: not a CIDR']);
+  });
+});
+
+describe('everyStep', () => {
+  it('runs every step past failures and throws one error naming all, with the first code', async () => {
+    const ran: number[] = [];
+    const p = everyStep('GC', [
+      async () => ran.push(1),
+      async () => {
+        ran.push(2);
+        throw new CniError(ErrCode.InvalidConfig, 'invalid config: ipam.dataDir: "x" is not an absolute path');
+      },
+      async () => {
+        ran.push(3);
+        throw new Error('plain');
+      },
+    ]);
+    await expect(p).rejects.toMatchObject({ code: ErrCode.InvalidConfig, message: 'GC: invalid config: ipam.dataDir: "x" is not an absolute path; plain' });
+    expect(ran).toEqual([1, 2, 3]);
+    await expect(everyStep('GC', [async () => 1])).resolves.toBeUndefined();
   });
 });

@@ -40,3 +40,13 @@ export function toCniError(e: unknown): CniError {
 export function invalidConfig(key: string, why: string): CniError {
   return new CniError(ErrCode.InvalidConfig, `invalid config: ${key}: ${why}`);
 }
+
+/**
+ * Run every step, going on past failures (GC must, as the spec asks), then throw one error naming them all
+ * with the first one's code: a config error stays code 7, a store error code 5.
+ */
+export async function everyStep(what: string, steps: Array<() => Promise<unknown>>): Promise<void> {
+  const errors: CniError[] = [];
+  for (const step of steps) await step().catch((e: unknown) => errors.push(toCniError(e)));
+  if (errors.length) throw new CniError(errors[0].code, `${what}: ${errors.map((e) => e.message).join('; ')}`);
+}

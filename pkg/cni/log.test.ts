@@ -128,6 +128,15 @@ describe('a call with a log block', () => {
     expect(r.stderr).toMatch(new RegExp(`tscni: log: cannot write ${file.replace(/[.]/g, '\\.')}: ENOENT`));
   });
 
+  it('a FIFO named as the log cannot hold the call (its open would block without a reader): stderr says so', async () => {
+    const file = path.join(dir, 'fifo');
+    await run('mkfifo', [file]);
+    const r = await call('ADD', { file });
+    expect(r.exit).toBe(0);
+    expect(JSON.parse(r.stdout).ips).toHaveLength(2);
+    expect(r.stderr).toMatch(/tscni: log: cannot write .*fifo: (ENXIO|EFIFO)/);
+  });
+
   it('level debug adds a line per external command, written with the call line in one append', async () => {
     const file = path.join(dir, 'debug.log');
     const p: Plugin = { ...plugin(), add: async () => (await run('true', []), await run('sh', ['-c', 'exit 3'], { allowFailure: true }), { cniVersion: '1.1.0' }) };

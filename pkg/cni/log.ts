@@ -42,10 +42,16 @@ export function formatFields(fields: Field[]): string {
     .join(' ');
 }
 
-/** Append text in a single write(2) on an O_APPEND descriptor. */
+/**
+ * Append text in a single write(2) on an O_APPEND descriptor. Opened non-blocking, so a FIFO named as the log
+ * cannot hold the call (without a reader the open itself would block, where no budget can end it); a FIFO is
+ * refused, a character device (/dev/null) is fine.
+ */
 export function appendOnce(file: string, text: string): void {
-  const fd = fs.openSync(file, 'a', 0o640);
+  const { O_WRONLY, O_APPEND, O_CREAT, O_NONBLOCK } = fs.constants;
+  const fd = fs.openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK, 0o640);
   try {
+    if (fs.fstatSync(fd).isFIFO()) throw Object.assign(new Error(`${file} is a FIFO`), { code: 'EFIFO' });
     fs.writeSync(fd, text);
   } finally {
     fs.closeSync(fd);

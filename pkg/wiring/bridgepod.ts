@@ -1,6 +1,6 @@
 // A pod on a node-local bridge: ADD, DEL and CHECK of the wiring that bridge, host-gw, ipip and vxlan share.
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../cni/delegate';
-import { CniError, ErrCode } from '../cni/errors';
+import { CniError, ErrCode, everyStep } from '../cni/errors';
 import { settled } from '../exec';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
 import { ipBatch, ipJson } from '../ip/batch';
@@ -243,13 +243,13 @@ export async function bridgePodProblems(a: CmdArgs, conf: BridgePodConf, prev: R
 
 /** GC goes on past failures and reports them all, as the spec asks. */
 export async function gcBridgePods(a: CmdArgs, conf: BridgePodConf, valid: Attachment[]): Promise<void> {
-  const errors: string[] = [];
   const keep = valid.map((v) => ({ network: a.conf.name, containerId: v.containerID, ifName: v.ifname }));
-  await gcMasq(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
-  // whatever the config says now: checks of a network that had macspoofchk on must not outlive their pods
-  await spoof().gcSpoofchk(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
-  if (conf.isLayer3) await ipamGc(a).catch((e: Error) => errors.push(e.message));
-  if (errors.length) throw new CniError(ErrCode.Internal, `GC: ${errors.join('; ')}`);
+  await everyStep('GC', [
+    () => gcMasq(a.conf.name, keep),
+    // whatever the config says now: checks of a network that had macspoofchk on must not outlive their pods
+    () => spoof().gcSpoofchk(a.conf.name, keep),
+    async () => (conf.isLayer3 ? ipamGc(a) : undefined),
+  ]);
 }
 
 export async function statusBridgePods(a: CmdArgs, conf: BridgePodConf): Promise<void> {

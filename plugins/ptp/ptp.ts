@@ -3,7 +3,7 @@
 // (fe80::ecee:eeff:feee:eeee); see pkg/wiring/ptp.ts for why the pod can use its gateway at once.
 import * as fs from 'fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/delegate';
-import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { CniError, ErrCode, everyStep } from '../../pkg/cni/errors';
 import { settled } from '../../pkg/exec';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
 import { ipBatch } from '../../pkg/ip/batch';
@@ -203,12 +203,9 @@ export async function ptpPodProblems(a: CmdArgs, conf: PodConf, prev: Result): P
 /** GC goes on past failures and reports them all. Stale pairs need no GC: a veth dies with its netns. */
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   podConf(a);
-  const errors: string[] = [];
   // also when ipMasq is now off: rules of an earlier config of this network are stale too
   const keep = valid.map((v) => ({ network: a.conf.name, containerId: v.containerID, ifName: v.ifname }));
-  await gcMasq(a.conf.name, keep).catch((e: Error) => errors.push(e.message));
-  await ipamGc(a).catch((e: Error) => errors.push(e.message));
-  if (errors.length) throw new CniError(ErrCode.Internal, `GC: ${errors.join('; ')}`);
+  await everyStep('GC', [() => gcMasq(a.conf.name, keep), () => ipamGc(a)]);
 }
 
 async function cmdStatus(a: CmdArgs): Promise<void> {

@@ -34,7 +34,7 @@ function fabricConf(c: Cluster, n: ClusterNode, type: string, dataDir: string, e
   };
 }
 
-async function addPod(c: Cluster, n: ClusterNode, conf: Record<string, unknown>, label: string): Promise<Pod> {
+async function addPod(n: ClusterNode, conf: Record<string, unknown>, label: string): Promise<Pod> {
   const ns = await world.pod(`pod${++podCount}-${label}`, { lo: true });
   const id = world.containerId(label);
   const r = await world.cni(n.ns, { command: 'ADD', containerId: id, netns: ns, config: conf });
@@ -75,8 +75,8 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     c = await buildCluster(world, { tag: 'hg' });
     c.writePeers([c.node('node1'), c.node('node2')]);
     outsideNodeIp = (await world.outside(c.node('node1').ns, { name: 'hg-out' })).nodeIp;
-    a = await addPod(c, c.node('node1'), fabricConf(c, c.node('node1'), 'host-gw', dataDir()), 'a');
-    b = await addPod(c, c.node('node2'), fabricConf(c, c.node('node2'), 'host-gw', dataDir()), 'b');
+    a = await addPod(c.node('node1'), fabricConf(c, c.node('node1'), 'host-gw', dataDir()), 'a');
+    b = await addPod(c.node('node2'), fabricConf(c, c.node('node2'), 'host-gw', dataDir()), 'b');
   });
 
   it('routes the peer pod CIDR via the peer node, with our protocol number, and enables forwarding', async () => {
@@ -110,7 +110,7 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     expect(bad.exitCode).not.toBe(0);
     expect(bad.json.msg).toMatch(/route 10\.244\.2\.0\/24 via 192\.168\.50\.2 dev eth0 missing/);
     // the next sync puts it back
-    const s = await tscni(c.node('node1').ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
+    const s = await tscni(c.node('node1').ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
     expect(s.stderr).toBe('');
     expect(s.stdout).toMatch(/1 change/);
     expect(await world.ping(a.ns, b.ip)).toBe(true);
@@ -123,7 +123,7 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     try {
       const { nodeIP, ...conf } = a.conf;
       expect(nodeIP).toBe('192.168.50.1');
-      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
+      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
       expect(s.stderr).toBe('');
       expect(s.stdout).toMatch(/fabric host-gw: 1 peer\(s\).*unchanged/);
     } finally {
@@ -148,7 +148,7 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
   });
 });
 
-function writeConf(c: Cluster, conf: Record<string, unknown>): string {
+function writeConf(conf: Record<string, unknown>): string {
   const f = path.join(world.tmpDir('conf'), 'net.conflist');
   const { cniVersion, name, ...plugin } = conf;
   fs.writeFileSync(f, JSON.stringify({ cniVersion, name, plugins: [plugin] }));
@@ -165,7 +165,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     await world.outside(c.node('node3').ns, { name: 'vx-out' });
     for (const n of c.nodes) {
       confs[n.name] = fabricConf(c, n, 'vxlan', world.tmpDir('ipam'));
-      pods[n.name] = await addPod(c, n, confs[n.name], n.name);
+      pods[n.name] = await addPod(n, confs[n.name], n.name);
     }
   });
 
@@ -206,14 +206,14 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
   it('a second ADD with an unchanged peer set changes nothing on the fabric', async () => {
     const n2 = c.node('node2');
     const before = JSON.stringify([await routes(n2), await world.ipJson(n2.ns, ['neigh', 'show', 'dev', 'tscni.1'])]);
-    const p = await addPod(c, n2, confs.node2, 'node2b');
+    const p = await addPod(n2, confs.node2, 'node2b');
     expect(JSON.stringify([await routes(n2), await world.ipJson(n2.ns, ['neigh', 'show', 'dev', 'tscni.1'])])).toBe(before);
     expect(await world.ping(p.ns, pods.node3.ip)).toBe(true);
   });
 
   it('removing a peer from the peers file and syncing removes its route, neighbour and FDB entry; adding it back restores it', async () => {
     const n1 = c.node('node1');
-    const file = writeConf(c, confs.node1);
+    const file = writeConf(confs.node1);
     c.writePeers([c.node('node1'), c.node('node2')]);
     const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', file]);
     expect(s.stderr).toBe('');
@@ -233,7 +233,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
 
   it('watch re-syncs when the peers file changes and exits cleanly on SIGTERM', async () => {
     const n2 = c.node('node2');
-    const file = writeConf(c, confs.node2);
+    const file = writeConf(confs.node2);
     const { spawn } = await import('child_process');
     const w = spawn('ip', ['netns', 'exec', n2.ns.name, path.join(defaultBinDir(), 'tscni'), 'fabric', 'watch', '--conf', file, '--interval', '30'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -271,7 +271,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     // a config naming another VNI for the same device
     const vni = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: { ...conf, vtepName: 'tscni.1', vni: 2 } });
     expect(vni.json.msg).toContain('tscni.1 has VNI 1, expected 2');
-    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, confs.node1)])).exitCode).toBe(0);
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(confs.node1)])).exitCode).toBe(0);
     const again = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
     expect(again.exitCode).toBe(0);
   });
@@ -307,7 +307,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     r = await add({ ...confs.node1, peersFile: f });
     expect(r.json.msg).toMatch(/^invalid config: peersFile .*: not valid JSON/);
     expect(await snapshot()).toBe(before);
-    const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, conf)]);
+    const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
     const bads: [Record<string, unknown>, RegExp][] = [
       [{ ...confs.node1, peersFile: f }, /^tscni fabric: invalid config: peersFile .*: not valid JSON/],
       [{ ...confs.node1, peersFile: '/nonexistent/peers.json' }, /^tscni fabric: invalid config: peersFile: cannot read \/nonexistent\/peers\.json: no such file or directory \(ENOENT\)/],
@@ -324,7 +324,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
 
   it('a route to a peer pod CIDR that someone else holds is not taken over: sync refuses, naming it, and changes nothing', async () => {
     const n1 = c.node('node1');
-    const file = writeConf(c, confs.node1);
+    const file = writeConf(confs.node1);
     await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]);
     await n1.ns.ip(['route', 'add', '10.244.3.0/24', 'via', '192.168.50.2', 'dev', 'eth0', 'proto', 'static']);
     try {
@@ -347,12 +347,12 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
   it('a new VNI replaces the VTEP: the old device goes with its entries, and back', async () => {
     const n1 = c.node('node1');
     const dev = async (name: string) => (await world.ipJson(n1.ns, ['link', 'show'])).some((l: any) => l.ifname === name);
-    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, { ...confs.node1, vni: 2 })]);
+    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf({ ...confs.node1, vni: 2 })]);
     expect(s.stderr).toBe('');
     expect(await dev('tscni.2')).toBe(true);
     expect(await dev('tscni.1')).toBe(false);
     expect((await routes(n1)).map((r) => r.dev)).toEqual(['tscni.2', 'tscni.2']);
-    const back = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(c, confs.node1)]);
+    const back = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(confs.node1)]);
     expect(back.stderr).toBe('');
     expect(await dev('tscni.2')).toBe(false);
     expect(await world.ping(pods.node1.ns, pods.node2.ip)).toBe(true);
@@ -365,7 +365,7 @@ describe('vxlan with directRouting: node1-node2 direct, node3 through the tunnel
 
   beforeAll(async () => {
     c = await buildCluster(world, { tag: 'dr' });
-    for (const n of c.nodes) pods[n.name] = await addPod(c, n, fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { directRouting: true }), n.name);
+    for (const n of c.nodes) pods[n.name] = await addPod(n, fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { directRouting: true }), n.name);
   });
 
   it('routes on-link peers over the underlay and the others over the VTEP, on both sides', async () => {
@@ -449,7 +449,7 @@ describe('concurrent first ADDs on a fresh node', () => {
     const c = await buildCluster(world, { tag: 'par' });
     const n1 = c.node('node1');
     const conf = fabricConf(c, n1, 'vxlan', world.tmpDir('ipam'));
-    const pods = await Promise.all([1, 2, 3, 4].map((i) => addPod(c, n1, conf, `par${i}`)));
+    const pods = await Promise.all([1, 2, 3, 4].map((i) => addPod(n1, conf, `par${i}`)));
     expect(new Set(pods.map((p) => p.ip)).size).toBe(4);
     expect((await routes(n1)).map((r) => r.dst).sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
     const fdb = JSON.parse((await n1.ns.exec(['bridge', '-json', 'fdb', 'show', 'dev', 'tscni.1'])).stdout);

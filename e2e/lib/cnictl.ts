@@ -86,7 +86,7 @@ export class Cnictl {
   private readonly touched = new Set<string>();
 
   private constructor(
-    private readonly world: World,
+    world: World,
     opts: { realCache?: boolean },
   ) {
     this.netconfDir = world.tmpDir('netconf');

@@ -84,7 +84,7 @@ export class Podman {
   private holder?: Promise<RunResult>;
 
   private constructor(
-    private readonly world: World,
+    world: World,
     readonly node: Netns,
     /** cni_plugin_dirs: our executables */
     readonly pluginDir: string,

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../../pkg/exec';
-import { CLEAN_PATH, defaultBinDir, useWorld, type CniOptions, type CniResult, type Netns } from '../lib/world';
+import { defaultBinDir, useWorld, type CniOptions, type CniResult, type Netns } from '../lib/world';
 import { exampleConf, nodeState, random, report, scaled, soakSeed, timedCall } from './lib';
 
 const CALLS = scaled(1000);

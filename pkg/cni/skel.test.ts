@@ -1,5 +1,5 @@
 import { CniError, ErrCode } from './errors';
-import { checkCniArgs, parseCniArgs, processIO, runPlugin, validateContainerId, validateIfName, type SkelIO } from './skel';
+import { checkCniArgs, parseCniArgs, runPlugin, validateContainerId, validateIfName, type SkelIO } from './skel';
 import type { Attachment, CmdArgs, Plugin, Result } from './types';
 import { SUPPORTED_VERSIONS } from './version';
 

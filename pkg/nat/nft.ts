@@ -31,7 +31,6 @@ export const TABLE = 'tscni';
 export const BASE_CHAIN = 'postrouting';
 export const MASQ: Record<Family, string> = { 4: 'masq4', 6: 'masq6' };
 export const KEEP: Record<Family, string> = { 4: 'keep4', 6: 'keep6' };
-const PROTO: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
 const ADDR: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
 const T = `inet ${TABLE}`;
 

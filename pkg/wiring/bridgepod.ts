@@ -1,7 +1,7 @@
 // A pod on a node-local bridge: ADD, DEL and CHECK of the wiring that bridge, host-gw, ipip and vxlan share.
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../cni/delegate';
 import { CniError, ErrCode, everyStep } from '../cni/errors';
-import { settled } from '../exec';
+import { settled } from '../settled';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
 import { ipBatch, ipJson } from '../ip/batch';
 import { bridgeBatch } from '../ip/bridgevlan';

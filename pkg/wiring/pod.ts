@@ -2,7 +2,7 @@
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Result } from '../cni/types';
 import { ipBatch } from '../ip/batch';
-import { defaultRouteMtu, readLink, readOperstate } from '../ip/sysfs';
+import { defaultRouteMtu, readOperstate } from '../ip/sysfs';
 import { netnsExists } from '../ip/netns';
 import { canonicalIP, networkOf, parseCIDR, formatCIDR, type Family } from '../ipnet';
 import type { MasqRule } from '../nat';

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/delegate';
 import { CniError, ErrCode, everyStep } from '../../pkg/cni/errors';
-import { settled } from '../../pkg/exec';
+import { settled } from '../../pkg/settled';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
 import { ipBatch } from '../../pkg/ip/batch';
 import { randomMac } from '../../pkg/ip/mac';

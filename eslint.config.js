@@ -1,0 +1,34 @@
+// The layers of the house, enforced (make lint, run by make test-unit):
+// - pkg/ is the library: it imports neither plugins/ nor ipam/;
+// - pkg/exec.ts, the one module that spawns, is imported only by the kernel and NAT layers (pkg/ip, pkg/nat) and
+//   by IPAM delegation (pkg/cni/delegate.ts); tests, e2e worlds and benchmarks spawn as they need;
+// - no import cycles.
+const tseslint = require('typescript-eslint');
+const importX = require('eslint-plugin-import-x');
+
+const LIBRARY = { target: './pkg', from: ['./plugins', './ipam'], message: 'pkg/ is the library: it imports neither plugins/ nor ipam/' };
+const ONE_DOOR = {
+  target: ['./pkg', './plugins', './ipam'],
+  from: './pkg/exec.ts',
+  message: 'only pkg/ip, pkg/nat and IPAM delegation (pkg/cni/delegate.ts) run programs: plans speak the typed kernel operations of pkg/ip',
+};
+const zones = (...z) => ['error', { zones: z, basePath: __dirname }];
+
+module.exports = tseslint.config(
+  { ignores: ['node_modules/**', 'build/**', 'e2e/cnictl/**', '**/*.js'] },
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parser: tseslint.parser, parserOptions: { sourceType: 'module' } },
+    plugins: { '@typescript-eslint': tseslint.plugin, 'import-x': importX },
+    settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js', '.json'] } } },
+    rules: {
+      'import-x/no-cycle': ['error', { commonjs: true, ignoreExternal: true }],
+      'import-x/no-restricted-paths': zones(LIBRARY, ONE_DOOR),
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+    },
+  },
+  // the door itself, and tests of any layer
+  { files: ['pkg/ip/**', 'pkg/nat/**', 'pkg/cni/delegate.ts', 'pkg/exec.ts', '**/*.test.ts'], rules: { 'import-x/no-restricted-paths': zones(LIBRARY) } },
+  // e2e worlds and benchmarks drive programs and read the store themselves
+  { files: ['e2e/**', 'bench/**'], rules: { 'import-x/no-restricted-paths': 'off' } },
+);

@@ -285,8 +285,7 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOpti
     plan = {
       hostVeth: (id, ifName) => hostVethName(id, ifName),
       expected: (pa, ipam) => {
-        const r: Result = { ...ipam, ips: ipam.ips?.map((x) => ({ ...x })), routes: [...(ipam.routes ?? [])] };
-        calcGateways(r, pc);
+        const r: Result = calcGateways({ ...ipam, routes: ipam.routes ?? [] }, pc).result;
         r.interfaces = [{ name: pc.bridge }, { name: hostVethName(pa.containerId, pa.ifName) }, { name: pa.ifName, sandbox: pa.netns }];
         return r;
       },

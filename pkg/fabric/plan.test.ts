@@ -1,5 +1,6 @@
 import { CniError } from '../cni/errors';
 import { stableMac } from '../ip/mac';
+import { argvOf } from '../ip/ops';
 import { parseFabricConf, parsePeersFile } from './config';
 import { planFabric, underlayFacts } from './plan';
 import { diffFabric } from './reconcile';
@@ -22,13 +23,17 @@ function err(f: () => unknown): CniError {
   throw new Error('no error');
 }
 
+/** What follows `ip link add name tscni.1` for the VTEP this file's node wants. */
+const createArgs = ['address', stableMac('192.168.50.1'), 'mtu', '1350', 'type', 'vxlan', 'id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning'];
+
 describe('planFabric vxlan', () => {
   const d = planFabric('vxlan', self, peers, underlay, opts());
 
   it('plans one VTEP at underlay - 50 with a MAC from the node IP and the pod network address /32', () => {
     expect(d.mtu).toBe(1350);
     expect(d.device).toMatchObject({ name: 'tscni.1', kind: 'vxlan', mtu: 1350, mac: stableMac('192.168.50.1'), addresses: ['10.244.1.0/32'] });
-    expect(d.device!.create).toEqual(expect.arrayContaining(['id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning']));
+    expect(d.device!.link).toEqual({ type: 'vxlan', vni: 1, local: '192.168.50.1', dev: 'eth0', port: 8472, learning: false });
+    expect(argvOf([{ op: 'link-add', name: 'tscni.1', link: d.device!.link }])[0]).toEqual(expect.arrayContaining(['id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning']));
     expect(d.device!.infoData).toEqual({ id: 1, local: '192.168.50.1', link: 'eth0', port: 8472, learning: false });
   });
 
@@ -152,12 +157,12 @@ describe('diffFabric', () => {
 
   it('creates everything on an empty node, device first', () => {
     const x = diffFabric(d, { links: [], routes: [], neighs: [], fdb: [] });
-    expect(x.device[0]).toEqual(['link', 'add', 'name', 'tscni.1', ...d.device!.create]);
-    expect(x.device[1]).toEqual(['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]);
-    expect(x.device).toContainEqual(['addr', 'replace', '10.244.1.0/32', 'dev', 'tscni.1']);
-    expect(x.device[x.device.length - 1]).toEqual(['link', 'set', 'tscni.1', 'up']);
-    expect(x.fdb).toHaveLength(2);
-    expect(x.ip).toContainEqual(['route', 'replace', '10.244.3.0/24', 'via', '10.244.3.0', 'dev', 'tscni.1', 'onlink', 'proto', String(RTPROT_TSCNI)]);
+    expect(argvOf(x.device)[0]).toEqual(['link', 'add', 'name', 'tscni.1', ...createArgs]);
+    expect(argvOf(x.device)[1]).toEqual(['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]);
+    expect(argvOf(x.device)).toContainEqual(['addr', 'replace', '10.244.1.0/32', 'dev', 'tscni.1']);
+    expect(argvOf(x.device)[argvOf(x.device).length - 1]).toEqual(['link', 'set', 'tscni.1', 'up']);
+    expect(argvOf(x.fdb)).toHaveLength(2);
+    expect(argvOf(x.ip)).toContainEqual(['route', 'replace', '10.244.3.0/24', 'via', '10.244.3.0', 'dev', 'tscni.1', 'onlink', 'proto', String(RTPROT_TSCNI)]);
     expect(x.problems).toEqual(['vxlan device tscni.1 is missing']);
   });
 
@@ -168,17 +173,17 @@ describe('diffFabric', () => {
     s.fdb.push({ mac: '02:00:00:00:00:07', dst: '192.168.50.7', flags: ['self'] });
     s.links[0].mtu = 1500;
     const x = diffFabric(d, s);
-    expect(x.device).toEqual([['link', 'set', 'tscni.1', 'mtu', '1350']]);
-    expect(x.fdb).toEqual([['fdb', 'del', '02:00:00:00:00:07', 'dev', 'tscni.1', 'dst', '192.168.50.7', 'self']]);
-    expect(x.ip).toEqual([['neigh', 'del', '10.244.7.0', 'dev', 'tscni.1'], ['route', 'del', '10.244.7.0/24', 'proto', String(RTPROT_TSCNI)]]);
+    expect(argvOf(x.device)).toEqual([['link', 'set', 'tscni.1', 'mtu', '1350']]);
+    expect(argvOf(x.fdb)).toEqual([['fdb', 'del', '02:00:00:00:00:07', 'dev', 'tscni.1', 'dst', '192.168.50.7', 'self']]);
+    expect(argvOf(x.ip)).toEqual([['neigh', 'del', '10.244.7.0', 'dev', 'tscni.1'], ['route', 'del', '10.244.7.0/24', 'proto', String(RTPROT_TSCNI)]]);
     expect(x.problems).toContain('tscni.1 has MTU 1500, expected 1350');
 
     const v = inSync();
     v.links = [vtep({}, { id: 2 })];
     const y = diffFabric(d, v);
     expect(y.problems).toEqual(['tscni.1 has VNI 2, expected 1']);
-    expect(y.device.slice(0, 2)).toEqual([['link', 'del', 'tscni.1'], ['link', 'add', 'name', 'tscni.1', ...d.device!.create]]);
-    expect(y.ip.filter((c) => c[0] === 'route')).toHaveLength(2);
+    expect(argvOf(y.device).slice(0, 2)).toEqual([['link', 'del', 'tscni.1'], ['link', 'add', 'name', 'tscni.1', ...createArgs]]);
+    expect(argvOf(y.ip).filter((c) => c[0] === 'route')).toHaveLength(2);
   });
 });
 
@@ -207,14 +212,14 @@ describe('diffFabric: what is not ours', () => {
     ];
     s.routes = [{ dst: '10.244.9.0/24', gateway: '10.244.9.0', dev: 'tscni.7', flags: ['onlink'], protocol: String(RTPROT_TSCNI) }];
     const x = diffFabric(d, s);
-    expect(x.device[0]).toEqual(['link', 'del', 'tscni.7']);
-    expect(x.device[1]).toEqual(['link', 'add', 'name', 'tscni.1', ...d.device!.create]);
-    expect(x.device.flat()).not.toContain('vx-other');
-    expect(x.ip.filter((c) => c[0] === 'route' && c[1] === 'del')).toEqual([]);
+    expect(argvOf(x.device)[0]).toEqual(['link', 'del', 'tscni.7']);
+    expect(argvOf(x.device)[1]).toEqual(['link', 'add', 'name', 'tscni.1', ...createArgs]);
+    expect(argvOf(x.device).flat()).not.toContain('vx-other');
+    expect(argvOf(x.ip).filter((c) => c[0] === 'route' && c[1] === 'del')).toEqual([]);
     expect(x.problems).toContain('stale fabric device tscni.7');
     // host-gw has no device: a VTEP of ours left from vxlan goes
     const hg = planFabric('host-gw', self, peers.slice(0, 1), underlay, opts());
-    expect(diffFabric(hg, s).device).toEqual([['link', 'del', 'tscni.7']]);
+    expect(argvOf(diffFabric(hg, s).device)).toEqual([['link', 'del', 'tscni.7']]);
   });
 
   it('marks an unmarked device of the plan (made by an older tscni) without calling it a problem', () => {
@@ -225,7 +230,7 @@ describe('diffFabric: what is not ours', () => {
       addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' }],
     }];
     const x = diffFabric(d, s);
-    expect(x.device).toEqual([['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]]);
+    expect(argvOf(x.device)).toEqual([['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]]);
     // only the peers' entries are missing in this state, nothing about the device
     expect(x.problems.filter((p) => !/^(route|neighbour|FDB entry) /.test(p))).toEqual([]);
   });

@@ -2,7 +2,7 @@
 import { CniError, ErrCode } from '../cni/errors';
 import { stableMac } from '../ip/mac';
 import { contains, formatCIDR, formatIP, networkOf, overlaps, parseCIDR, parseIP, type Family } from '../ipnet';
-import type { RouteSpec } from '../wiring/veth';
+import type { RouteSpec } from '../ip/ops';
 import { RTPROT_TSCNI, type DesiredDevice, type DesiredFabric, type FabricOptions, type FdbEntry, type JsonLink, type NeighEntry, type Peer, type UnderlayFacts } from './types';
 
 export interface Self {
@@ -207,8 +207,7 @@ registerFabricMode({
     return {
       name,
       kind: 'vxlan',
-      create: ['address', mac, 'mtu', String(ctx.mtu), 'type', 'vxlan', 'id', String(ctx.opts.vni), 'local', ctx.self.nodeIP,
-        'dev', ctx.underlay.dev, 'dstport', String(ctx.opts.port), 'nolearning'],
+      link: { type: 'vxlan', vni: ctx.opts.vni, local: ctx.self.nodeIP, dev: ctx.underlay.dev, port: ctx.opts.port, learning: false },
       mtu: ctx.mtu,
       mac,
       addresses: [hostCIDR(networkAddress(ctx.self.podCIDR))],
@@ -252,7 +251,7 @@ registerFabricMode({
     return {
       name,
       kind: 'ipip',
-      create: ['mtu', String(ctx.mtu), 'type', 'ipip', 'local', ctx.self.nodeIP, 'dev', ctx.underlay.dev],
+      link: { type: 'ipip', local: ctx.self.nodeIP, dev: ctx.underlay.dev },
       mtu: ctx.mtu,
       addresses: [hostCIDR(networkAddress(ctx.self.podCIDR))],
       infoData: { local: ctx.self.nodeIP, link: ctx.underlay.dev },

@@ -1,45 +1,39 @@
-// Reconcile: read what the kernel holds (one `ip -batch` read, one `bridge` read when there is a VTEP), diff it
-// with the plan, write only the difference. An unchanged fabric costs the reads and no write.
-import { run } from '../exec';
-import { BatchError, ipBatch, type IpCommand } from '../ip/batch';
+// Reconcile: read what the kernel holds (one read of links, routes and the device's neighbours; one of its FDB
+// when there is a VTEP), diff it with the plan, write only the difference. An unchanged fabric costs the reads
+// and no write.
+import { applyOps, OpError, readFdb, readState, spawnsOf, type IpLink, type IpNeigh, type IpRoute, type KernelOp, type KernelRead, type RouteSpec } from '../ip/ops';
 import { defaultRouteInterface, linkExists } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
-import { routeCommand, type RouteSpec } from '../wiring/veth';
 import { CniError, ErrCode } from '../cni/errors';
-import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState, type JsonFdb, type JsonLink, type JsonNeigh, type JsonRoute } from './types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState } from './types';
 
 /** Counts spawns of this module, for tests and the bench. */
 export const spawnCount = { reads: 0, writes: 0 };
 
 /**
  * Read links with addresses and details, the main table's routes (ours are those with RTPROT_TSCNI), and (when
- * `device` exists) its neighbours and FDB. `family` picks which routes to list (ip lists one family per command).
+ * `device` exists) its neighbours and FDB. `family` picks which routes to list.
  */
 export async function readFabricState(device: string | undefined, family: 4 | 6 = 4, fdb = true): Promise<FabricState> {
   const has = device !== undefined && linkExists(device);
-  const cmds: IpCommand[] = [
-    ['addr', 'show'],
-    ['route', 'show', 'root', family === 4 ? '0.0.0.0/0' : '::/0', 'table', 'main'],
-  ];
-  if (has) cmds.push(['neigh', 'show', 'dev', device]);
-  const reads = [ipBatch(cmds, { json: true, details: true }) as Promise<unknown[]>];
-  if (has && fdb) reads.push(run('bridge', ['-json', 'fdb', 'show', 'dev', device]).then((r) => [JSON.parse(r.stdout.trim() || '[]') as unknown]));
-  spawnCount.reads += reads.length;
-  const [ip, br] = await Promise.all(reads);
-  const routes = (ip[1] ?? []) as JsonRoute[];
-  const ours = (r: JsonRoute) => r.protocol === String(RTPROT_TSCNI);
+  const reads: KernelRead[] = [{ read: 'links' }, { read: 'routes', family, table: 'main' }];
+  if (has) reads.push({ read: 'neighs', dev: device });
+  const [ip, fdbEntries] = await Promise.all([readState(reads), has && fdb ? readFdb(device) : Promise.resolve([])]);
+  spawnCount.reads += has && fdb ? 2 : 1;
+  const routes = (ip[1] ?? []) as IpRoute[];
+  const ours = (r: IpRoute) => r.protocol === String(RTPROT_TSCNI);
   return {
-    links: (ip[0] ?? []) as JsonLink[],
+    links: (ip[0] ?? []) as IpLink[],
     routes: routes.filter(ours),
     otherRoutes: routes.filter((r) => !ours(r)),
-    neighs: has ? ((ip[2] ?? []) as JsonNeigh[]) : [],
-    fdb: ((br?.[0] ?? []) as JsonFdb[]).filter((e) => e.flags?.includes('self')),
+    neighs: has ? ((ip[2] ?? []) as IpNeigh[]) : [],
+    fdb: fdbEntries,
   };
 }
 
 export { defaultRouteInterface };
 
-function routeMatches(want: RouteSpec, have: JsonRoute): boolean {
+function routeMatches(want: RouteSpec, have: IpRoute): boolean {
   return have.gateway === want.gw && have.dev === want.dev && !!have.flags?.includes('onlink') === !!want.onlink;
 }
 
@@ -57,7 +51,7 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   const stale = s.links.filter((l) => l.ifalias === FABRIC_ALIAS && l.ifname !== dev?.name).map((l) => l.ifname);
   for (const name of stale) {
     diff.problems.push(`stale fabric device ${name}`);
-    diff.device.push(['link', 'del', name]);
+    diff.device.push({ op: 'link-del', name });
   }
   if (dev) {
     const link = s.links.find((l) => l.ifname === dev.name);
@@ -69,35 +63,35 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
       else if (kind !== dev.kind) diff.problems.push(`${dev.name} is a ${kind ?? 'plain'} device, expected ${dev.kind}`);
       else diff.problems.push(...wrong.map(([k, v]) => `${dev.name} has ${k === 'id' ? 'VNI' : k} ${JSON.stringify(data[k])}, expected ${JSON.stringify(v)}`));
       // a device of the wrong kind or parameters cannot be changed in place: recreate it
-      if (link) diff.device.push(['link', 'del', dev.name]);
-      diff.device.push(['link', 'add', 'name', dev.name, ...dev.create], ['link', 'set', dev.name, 'alias', FABRIC_ALIAS]);
+      if (link) diff.device.push({ op: 'link-del', name: dev.name });
+      diff.device.push({ op: 'link-add', name: dev.name, mac: dev.mac, mtu: dev.mtu, link: dev.link }, { op: 'link-set', name: dev.name, alias: FABRIC_ALIAS });
       fresh = true;
     } else {
       // a device made before devices were marked: mark it (not a problem CHECK reports)
-      if (link.ifalias !== FABRIC_ALIAS) diff.device.push(['link', 'set', dev.name, 'alias', FABRIC_ALIAS]);
+      if (link.ifalias !== FABRIC_ALIAS) diff.device.push({ op: 'link-set', name: dev.name, alias: FABRIC_ALIAS });
       if (link.mtu !== dev.mtu) {
         diff.problems.push(`${dev.name} has MTU ${link.mtu}, expected ${dev.mtu}`);
-        diff.device.push(['link', 'set', dev.name, 'mtu', String(dev.mtu)]);
+        diff.device.push({ op: 'link-set', name: dev.name, mtu: dev.mtu });
       }
       if (dev.mac && link.address !== dev.mac) {
         diff.problems.push(`${dev.name} has MAC ${link.address}, expected ${dev.mac}`);
-        diff.device.push(['link', 'set', dev.name, 'address', dev.mac]);
+        diff.device.push({ op: 'link-set', name: dev.name, mac: dev.mac });
       }
     }
     const held = fresh ? [] : (link?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
     for (const a of dev.addresses) {
       if (held.includes(a)) continue;
       if (!fresh) diff.problems.push(`${dev.name} lacks address ${a}`);
-      diff.device.push(['addr', 'replace', a, 'dev', dev.name]);
+      diff.device.push({ op: 'addr-replace', dev: dev.name, cidr: a });
     }
     for (const a of held) {
       if (dev.addresses.includes(a)) continue;
       diff.problems.push(`${dev.name} holds address ${a}, not ours`);
-      diff.device.push(['addr', 'del', a, 'dev', dev.name]);
+      diff.device.push({ op: 'addr-del', dev: dev.name, cidr: a });
     }
     if (fresh || !link?.flags?.includes('UP')) {
       if (!fresh) diff.problems.push(`${dev.name} is down`);
-      diff.device.push(['link', 'set', dev.name, 'up']);
+      diff.device.push({ op: 'link-set', name: dev.name, up: true });
     }
   }
 
@@ -108,13 +102,13 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   for (const e of fdbHave) {
     if (fdbWant.has(fdbKey(e.mac, e.dst))) continue;
     diff.problems.push(`stale FDB entry ${e.mac} dst ${e.dst ?? '-'} on ${dev?.name}`);
-    diff.fdb.push(['fdb', 'del', e.mac, 'dev', dev!.name, ...(e.dst ? ['dst', e.dst] : []), 'self']);
+    diff.fdb.push({ op: 'fdb-del', dev: dev!.name, mac: e.mac, dst: e.dst });
   }
   const fdbHeld = new Set(fdbHave.map((e) => fdbKey(e.mac, e.dst)));
   for (const f of d.fdb) {
     if (fdbHeld.has(fdbKey(f.mac, f.dst))) continue;
     if (!fresh) diff.problems.push(`FDB entry ${f.mac} dst ${f.dst} missing on ${f.dev}`);
-    diff.fdb.push(['fdb', 'append', f.mac, 'dev', f.dev, 'dst', f.dst, 'self', 'permanent']);
+    diff.fdb.push({ op: 'fdb-append', dev: f.dev, mac: f.mac, dst: f.dst });
   }
 
   // neighbours: permanent entries on our device are ours
@@ -123,13 +117,13 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   for (const n of nHave) {
     if (nWant.has(n.dst)) continue;
     diff.problems.push(`stale neighbour ${n.dst} on ${dev?.name}`);
-    diff.ip.push(['neigh', 'del', n.dst, 'dev', dev!.name]);
+    diff.ip.push({ op: 'neigh-del', dev: dev!.name, ip: n.dst });
   }
   for (const n of d.neighs) {
     const h = nHave.find((x) => x.dst === n.ip);
     if (h && h.lladdr?.toLowerCase() === n.lladdr) continue;
     if (!fresh) diff.problems.push(h ? `neighbour ${n.ip} on ${n.dev} is ${h.lladdr}, expected ${n.lladdr}` : `neighbour ${n.ip} missing on ${n.dev}`);
-    diff.ip.push(['neigh', 'replace', n.ip, 'lladdr', n.lladdr, 'dev', n.dev, 'nud', 'permanent']);
+    diff.ip.push({ op: 'neigh-replace', dev: n.dev, ip: n.ip, mac: n.lladdr });
   }
 
   // routes: ours carry RTPROT_TSCNI; one we no longer want goes, one that differs is replaced; a destination
@@ -146,14 +140,14 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
     // routes through a device we recreate or delete went with it
     if (rWant.has(r.dst) || (fresh && r.dev === dev?.name) || stale.includes(r.dev ?? '')) continue;
     diff.problems.push(`stale route ${r.dst} via ${r.gateway ?? '-'} dev ${r.dev}`);
-    diff.ip.push(['route', 'del', r.dst, 'proto', String(RTPROT_TSCNI)]);
+    diff.ip.push({ op: 'route-del', dst: r.dst, proto: RTPROT_TSCNI });
   }
   for (const r of d.routes) {
     const h = s.routes.find((x) => x.dst === r.dst);
     // a device we just (re)created lost its routes with it
     if (h && routeMatches(r, h) && !(fresh && h.dev === dev?.name)) continue;
     if (!fresh) diff.problems.push(h ? `route ${r.dst} is via ${h.gateway} dev ${h.dev}, expected ${describeRoute(r)}` : `route ${describeRoute(r)} missing`);
-    diff.ip.push(routeCommand(r, 'replace'));
+    diff.ip.push({ op: 'route-replace', route: r });
   }
   return diff;
 }
@@ -175,28 +169,15 @@ export interface ReconcileReport {
 export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true): Promise<ReconcileReport> {
   const diff = diffFabric(d, s);
   if (diff.conflicts.length) throw new CniError(ErrCode.KernelOperation, `fabric ${d.mode}: ${diff.conflicts.join('; ')}`);
-  let writes = 0;
+  // device first (FDB entries need it), FDB, then neighbours and routes: one spawn when there is no FDB work
+  const ops: KernelOp[] = [...diff.device, ...diff.fdb, ...diff.ip];
+  const writes = spawnsOf(ops);
   try {
-    // device first (FDB entries need it), FDB, then neighbours and routes; merged into one spawn when no FDB work
-    const ipFirst = diff.fdb.length ? diff.device : [];
-    const ipLast = diff.fdb.length ? diff.ip : [...diff.device, ...diff.ip];
-    if (ipFirst.length) {
-      writes++;
-      await ipBatch(ipFirst);
-    }
-    if (diff.fdb.length) {
-      writes++;
-      const r = await run('bridge', ['-batch', '-'], { input: diff.fdb.map((l) => l.join(' ')).join('\n') + '\n', allowFailure: true });
-      if (r.exitCode !== 0) throw new CniError(ErrCode.KernelOperation, `bridge -batch: ${r.stderr.trim()}`);
-    }
-    if (ipLast.length) {
-      writes++;
-      await ipBatch(ipLast);
-    }
+    await applyOps(ops);
   } catch (e) {
     spawnCount.writes += writes;
     // another ADD on this node may have made the same change a moment ago: read again and retry once
-    if (retry && (e instanceof BatchError || e instanceof CniError)) {
+    if (retry && (e instanceof OpError || e instanceof CniError)) {
       const again = await readFabricState(d.device?.name, d.family, d.usesFdb);
       return applyFabric(d, again, false);
     }
@@ -204,5 +185,5 @@ export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true
   }
   spawnCount.writes += writes;
   await setSysctls(d.sysctls);
-  return { changed: diff.device.length + diff.fdb.length + diff.ip.length, problems: diff.problems, writes };
+  return { changed: ops.length, problems: diff.problems, writes };
 }

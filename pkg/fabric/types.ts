@@ -1,6 +1,5 @@
 // The cross-node fabric as plain data: who the peers are, what the underlay looks like, what the kernel should hold.
-import type { IpCommand } from '../ip/batch';
-import type { RouteSpec } from '../wiring/veth';
+import type { FdbRecord, IpLink, IpNeigh, IpRoute, KernelOp, LinkType, RouteSpec } from '../ip/ops';
 
 /**
  * Route protocol number marking the routes tscni's fabric owns (unassigned in /etc/iproute2/rt_protos).
@@ -52,8 +51,8 @@ export interface DesiredDevice {
   name: string;
   /** linkinfo.info_kind, e.g. vxlan, ipip */
   kind: string;
-  /** `ip link add name <name> <create...>` */
-  create: string[];
+  /** what it is made as */
+  link: LinkType;
   mtu: number;
   mac?: string;
   /** CIDRs the device holds (the pod CIDR's network address /32) */
@@ -105,53 +104,20 @@ export interface FabricState {
   fdb: JsonFdb[];
 }
 
-export interface JsonAddr {
-  family: string;
-  local: string;
-  prefixlen: number;
-  scope?: string;
-}
-
-export interface JsonLink {
-  ifname: string;
-  mtu: number;
-  address?: string;
-  flags?: string[];
-  ifalias?: string;
-  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
-  addr_info?: JsonAddr[];
-}
-
-export interface JsonRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  /** a name from rt_protos (kernel, static, ...) or the number */
-  protocol?: string;
-  flags?: string[];
-}
-
-export interface JsonNeigh {
-  dst: string;
-  lladdr?: string;
-  state?: string[];
-}
-
-export interface JsonFdb {
-  mac: string;
-  dst?: string;
-  flags?: string[];
-  state?: string;
-}
+/** The shapes of what ip -json and bridge -json print, as reconcile reads them (pkg/ip/ops.ts). */
+export type JsonLink = IpLink;
+export type JsonRoute = IpRoute;
+export type JsonNeigh = IpNeigh;
+export type JsonFdb = FdbRecord;
 
 /** What reconcile has to do, and the same as a list of problems for CHECK. */
 export interface FabricDiff {
   /** device create/repair, applied first (FDB entries need the device) */
-  device: IpCommand[];
-  /** `bridge -batch` lines */
-  fdb: string[][];
+  device: KernelOp[];
+  /** forwarding entries of the VTEP */
+  fdb: KernelOp[];
   /** neighbours and routes, applied last so a route never points into a half-made device */
-  ip: IpCommand[];
+  ip: KernelOp[];
   problems: string[];
   /** what the plan wants that another owner holds (a route to a peer's pod CIDR): nothing is applied then */
   conflicts: string[];

@@ -1,7 +1,7 @@
 // The node's Linux bridge: created once with a fixed MAC (so it never follows its ports), then reused.
 import { CniError, ErrCode } from '../cni/errors';
-import { BatchError, ipBatch, ipJson, type IpCommand } from '../ip/batch';
 import { randomMac } from '../ip/mac';
+import { applyOps, OpError, readState, type KernelOp } from '../ip/ops';
 import { readLink, type SysLink } from '../ip/sysfs';
 import { setSysctls } from '../ip/sysctl';
 import { formatCIDR, networkOf, parseCIDR, overlaps } from '../ipnet';
@@ -17,12 +17,10 @@ export interface BridgeSpec {
 export async function ensureBridge(spec: BridgeSpec): Promise<SysLink> {
   let link = readLink(spec.name);
   if (!link) {
-    const add: IpCommand = ['link', 'add', 'name', spec.name, 'address', randomMac(), 'mtu', String(spec.mtu), 'type', 'bridge'];
-    if (spec.vlanFiltering) add.push('vlan_filtering', '1');
     try {
-      await ipBatch([add]);
+      await applyOps([{ op: 'link-add', name: spec.name, mac: randomMac(), mtu: spec.mtu, link: { type: 'bridge', vlanFiltering: spec.vlanFiltering } }]);
     } catch (e) {
-      if (!(e instanceof BatchError && /File exists/.test(e.reason))) throw e;
+      if (!(e instanceof OpError && e.exists)) throw e;
     }
     link = readLink(spec.name);
     if (!link) throw new CniError(ErrCode.KernelOperation, `bridge ${spec.name} vanished after creation`);
@@ -30,11 +28,11 @@ export async function ensureBridge(spec: BridgeSpec): Promise<SysLink> {
   if (!link.isBridge) {
     throw new CniError(ErrCode.InvalidConfig, `invalid config: bridge: ${JSON.stringify(spec.name)} already exists but is not a bridge`);
   }
-  const fix: IpCommand[] = [];
-  if (spec.vlanFiltering) fix.push(['link', 'set', spec.name, 'type', 'bridge', 'vlan_filtering', '1']);
-  if (spec.promisc) fix.push(['link', 'set', spec.name, 'promisc', 'on']);
-  if (!link.adminUp || spec.promisc || spec.vlanFiltering || fix.length) fix.push(['link', 'set', spec.name, 'up']);
-  await ipBatch(fix);
+  const fix: KernelOp[] = [];
+  if (spec.vlanFiltering) fix.push({ op: 'link-set', name: spec.name, vlanFiltering: true });
+  if (spec.promisc) fix.push({ op: 'link-set', name: spec.name, promisc: true });
+  if (!link.adminUp || fix.length) fix.push({ op: 'link-set', name: spec.name, up: true });
+  await applyOps(fix);
   await ensureBridgeSysctls(spec.name);
   return link;
 }
@@ -53,24 +51,24 @@ export interface AddrInfo {
   dadfailed?: boolean;
 }
 
-/** The global addresses in the output of `ip -json addr show dev X` (also one line of a JSON batch). */
+/** The global addresses in what a `links` read of one device found. */
 export function globalAddresses(links: unknown): AddrInfo[] {
   const l = (links as { addr_info?: AddrInfo[] }[] | undefined)?.[0];
   return (l?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host');
 }
 
-/** Global addresses of a link in our namespace. */
+/** Global addresses of a link. */
 export async function linkAddresses(dev: string, netns?: string): Promise<AddrInfo[]> {
-  return globalAddresses(await ipJson(['addr', 'show', 'dev', dev], netns));
+  return globalAddresses((await readState([{ read: 'links', dev }], { netns }))[0]);
 }
 
 /**
- * Commands that put each gateway (CIDR: gateway address with the pod subnet's prefix) on the bridge.
+ * Operations that put each gateway (CIDR: gateway address with the pod subnet's prefix) on the bridge.
  * An IPv4 bridge address other than the gateway, or an IPv6 one overlapping it, is a conflict (a node whose pod
  * subnet changed): an error naming it, or with forceAddress, removed.
  */
-export function gatewayCommands(dev: string, gateways: string[], existing: AddrInfo[], forceAddress: boolean): IpCommand[] {
-  const cmds: IpCommand[] = [];
+export function gatewayOps(dev: string, gateways: string[], existing: AddrInfo[], forceAddress: boolean): KernelOp[] {
+  const cmds: KernelOp[] = [];
   for (const gw of gateways) {
     const want = parseCIDR(gw)!;
     for (const a of existing) {
@@ -86,7 +84,7 @@ export function gatewayCommands(dev: string, gateways: string[], existing: AddrI
             `(subnet ${formatCIDR(networkOf(want))}); set forceAddress to replace it`,
         );
       }
-      cmds.push(['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', dev]);
+      cmds.push({ op: 'addr-del', dev, cidr: `${a.local}/${a.prefixlen}` });
     }
     // held as it should be: nothing to do (the common case, so a steady-state ADD writes nothing here)
     const held = existing.some((a) => {
@@ -95,7 +93,7 @@ export function gatewayCommands(dev: string, gateways: string[], existing: AddrI
     });
     if (held) continue;
     // nodad: pods need their IPv6 gateway at once, not after duplicate address detection
-    cmds.push(want.family === 6 ? ['addr', 'replace', gw, 'dev', dev, 'nodad'] : ['addr', 'replace', gw, 'dev', dev]);
+    cmds.push({ op: 'addr-replace', dev, cidr: gw, nodad: true });
   }
   return cmds;
 }

@@ -3,18 +3,18 @@ import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../cni/delegate
 import { CniError, ErrCode, everyStep } from '../cni/errors';
 import { settled } from '../settled';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
-import { ipBatch, ipJson } from '../ip/batch';
-import { bridgeBatch } from '../ip/bridgevlan';
 import { macFromIPv4, randomMac } from '../ip/mac';
 import { netnsExists } from '../ip/netns';
+import { applyOps, deleteLink, OpError, readState } from '../ip/ops';
 import { linkExists, readLink } from '../ip/sysfs';
-import { readSysctl, setSysctls } from '../ip/sysctl';
+import { readSysctl } from '../ip/sysctl';
+import { Undo } from '../undo';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq, type MasqBackend } from '../nat';
-import { ensureBridge, ensureBridgeSysctls, gatewayCommands, globalAddresses, type AddrInfo } from './bridge';
-import { calcGateways, vlanBridgeCommands, vlanGatewayDevCommands } from './gateway';
+import { ensureBridge, ensureBridgeSysctls, gatewayOps, globalAddresses, type AddrInfo } from './bridge';
+import { calcGateways, vlanBridgeOps, vlanGatewayDevOps } from './gateway';
 import { hostVethName } from './names';
 import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, prevMasqRules, waitOperUp } from './pod';
-import { applyNodeSide, applyPodSide, deleteLink, pairCreated, planVeth } from './veth';
+import { nodeOps, planVeth, podOps, sysctlOps, type VethPlan } from './veth';
 
 export interface BridgePodConf {
   bridge: string;
@@ -47,130 +47,131 @@ function attachment(a: CmdArgs) {
 const spoof = () => require('../nat/macspoof') as typeof import('../nat/macspoof');
 const spoofPort = (a: CmdArgs, port: string, mac: string, r: Result) => ({ att: attachment(a), port, mac, ips: (r.ips ?? []).map((ip) => ip.address) });
 
+/** The MAC of a pod's first IPv4 address (pkg/ip/mac.ts), or undefined for an IPv6-only pod. */
+function macFromPodIPv4(r: Result): string | undefined {
+  const v4 = r.ips?.find((ip) => !ip.address.includes(':'));
+  return v4 && macFromIPv4(v4.address.split('/')[0]);
+}
+
+/** What ADD needs to know of the node before it starts: sysfs reads, no spawn. */
+function observeNode(conf: BridgePodConf, gwDev: string) {
+  const bridge = readLink(conf.bridge);
+  return {
+    // up and needing no fixing: the pair can be made at once, while IPAM works
+    bridgeReady: !!bridge?.isBridge && bridge.adminUp && !conf.promiscMode && !conf.vlan,
+    // the gateway device's addresses are read in the pair's spawn, to add only what it lacks
+    readGateway: conf.isGateway && linkExists(gwDev),
+  };
+}
+
+/**
+ * The pair on the node: made (its peer straight into the pod netns), a port of the bridge, up; the gateway
+ * device's addresses read in the same spawn. Once the pair exists its deletion is on the undo stack; a failed
+ * `link add` made nothing, and the name may belong to a live pod, so then there is nothing to undo.
+ */
+async function createPair(undo: Undo, plan: VethPlan, readGateway?: string): Promise<AddrInfo[]> {
+  try {
+    const [links] = await applyOps(nodeOps(plan), readGateway ? { reads: [{ read: 'links', dev: readGateway }] } : {});
+    undo.push(() => deleteLink(plan.hostName));
+    return readGateway ? globalAddresses(links) : [];
+  } catch (e) {
+    if (!(e instanceof OpError && e.index === 0)) undo.push(() => deleteLink(plan.hostName));
+    throw e;
+  }
+}
+
 export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {
   if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
   const hostName = hostVethName(a.containerId, a.ifName);
-  // The pod's MAC is that of its IPv4 address unless the runtime asks for one: the pair is made while IPAM
-  // runs, with a placeholder, and the pod batch sets the derived MAC before the link goes up
-  const firstMac = conf.mac ?? randomMac();
-  const macFromIpam = (ips: Result): string | undefined => {
-    const v4 = conf.mac ? undefined : ips.ips?.find((ip) => !ip.address.includes(':'));
-    return v4 && macFromIPv4(v4.address.split('/')[0]);
-  };
-  const hostMac = randomMac();
   const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
-  const bridge = readLink(conf.bridge);
-  // The pair needs nothing from IPAM: its node batch runs while IPAM allocates (as the reference also makes
-  // the veth before IPAM), and reads the gateway device's addresses in the same spawn
-  const pair = (ips: Result) => {
-    const derived = macFromIpam(ips);
-    return planVeth(
+  const node = observeNode(conf, gwDev);
+  const undo = new Undo();
+  let masq: Promise<unknown> = Promise.resolve();
+
+  // The pod's MAC is that of its IPv4 address unless the runtime asks for one (a reused address keeps its MAC,
+  // so no neighbour's entry goes stale): the pair is made while IPAM runs, with a placeholder, and the pod side
+  // sets the derived MAC before its link goes up.
+  const placeholderMac = conf.mac ?? randomMac();
+  const derivedMac = (r: Result) => (conf.mac ? undefined : macFromPodIPv4(r));
+  const hostMac = randomMac();
+  const pairPlan = (r: Result): VethPlan =>
+    planVeth(
       { name: hostName, mac: hostMac, mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation },
       {
         netns: a.netns,
         ifName: a.ifName,
-        mac: derived ?? firstMac,
-        setMac: derived !== undefined,
+        mac: derivedMac(r) ?? placeholderMac,
+        setMac: derivedMac(r) !== undefined,
         mtu: conf.mtu,
-        addresses: (ips.ips ?? []).map((ip) => ip.address),
+        addresses: (r.ips ?? []).map((ip) => ip.address),
         nodad: !conf.enabledad,
-        routes: podRoutes(ips, a.ifName),
-        sysctls: podSysctls(a.ifName, ips, conf.enabledad),
+        routes: podRoutes(r, a.ifName),
+        sysctls: podSysctls(a.ifName, r, conf.enabledad),
         up: !conf.disableContainerInterface,
       },
     );
-  };
-  const bridgeSpec = { name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 };
-  const readHeld = conf.isGateway && linkExists(gwDev);
-  // a bridge that is up and needs no fixing: the node batch spawns at once (no await before it)
-  const bridgeReady = !!bridge?.isBridge && bridge.adminUp && !conf.promiscMode && !conf.vlan;
-  let tried = false; // a link add was attempted
-  let pairError: unknown; // why the node batch failed, if it did
-  let ipamDone = false;
-  let masqTried = false;
-  const nodeSide = async (): Promise<AddrInfo[]> => {
-    if (!bridgeReady) await ensureBridge(bridgeSpec);
-    // the node end is named after this attachment: one that exists is an earlier ADD of it (repeated by the
-    // runtime, or left over), so it is rewired as ptp does, never left to fail `link add` (whose rollback
-    // would then release the address and rules the earlier ADD's pod still uses)
-    if (linkExists(hostName)) await deleteLink(hostName);
-    tried = true;
-    const batch = applyNodeSide(pair({ cniVersion: a.conf.cniVersion }), readHeld ? [['addr', 'show', 'dev', gwDev]] : []);
-    if (bridgeReady) await ensureBridgeSysctls(conf.bridge);
-    const out = await batch.catch((e: unknown) => Promise.reject((pairError = e)));
-    // a MAC the runtime chose may hold an address some neighbour knows with another MAC: a gratuitous ARP on
-    // link up (arp_notify, as the reference sets for every pod) corrects it; set while IPAM may be at work
-    if (conf.mac && conf.isLayer3) await setSysctls({ [`net/ipv4/conf/${a.ifName}/arp_notify`]: '1' }, a.netns);
-    return readHeld ? globalAddresses(out[0]) : [];
-  };
-  const ipam = async (): Promise<Result> => {
-    const r = conf.isLayer3 ? await ipamAdd(a) : { cniVersion: a.conf.cniVersion };
-    ipamDone = true;
-    return r;
-  };
-  // masquerade needs only the addresses: it starts as soon as IPAM answers
-  const masq = async (r: Result): Promise<void> => {
-    if (!conf.ipMasq || !conf.isLayer3 || !r.ips?.length) return;
-    masqTried = true;
-    await setupMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, r, conf.masqExcluded));
-  };
 
-  let masqP: Promise<void> | undefined;
   try {
-    let ipamP: Promise<Result>;
-    let nodeP: Promise<AddrInfo[]>;
-    if (bridgeReady) {
-      // the usual ADD: the node batch first, so its spawn runs while IPAM works in this process (the reference
-      // also makes the veth before IPAM)
-      nodeP = nodeSide();
-      ipamP = ipam();
-    } else {
-      // a node's first ADD (or a bridge to fix): IPAM first, so a config it refuses leaves the node untouched
-      ipamP = Promise.resolve(await ipam());
-      nodeP = nodeSide();
-    }
-    // the rules go in while the pod end is configured: awaited with it below, or before the rollback
-    masqP = ipamP.then(masq);
-    masqP.catch(() => undefined);
-    const [result, held] = await settled([ipamP, nodeP] as const);
-    if (conf.isLayer3 && !result.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
-    const gw = calcGateways(result, conf);
-    const podMac = macFromIpam(result) ?? firstMac;
-    const plan = pair(result);
-    // the gateway on the bridge (or its VLAN device), checked against what it already holds; nothing to
-    // write when it holds just that
-    const gwCmds = [...vlanGatewayDevCommands(conf), ...(conf.isGateway ? gatewayCommands(gwDev, gw.bridgeAddrs, held, conf.forceAddress) : [])];
-    await setSysctls({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' }).catch(() => undefined);
-    if (conf.isGateway) await setSysctls(forwardingSysctls(result));
+    // 1. IPAM; masquerade needs only the addresses, so its rules go in from the moment IPAM answers
+    const ipam = async (): Promise<Result> => {
+      if (!conf.isLayer3) return { cniVersion: a.conf.cniVersion };
+      const r = await undo.do(() => ipamAdd(a), () => ipamDel(a));
+      if (conf.ipMasq && r.ips?.length) {
+        undo.push(() => teardownMasq(attachment(a)));
+        masq = resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, r, conf.masqExcluded)));
+        masq.catch(() => undefined);
+      }
+      return r;
+    };
+    // 2. the bridge (made once per node, left for its other pods) and the veth pair: a node end left by an
+    //    earlier ADD of this attachment (a runtime's retry) is rewired, as ptp does
+    const pair = async (): Promise<AddrInfo[]> => {
+      if (!node.bridgeReady) await ensureBridge({ name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 });
+      if (linkExists(hostName)) await deleteLink(hostName);
+      const held = await createPair(undo, pairPlan({ cniVersion: a.conf.cniVersion }), node.readGateway ? gwDev : undefined);
+      if (node.bridgeReady) await ensureBridgeSysctls(conf.bridge);
+      // a MAC the runtime chose may hold an address some neighbour knows with another MAC: a gratuitous ARP on
+      // link up corrects it (arp_notify, as the reference sets for every pod)
+      if (conf.mac && conf.isLayer3) await applyOps(sysctlOps({ [`net/ipv4/conf/${a.ifName}/arp_notify`]: '1' }), { netns: a.netns });
+      return held;
+    };
+    // The one overlap of this ADD: with the bridge ready, the pair's spawn runs while IPAM works in this
+    // process (the reference also makes the veth before IPAM). A node's first ADD (or a bridge to fix) asks
+    // IPAM first, so a config it refuses leaves the node untouched.
+    const [ipamResult, held] = node.bridgeReady ? await settled([ipam(), pair()] as const) : [await ipam(), await pair()];
+    if (conf.isLayer3 && !ipamResult.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
 
-    // independent from here: node gateway and VLAN entries, the pod end, MAC spoof checks, masquerade
+    // 3. the gateways on the bridge, checked against what it already holds; the pod side, now that the
+    //    addresses are known
+    const { result, bridgeAddrs, vlanDev } = calcGateways(ipamResult, conf);
+    const podMac = derivedMac(result) ?? placeholderMac;
+    const gatewayNode = [...vlanGatewayDevOps(conf), ...(conf.isGateway ? gatewayOps(gwDev, bridgeAddrs, held, conf.forceAddress) : [])];
+    const nodeSysctls = sysctlOps({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' });
+    await applyOps(nodeSysctls).catch(() => undefined);
+    if (conf.isGateway) await applyOps(sysctlOps(forwardingSysctls(result)));
+
+    // 4. independent from here: node gateway and VLAN entries, the pod end, MAC spoof checks, masquerade
+    if (conf.macspoofchk) undo.push(() => spoof().teardownSpoofchk(attachment(a)));
     await settled([
-      masqP,
-      ipBatch(gwCmds).then(() => bridgeBatch(vlanBridgeCommands(conf, hostName))),
-      applyPodSide(plan),
+      masq,
+      applyOps([...gatewayNode, ...vlanBridgeOps(conf, hostName)]),
+      applyOps(podOps(pairPlan(result)), { netns: a.netns }),
       conf.macspoofchk ? spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result)) : Promise.resolve(),
     ]);
     if (!conf.disableContainerInterface) await waitOperUp(hostName);
 
-    // the result: bridge, node veth, pod interface
+    // 5. the result: bridge, node veth, pod interface
     result.interfaces = [
       { name: conf.bridge, mac: readLink(conf.bridge)?.mac },
       { name: hostName, mac: readLink(hostName)?.mac },
       { name: a.ifName, mac: podMac, mtu: conf.mtu, sandbox: a.netns },
     ];
-    if (gw.vlanDev) result.interfaces.push({ name: gwDev, mac: readLink(gwDev)?.mac });
+    if (vlanDev) result.interfaces.push({ name: gwDev, mac: readLink(gwDev)?.mac });
     if (conf.dns && Object.keys(conf.dns).length) result.dns = conf.dns;
     return result;
   } catch (e) {
-    // undo what ran: a failed `link add` created nothing (and the name may belong to a live pod)
-    await masqP?.catch(() => undefined);
-    const made = tried && (pairError === undefined || pairCreated(pairError));
-    await settled([
-      made ? deleteLink(hostName).catch(() => false) : Promise.resolve(false),
-      masqTried ? teardownMasq(attachment(a)).catch(() => undefined) : Promise.resolve(),
-      conf.macspoofchk && ipamDone ? spoof().teardownSpoofchk(attachment(a)).catch(() => undefined) : Promise.resolve(),
-      conf.isLayer3 && ipamDone ? ipamDel(a).catch(() => undefined) : Promise.resolve(),
-    ]);
+    await masq.catch(() => undefined);
+    await undo.run();
     throw e;
   }
 }
@@ -210,8 +211,8 @@ export async function bridgePodProblems(a: CmdArgs, conf: BridgePodConf, prev: R
   if (!bridge?.isBridge) problems.push(`bridge ${conf.bridge} is missing`);
   else if (prevBridge?.mac && prevBridge.mac !== bridge.mac) problems.push(`bridge ${conf.bridge} has MAC ${bridge.mac}, expected ${prevBridge.mac}`);
   if (bridge && conf.promiscMode) {
-    const l = await ipJson<{ flags?: string[] }>(['link', 'show', 'dev', conf.bridge]);
-    if (!l[0]?.flags?.includes('PROMISC')) problems.push(`bridge ${conf.bridge} is not promiscuous`);
+    const [links] = await readState([{ read: 'links', dev: conf.bridge }]);
+    if (!(links[0] as { flags?: string[] } | undefined)?.flags?.includes('PROMISC')) problems.push(`bridge ${conf.bridge} is not promiscuous`);
   }
 
   const hostName = hostVethName(a.containerId, a.ifName);

@@ -1,11 +1,13 @@
 // Gateways for the bridge: which address the bridge holds per family, and the pod's default routes.
-import type { IpCommand } from '../ip/batch';
+import type { KernelOp } from '../ip/ops';
 import { linkExists } from '../ip/sysfs';
 import { formatIP, networkOf, parseCIDR } from '../ipnet';
 import type { Result } from '../cni/types';
 import type { BridgePodConf } from './bridgepod';
 
 export interface Gateways {
+  /** the IPAM result with what the bridge adds: each IP on the pod interface, gateways, default routes */
+  result: Result;
   /** CIDRs to put on the bridge: gateway address with the pod subnet's prefix */
   bridgeAddrs: string[];
   vlanDev: boolean;
@@ -14,12 +16,14 @@ export interface Gateways {
 /**
  * As the reference does: every IP belongs to interface 2 (the pod end); a gateway IPAM left out becomes the
  * subnet's first address; isDefaultGateway adds a default route per family unless IPAM gave one with a gateway.
+ * The IPAM result is left as it was.
  */
-export function calcGateways(result: Result, conf: BridgePodConf): Gateways {
+export function calcGateways(ipam: Result, conf: Pick<BridgePodConf, 'isGateway' | 'isDefaultGateway' | 'vlan'>): Gateways {
   const bridgeAddrs: string[] = [];
   const defaults = new Set<number>();
-  for (const ip of result.ips ?? []) {
-    ip.interface = 2;
+  const ips = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
+  const routes = (ipam.routes ?? []).map((r) => ({ ...r }));
+  for (const ip of ips) {
     const net = parseCIDR(ip.address);
     if (!net) continue;
     if (!ip.gateway && conf.isGateway) ip.gateway = formatIP(net.family, networkOf(net).ip + 1n);
@@ -28,35 +32,34 @@ export function calcGateways(result: Result, conf: BridgePodConf): Gateways {
     if (!bridgeAddrs.includes(cidr)) bridgeAddrs.push(cidr);
     if (conf.isDefaultGateway && !defaults.has(net.family)) {
       defaults.add(net.family);
-      const dst = net.family === 4 ? '0.0.0.0/0' : '::/0';
-      const routes = (result.routes ??= []);
       const have = routes.find((r) => parseCIDR(r.dst)?.prefix === 0 && parseCIDR(r.dst)?.family === net.family);
-      if (!have) routes.push({ dst, gw: ip.gateway });
+      if (!have) routes.push({ dst: net.family === 4 ? '0.0.0.0/0' : '::/0', gw: ip.gateway });
       else if (!have.gw) have.gw = ip.gateway;
     }
   }
-  return { bridgeAddrs, vlanDev: conf.vlan !== 0 && conf.isGateway };
+  const result: Result = { ...ipam, ips };
+  if (routes.length || ipam.routes) result.routes = routes;
+  return { result, bridgeAddrs, vlanDev: conf.vlan !== 0 && conf.isGateway };
 }
 
 /** With a VLAN, the gateway lives on `<bridge>.<vlan>`, created here on first use. */
-export function vlanGatewayDevCommands(conf: BridgePodConf): IpCommand[] {
+export function vlanGatewayDevOps(conf: BridgePodConf): KernelOp[] {
   if (!conf.vlan || !conf.isGateway) return [];
   const dev = `${conf.bridge}.${conf.vlan}`;
   if (linkExists(dev)) return [];
   return [
-    ['link', 'add', 'link', conf.bridge, 'name', dev, 'type', 'vlan', 'id', String(conf.vlan)],
-    ['link', 'set', dev, 'up'],
+    { op: 'link-add', name: dev, link: { type: 'vlan', parent: conf.bridge, id: conf.vlan } },
+    { op: 'link-set', name: dev, up: true },
   ];
 }
 
-/** `bridge vlan` commands for the pod's port (access port: PVID untagged) and the bridge itself. */
-export function vlanBridgeCommands(conf: BridgePodConf, hostVeth: string): string[][] {
+/** Bridge VLAN entries for the pod's port (access port: PVID untagged) and the bridge itself. */
+export function vlanBridgeOps(conf: BridgePodConf, hostVeth: string): KernelOp[] {
   if (!conf.vlan) return [];
-  const vid = String(conf.vlan);
-  const cmds = [
-    ['vlan', 'del', 'dev', hostVeth, 'vid', '1'],
-    ['vlan', 'add', 'dev', hostVeth, 'vid', vid, 'pvid', 'untagged'],
+  const ops: KernelOp[] = [
+    { op: 'vlan-del', dev: hostVeth, vid: 1 },
+    { op: 'vlan-add', dev: hostVeth, vid: conf.vlan, pvid: true, untagged: true },
   ];
-  if (conf.isGateway) cmds.push(['vlan', 'add', 'dev', conf.bridge, 'vid', vid, 'self']);
-  return cmds;
+  if (conf.isGateway) ops.push({ op: 'vlan-add', dev: conf.bridge, vid: conf.vlan, self: true });
+  return ops;
 }

@@ -16,11 +16,10 @@
 // link-local source address, so it gets fe80::ecee:eeff:feee:eeee with nodad instead of a kernel-made
 // one that would sit tentative through DAD (NS from a tentative-only link is not sent at all).
 import type { Result, Route } from '../cni/types';
-import { ipBatch, type IpCommand } from '../ip/batch';
-import { setSysctls } from '../ip/sysctl';
 import { linkLocalFromMac } from '../ip/mac';
+import { applyOps, type KernelOp } from '../ip/ops';
 import { parseCIDR, type Family } from '../ipnet';
-import { planVeth, type RouteSpec, type VethPlan } from './veth';
+import { nodeOps, planVeth, podOps, sysctlOps, type RouteSpec, type VethPlan } from './veth';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 export const GATEWAY4 = '169.254.1.1';
@@ -44,10 +43,10 @@ export interface PtpPodInput {
 export interface PtpPlan {
   veth: VethPlan;
   /**
-   * how many node commands run before hostSysctls are written: 1 (split after `link add`) when the node end
-   * needs a sysctl before its IPv6 lines can work, else all of them (one spawn)
+   * hostSysctls go right after the pair is made, before the node end's IPv6 lines, which need IPv6 enabled on it
+   * (a node whose default disables it); otherwise after all node lines (one spawn)
    */
-  nodeSplit: number;
+  hostSysctlsFirst: boolean;
   /** node-side sysctls, written after the pair exists (slashed keys) */
   hostSysctls: Record<string, string>;
   /** the addresses as the pod holds them: /32 and /128 */
@@ -112,13 +111,13 @@ export function planPtpPod(p: PtpPodInput, ipv6Available = true): PtpPlan {
   const gatewayRoutes: RouteSpec[] = families.includes(4) ? [{ dst: `${GATEWAY4}/32`, dev: p.ifName, scope: 'link' }] : [];
 
   // node end: the v6 link-local (before up, so the kernel makes none of its own), then routes to the pod
-  const beforeUp: IpCommand[] = v6
-    ? [['link', 'set', p.hostName, 'addrgenmode', 'none'], ['addr', 'replace', `${GATEWAY6}/64`, 'dev', p.hostName, 'nodad']]
+  const beforeUp: KernelOp[] = v6
+    ? [{ op: 'link-set', name: p.hostName, addrGenMode: 'none' }, { op: 'addr-replace', dev: p.hostName, cidr: `${GATEWAY6}/64`, nodad: true }]
     : [];
-  const hostRoutes: IpCommand[] = podAddresses.map((a) => ['route', 'replace', a, 'dev', p.hostName, 'scope', 'link']);
+  const hostRoutes = podAddresses.map((dst): KernelOp => ({ op: 'route-replace', route: { dst, dev: p.hostName, scope: 'link' } }));
 
   const veth = planVeth(
-    { name: p.hostName, mac: HOST_MAC, mtu: p.mtu, after: hostRoutes },
+    { name: p.hostName, mac: HOST_MAC, mtu: p.mtu, beforeUp, after: hostRoutes },
     {
       netns: p.netns,
       ifName: p.ifName,
@@ -129,15 +128,13 @@ export function planPtpPod(p: PtpPodInput, ipv6Available = true): PtpPlan {
       routes: [...gatewayRoutes, ...podRoutes],
       // no arp_notify: the node end is new, so no neighbour holds a stale entry for this address
       sysctls: v6 ? { [`net/ipv6/conf/${p.ifName}/disable_ipv6`]: '0', [`net/ipv6/conf/${p.ifName}/accept_dad`]: '0' } : {},
+      after: gatewayNeighbours(p.ifName, families),
     },
   );
-  // planVeth: [link add, link set up, ...after]; the v6 lines go between add and up
-  veth.node.splice(1, 0, ...beforeUp);
-  veth.pod.push(...gatewayNeighbours(p.ifName, families));
 
   return {
     veth,
-    nodeSplit: v6 && p.nodeIpv6DisabledByDefault ? 1 : veth.node.length,
+    hostSysctlsFirst: v6 && !!p.nodeIpv6DisabledByDefault,
     hostSysctls: hostSysctls(p.hostName, families, ipv6Available),
     podAddresses,
     podRoutes,
@@ -146,8 +143,8 @@ export function planPtpPod(p: PtpPodInput, ipv6Available = true): PtpPlan {
   };
 }
 
-export function gatewayNeighbours(ifName: string, families: Family[]): IpCommand[] {
-  return families.map((f) => ['neigh', 'replace', GATEWAY[f], 'lladdr', HOST_MAC, 'dev', ifName, 'nud', 'permanent']);
+export function gatewayNeighbours(ifName: string, families: Family[]): KernelOp[] {
+  return families.map((f) => ({ op: 'neigh-replace', dev: ifName, ip: GATEWAY[f], mac: HOST_MAC }));
 }
 
 /**
@@ -176,14 +173,12 @@ export function asHeld(r: Result): Result {
 }
 
 /**
- * Spawns: the node batch (pair, link-local, routes), the pod sysctls (only with IPv6) and the pod batch;
- * node sysctls are direct /proc writes. The caller deletes the node end on failure.
+ * The node side (pair, link-local, routes; its sysctls are direct /proc writes), then the pod side (sysctls only
+ * with IPv6, then one batch). The caller deletes the node end on failure.
  */
 export async function applyPtpPlan(plan: PtpPlan): Promise<void> {
-  const { node, pod, podSysctls, netns } = plan.veth;
-  await ipBatch(node.slice(0, plan.nodeSplit));
-  await setSysctls(plan.hostSysctls);
-  await ipBatch(node.slice(plan.nodeSplit));
-  await setSysctls(podSysctls, netns);
-  await ipBatch(pod, { netns });
+  const { node } = plan.veth;
+  const sysctls = sysctlOps(plan.hostSysctls);
+  await applyOps(plan.hostSysctlsFirst ? [...node.create, ...sysctls, ...node.beforeUp, ...node.up, ...node.after] : [...nodeOps(plan.veth), ...sysctls]);
+  await applyOps(podOps(plan.veth), { netns: plan.veth.netns });
 }

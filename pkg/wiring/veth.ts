@@ -1,30 +1,15 @@
-// A veth pair from the node into the pod, planned as two lists of ip commands and applied in three spawns:
-// node side (creates the pair, peer straight into the pod netns), pod sysctls (none for most pods), pod side.
-import { CniError, ErrCode } from '../cni/errors';
-import { run } from '../exec';
-import { BatchError, inNetns, ipBatch, type IpCommand } from '../ip/batch';
-import { setSysctls } from '../ip/sysctl';
+// A veth pair from the node into the pod, planned as kernel operations in named phases: on the node, the pair
+// (its peer made straight inside the pod netns), what the node end needs before it goes up, up, and what comes
+// after (routes through it); in the pod, sysctls before its end goes up, then addresses and up, then routes.
+import type { KernelOp, RouteSpec } from '../ip/ops';
 
-export interface RouteSpec {
-  dst: string;
-  gw?: string;
-  dev: string;
-  scope?: 'link' | 'host' | 'global';
-  onlink?: boolean;
-  src?: string;
-  mtu?: number;
-  advmss?: number;
-  metric?: number;
-  table?: number;
-  /** route protocol number, so routes we own are recognisable */
-  proto?: number;
-}
+export type { RouteSpec };
 
 export interface PodSide {
   netns: string;
   ifName: string;
   mac: string;
-  /** the pair was made before `mac` was known (it follows from the IPAM result): the pod batch sets it */
+  /** the pair was made before `mac` was known (it follows from the IPAM result): the pod side sets it */
   setMac?: boolean;
   mtu: number;
   /** CIDRs, e.g. 10.22.0.5/16 on a bridge, 10.22.0.5/32 on ptp */
@@ -37,6 +22,8 @@ export interface PodSide {
   sysctls: Record<string, string>;
   /** false leaves the pod interface down (bridge disableContainerInterface) */
   up?: boolean;
+  /** more pod-side operations once it is up (ptp's gateway neighbours) */
+  after?: KernelOp[];
 }
 
 export interface HostSide {
@@ -46,93 +33,54 @@ export interface HostSide {
   master?: string;
   hairpin?: boolean;
   isolated?: boolean;
-  /** node-side commands to run after the pair is up (routes, bridge addresses ...) */
-  after?: IpCommand[];
+  /** node-side operations between creation and up (ptp's IPv6 link-local) */
+  beforeUp?: KernelOp[];
+  /** node-side operations once the pair is up (routes to the pod) */
+  after?: KernelOp[];
 }
 
+/** The phases in the order they run; each side's lists are applied in one go (pkg/ip/ops.ts). */
 export interface VethPlan {
-  node: IpCommand[];
-  podSysctls: Record<string, string>;
-  pod: IpCommand[];
   netns: string;
+  hostName: string;
+  node: { create: KernelOp[]; beforeUp: KernelOp[]; up: KernelOp[]; after: KernelOp[] };
+  pod: { beforeUp: KernelOp[]; up: KernelOp[]; after: KernelOp[] };
 }
 
-export function addrCommand(dev: string, cidr: string, nodad: boolean): IpCommand {
-  const c = ['addr', 'replace', cidr, 'dev', dev];
-  if (nodad && cidr.includes(':')) c.push('nodad');
-  return c;
-}
-
-export function routeCommand(r: RouteSpec, verb: 'replace' | 'add' | 'del' = 'replace'): IpCommand {
-  // ip -batch lines take no options such as -6: the family follows from the addresses
-  const c = ['route', verb, r.dst];
-  if (r.gw) c.push('via', r.gw);
-  c.push('dev', r.dev);
-  if (r.onlink) c.push('onlink');
-  if (r.scope) c.push('scope', r.scope);
-  if (r.src) c.push('src', r.src);
-  if (r.proto !== undefined) c.push('proto', String(r.proto));
-  if (r.metric !== undefined) c.push('metric', String(r.metric));
-  if (r.table !== undefined) c.push('table', String(r.table));
-  if (r.mtu !== undefined) c.push('mtu', String(r.mtu));
-  if (r.advmss !== undefined) c.push('advmss', String(r.advmss));
-  return c;
-}
+export const sysctlOps = (values: Record<string, string>): KernelOp[] => Object.entries(values).map(([key, value]) => ({ op: 'sysctl', key, value }));
 
 export function planVeth(host: HostSide, pod: PodSide): VethPlan {
-  const node: IpCommand[] = [
-    ['link', 'add', host.name, 'address', host.mac, 'mtu', String(host.mtu), 'type', 'veth',
-      'peer', 'name', pod.ifName, 'address', pod.mac, 'mtu', String(pod.mtu), 'netns', pod.netns],
-  ];
-  if (host.master) node.push(['link', 'set', host.name, 'master', host.master]);
-  if (host.hairpin) node.push(['link', 'set', host.name, 'type', 'bridge_slave', 'hairpin', 'on']);
-  if (host.isolated) node.push(['link', 'set', host.name, 'type', 'bridge_slave', 'isolated', 'on']);
-  node.push(['link', 'set', host.name, 'up']);
-  node.push(...(host.after ?? []));
-  const podCmds: IpCommand[] = pod.setMac ? [['link', 'set', pod.ifName, 'address', pod.mac]] : [];
-  podCmds.push(...pod.addresses.map((a) => addrCommand(pod.ifName, a, pod.nodad)));
-  if (pod.up !== false) {
-    podCmds.push(['link', 'set', pod.ifName, 'up']);
-    podCmds.push(...pod.routes.map((r) => routeCommand(r)));
-  }
-  return { node, podSysctls: pod.sysctls, pod: podCmds, netns: pod.netns };
+  const beforeUp: KernelOp[] = [];
+  if (host.master) beforeUp.push({ op: 'link-set', name: host.name, master: host.master });
+  if (host.hairpin || host.isolated) beforeUp.push({ op: 'port-set', name: host.name, ...(host.hairpin ? { hairpin: true } : {}), ...(host.isolated ? { isolated: true } : {}) });
+  beforeUp.push(...(host.beforeUp ?? []));
+  const podUp: KernelOp[] = pod.setMac ? [{ op: 'link-set', name: pod.ifName, mac: pod.mac }] : [];
+  podUp.push(...pod.addresses.map((cidr): KernelOp => ({ op: 'addr-replace', dev: pod.ifName, cidr, nodad: pod.nodad })));
+  const up = pod.up !== false;
+  if (up) podUp.push({ op: 'link-set', name: pod.ifName, up: true });
+  return {
+    netns: pod.netns,
+    hostName: host.name,
+    node: {
+      create: [{ op: 'link-add', name: host.name, mac: host.mac, mtu: host.mtu, link: { type: 'veth', peer: { name: pod.ifName, mac: pod.mac, mtu: pod.mtu, netns: pod.netns } } }],
+      beforeUp,
+      up: [{ op: 'link-set', name: host.name, up: true }],
+      after: host.after ?? [],
+    },
+    pod: {
+      beforeUp: sysctlOps(pod.sysctls),
+      up: podUp,
+      after: up ? [...pod.routes.map((route): KernelOp => ({ op: 'route-replace', route })), ...(pod.after ?? [])] : [],
+    },
+  };
 }
 
-/** Apply a plan; on failure the pair is deleted again (which removes both ends) and the error rethrown. */
-export async function applyVeth(plan: VethPlan, hostName: string): Promise<void> {
-  try {
-    await applyNodeSide(plan);
-    await applyPodSide(plan);
-  } catch (e) {
-    if (pairCreated(e)) await deleteLink(hostName).catch(() => undefined);
-    throw e;
-  }
+/** The node side in order: pair, before up, up, after. */
+export function nodeOps(p: VethPlan): KernelOp[] {
+  return [...p.node.create, ...p.node.beforeUp, ...p.node.up, ...p.node.after];
 }
 
-/** false when the error is a failed `link add` (first node command): nothing was created, and the name may belong to a live pod */
-export function pairCreated(e: unknown): boolean {
-  return !(e instanceof BatchError && e.failedIndex === 0);
-}
-
-/**
- * The node batch: creates the pair (the peer straight into the pod netns) and wires the node end; `show`
- * commands appended to the same spawn return their JSON (a read folded into a write costs no spawn).
- */
-export async function applyNodeSide(plan: VethPlan, show: IpCommand[] = []): Promise<unknown[]> {
-  return ipBatch([...plan.node, ...show], show.length ? { json: true } : {});
-}
-
-/** The pod end: its sysctls (before it goes up), then its addresses, link and routes. */
-export async function applyPodSide(plan: VethPlan): Promise<void> {
-  await setSysctls(plan.podSysctls, plan.netns);
-  await ipBatch(plan.pod, { netns: plan.netns });
-}
-
-/** Delete a link by name; absent is fine. */
-export async function deleteLink(name: string, netns?: string): Promise<boolean> {
-  const [file, args] = inNetns(netns, 'ip', ['link', 'del', name]);
-  const r = await run(file, args, { allowFailure: true });
-  if (r.exitCode === 0) return true;
-  if (/Cannot find device|does not exist/i.test(r.stderr)) return false;
-  throw new CniError(ErrCode.KernelOperation, `ip link del ${name}: ${r.stderr.trim()}`);
+/** The pod side in order: sysctls, addresses and up, routes. */
+export function podOps(p: VethPlan): KernelOp[] {
+  return [...p.pod.beforeUp, ...p.pod.up, ...p.pod.after];
 }

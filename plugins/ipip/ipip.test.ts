@@ -1,6 +1,7 @@
 // ipip planning without root: the device, the routes, crossSubnet's path choice (and its symmetry), and the
 // reconcile diff against an ipip device exactly as the kernel reports it (captured in the UML guest).
 import { CniError } from '../../pkg/cni/errors';
+import { argvOf } from '../../pkg/ip/ops';
 import { parseFabricConf } from '../../pkg/fabric/config';
 import { planFabric } from '../../pkg/fabric/plan';
 import { diffFabric } from '../../pkg/fabric/reconcile';
@@ -44,9 +45,10 @@ describe('ipip plan', () => {
   it('one ipip device of its own (not tunl0): local nodeIP over the underlay, MTU underlay - 20, the pod network /32', () => {
     expect(d.mtu).toBe(1480);
     expect(d.device).toMatchObject({ name: 'tscni.ipip', kind: 'ipip', mtu: 1480, addresses: ['10.244.1.0/32'] });
-    expect(d.device!.create).toEqual(['mtu', '1480', 'type', 'ipip', 'local', '192.168.10.11', 'dev', 'eth0']);
+    expect(d.device!.link).toEqual({ type: 'ipip', local: '192.168.10.11', dev: 'eth0' });
+    expect(argvOf([{ op: 'link-add', name: 'tscni.ipip', mtu: d.device!.mtu, link: d.device!.link }])[0]).toEqual(['link', 'add', 'name', 'tscni.ipip', 'mtu', '1480', 'type', 'ipip', 'local', '192.168.10.11', 'dev', 'eth0']);
     // no `remote`: one device receives from every peer
-    expect(d.device!.create).not.toContain('remote');
+    expect(d.device!.link).not.toHaveProperty('remote');
     expect(d.device!.infoData).toEqual({ local: '192.168.10.11', link: 'eth0' });
     expect(d.sysctls).toMatchObject({ 'net/ipv4/ip_forward': '1', 'net/ipv4/conf/tscni.ipip/rp_filter': '2' });
     expect(d.neighs).toEqual([]);
@@ -128,27 +130,27 @@ describe('ipip reconcile diff against the kernel view', () => {
 
   it('switching to crossSubnet replaces only the same-subnet route', () => {
     const diff = diffFabric(plan('node1', { crossSubnet: true }), state([tunnel()]));
-    expect(diff.device).toEqual([]);
-    expect(diff.ip).toEqual([['route', 'replace', '10.244.2.0/24', 'via', '192.168.10.12', 'dev', 'eth0', 'proto', String(RTPROT_TSCNI)]]);
+    expect(argvOf(diff.device)).toEqual([]);
+    expect(argvOf(diff.ip)).toEqual([['route', 'replace', '10.244.2.0/24', 'via', '192.168.10.12', 'dev', 'eth0', 'proto', String(RTPROT_TSCNI)]]);
   });
 
   it('a tunnel with another local address is recreated; a wrong MTU is set in place', () => {
     const moved = diffFabric(plan('node1'), state([tunnel({ linkinfo: { info_kind: 'ipip', info_data: { local: '192.168.10.99', link: 'eth0' } } })]));
-    expect(moved.device.slice(0, 2)).toEqual([
+    expect(argvOf(moved.device).slice(0, 2)).toEqual([
       ['link', 'del', 'tscni.ipip'],
       ['link', 'add', 'name', 'tscni.ipip', 'mtu', '1480', 'type', 'ipip', 'local', '192.168.10.11', 'dev', 'eth0'],
     ]);
     // the routes went with the old device: all are re-added
-    expect(moved.ip.filter((c) => c[1] === 'replace')).toHaveLength(2);
+    expect(argvOf(moved.ip).filter((c) => c[1] === 'replace')).toHaveLength(2);
     const mtu = diffFabric(plan('node1'), state([tunnel({ mtu: 1500 })]));
-    expect(mtu.device).toEqual([['link', 'set', 'tscni.ipip', 'mtu', '1480']]);
+    expect(argvOf(mtu.device)).toEqual([['link', 'set', 'tscni.ipip', 'mtu', '1480']]);
     expect(mtu.problems).toEqual(['tscni.ipip has MTU 1500, expected 1480']);
   });
 
   it('a removed peer: its route is deleted by protocol, the others stay', () => {
     const d = planFabric('ipip', { podCIDR: NODES.node1.podCIDR }, peersOf('node1').slice(0, 1), underlayOf('node1'), opts());
     const diff = diffFabric(d, state([tunnel()]));
-    expect(diff.ip).toEqual([['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]]);
+    expect(argvOf(diff.ip)).toEqual([['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]]);
   });
 });
 

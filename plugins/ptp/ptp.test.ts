@@ -2,7 +2,9 @@ import { parseNetConf } from '../../pkg/cni/skel';
 import type { CmdArgs, Result } from '../../pkg/cni/types';
 import { CniError } from '../../pkg/cni/errors';
 import { masqRules } from '../../pkg/wiring/pod';
+import { argvOf } from '../../pkg/ip/ops';
 import { GATEWAY6, asHeld, hostSysctls, planPtpPod, ptpRoutes } from '../../pkg/wiring/ptp';
+import { nodeOps, podOps } from '../../pkg/wiring/veth';
 import { parsePtpConf } from './config';
 
 function args(conf: Record<string, unknown>, drop: string[] = []): CmdArgs {
@@ -74,8 +76,8 @@ const input = (ipam: Result, extra = {}) => ({
 describe('ptp planning', () => {
   it('plans the node batch: pair with ee:ee:... MAC, v6 link-local before up, host routes after', () => {
     const p = planPtpPod(input(dual()));
-    expect(p.veth.node).toEqual([
-      ['link', 'add', 'ptp0123456789ab', 'address', 'ee:ee:ee:ee:ee:ee', 'mtu', '1400', 'type', 'veth',
+    expect(argvOf(nodeOps(p.veth))).toEqual([
+      ['link', 'add', 'name', 'ptp0123456789ab', 'address', 'ee:ee:ee:ee:ee:ee', 'mtu', '1400', 'type', 'veth',
         'peer', 'name', 'eth0', 'address', '02:00:00:00:00:05', 'mtu', '1400', 'netns', '/var/run/netns/p'],
       ['link', 'set', 'ptp0123456789ab', 'addrgenmode', 'none'],
       ['addr', 'replace', 'fe80::ecee:eeff:feee:eeee/64', 'dev', 'ptp0123456789ab', 'nodad'],
@@ -83,12 +85,12 @@ describe('ptp planning', () => {
       ['route', 'replace', '10.22.0.5/32', 'dev', 'ptp0123456789ab', 'scope', 'link'],
       ['route', 'replace', 'fd22::5/128', 'dev', 'ptp0123456789ab', 'scope', 'link'],
     ]);
-    expect(p.nodeSplit).toBe(p.veth.node.length);
+    expect(p.hostSysctlsFirst).toBe(false);
   });
 
   it('plans the pod batch: /32 and /128 without DAD, gateway route, defaults via the fake gateways, permanent neighbours', () => {
     const p = planPtpPod(input(dual()));
-    expect(p.veth.pod).toEqual([
+    expect(argvOf([...p.veth.pod.up, ...p.veth.pod.after])).toEqual([
       ['addr', 'replace', '10.22.0.5/32', 'dev', 'eth0'],
       ['addr', 'replace', 'fd22::5/128', 'dev', 'eth0', 'nodad'],
       ['link', 'set', 'eth0', 'up'],
@@ -98,21 +100,21 @@ describe('ptp planning', () => {
       ['neigh', 'replace', '169.254.1.1', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent'],
       ['neigh', 'replace', 'fe80::ecee:eeff:feee:eeee', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent'],
     ]);
-    expect(p.veth.podSysctls).toEqual({ 'net/ipv6/conf/eth0/disable_ipv6': '0', 'net/ipv6/conf/eth0/accept_dad': '0' });
+    expect(argvOf(p.veth.pod.beforeUp)).toEqual([['sysctl', 'net/ipv6/conf/eth0/disable_ipv6=0'], ['sysctl', 'net/ipv6/conf/eth0/accept_dad=0']]);
   });
 
   it('needs no pod sysctls (no spawn) and no link-local lines for an IPv4-only pod', () => {
     const p = planPtpPod(input({ cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/24' }] }));
-    expect(p.veth.podSysctls).toEqual({});
-    expect(p.veth.node.map((c) => c.slice(0, 3).join(' '))).toEqual(['link add ptp0123456789ab', 'link set ptp0123456789ab', 'route replace 10.22.0.5/32']);
-    expect(p.veth.pod.some((c) => c.includes('fe80::ecee:eeff:feee:eeee'))).toBe(false);
+    expect(p.veth.pod.beforeUp).toEqual([]);
+    expect(argvOf(nodeOps(p.veth)).map((c) => c.slice(0, 4).join(' '))).toEqual(['link add name ptp0123456789ab', 'link set ptp0123456789ab up', 'route replace 10.22.0.5/32 dev']);
+    expect(argvOf(podOps(p.veth)).some((c) => c.includes('fe80::ecee:eeff:feee:eeee'))).toBe(false);
     expect(p.hostSysctls).not.toHaveProperty('net/ipv6/conf/all/forwarding');
   });
 
-  it('splits the node batch after `link add` when new links come up without IPv6', () => {
-    expect(planPtpPod(input(dual(), { nodeIpv6DisabledByDefault: true })).nodeSplit).toBe(1);
+  it('writes the node sysctls right after `link add` when new links come up without IPv6', () => {
+    expect(planPtpPod(input(dual(), { nodeIpv6DisabledByDefault: true })).hostSysctlsFirst).toBe(true);
     const v4 = { cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/24' }] };
-    expect(planPtpPod(input(v4, { nodeIpv6DisabledByDefault: true })).nodeSplit).toBe(3);
+    expect(planPtpPod(input(v4, { nodeIpv6DisabledByDefault: true })).hostSysctlsFirst).toBe(false);
   });
 
   it('sets the node sysctls, global forwarding first', () => {

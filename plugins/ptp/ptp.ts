@@ -18,7 +18,7 @@ import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '.
 import {
   GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod,
 } from '../../pkg/wiring/ptp';
-import { deleteLink } from '../../pkg/wiring/veth';
+import { deleteLink } from '../../pkg/ip/ops';
 import { parsePtpConf, type PtpConf } from './config';
 
 /** Node ends are `ptp` + 12 hex of the attachment: stable, so DEL and a repeated ADD find them. */

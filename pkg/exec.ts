@@ -4,6 +4,7 @@ import type { ExecaReturnValue } from 'execa';
 import { nowDoing, overBudget, remainingMs } from './cni/budget';
 import { CniError, ErrCode } from './cni/errors';
 import { nowMs } from './clock';
+import { observing, spawned } from './spawnlog';
 
 export interface RunOptions {
   input?: string;
@@ -25,14 +26,6 @@ export interface RunResult {
 }
 
 let execaModule: typeof import('execa') | undefined;
-
-/** Told of every finished spawn and its duration; set by the per-call debug log (pkg/cni/log.ts). */
-export type RunObserver = (file: string, args: readonly string[], ms: number, exitCode: number | undefined) => void;
-let observer: RunObserver | undefined;
-
-export function setRunObserver(fn: RunObserver | undefined): void {
-  observer = fn;
-}
 
 /**
  * TSCNI_TRACE=1: one stderr line per spawn (`tscni-trace <start ms> <duration ms> <argv>`, ms since process
@@ -84,7 +77,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   if (opts.netns) [file, args] = ['nsenter', [`--net=${opts.netns}`, '--', file, ...args]];
   let r: ExecaReturnValue;
   let inputFd: number | undefined;
-  const tObs = observer ? nowMs() : 0;
+  const watched = observing();
+  const tObs = watched ? nowMs() : 0;
   const t0 = trace ? nowMs() : 0;
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
@@ -123,7 +117,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     if (inputFd !== undefined) fsModule().closeSync(inputFd);
   }
   if (trace) process.stderr.write(`tscni-trace ${t0.toFixed(1)} ${(nowMs() - t0).toFixed(1)} spawn ${file} ${args.join(' ')}\n`);
-  observer?.(file, args, nowMs() - tObs, r.exitCode);
+  if (watched) spawned(file, args, nowMs() - tObs, r.exitCode);
   // a timed-out child is killed by a signal and has no exit code: test for the timeout first
   if (timedOut) {
     const what = `${file} ${args.join(' ')}`;

@@ -2,7 +2,7 @@
 // config's plan says the node and its pods should hold with what the kernel holds; print what is missing or wrong.
 import * as path from 'path';
 import { CniError } from '../pkg/cni/errors';
-import type { PodRef } from '../pkg/doctor';
+import type { PodRef } from './doctor/doctor';
 
 export const USAGE = `usage: tscni doctor --conf <conflist or conf file> [--pod <containerID>[:<ifname>][=<netns path>]]... [--fabric <file>] [--netns <node netns>] [--json]
 
@@ -60,7 +60,6 @@ export function parseDoctorArgs(argv: string[]): Opts | string {
 
 /** Run ourselves again inside the node namespace: `ip netns exec` also gives /sys of that namespace. */
 async function inNodeNetns(netns: string, argv: string[]): Promise<number> {
-  const { run } = require('../pkg/exec') as typeof import('../pkg/exec');
   const name = netns.startsWith('/var/run/netns/') || netns.startsWith('/run/netns/') ? path.basename(netns) : netns;
   if (name.includes('/')) {
     process.stderr.write(`tscni doctor: --netns ${netns}: give a named netns (ip netns); for another path run doctor under nsenter with /sys remounted\n`);
@@ -69,7 +68,8 @@ async function inNodeNetns(netns: string, argv: string[]): Promise<number> {
   // a SEA executable is its own program; a bundle runs under node
   const self = /\.js$/.test(process.argv[1] ?? '') ? [process.execPath, process.argv[1]] : [process.execPath];
   const rest = argv.filter((x, i) => x !== '--netns' && argv[i - 1] !== '--netns');
-  const r = await run('ip', ['netns', 'exec', name, ...self, 'doctor', ...rest], { allowFailure: true, timeout: 120_000 });
+  const { runInNamedNetns } = require('../pkg/ip/netns') as typeof import('../pkg/ip/netns');
+  const r = await runInNamedNetns(name, [...self, 'doctor', ...rest], 120_000);
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   return r.exitCode;
@@ -82,8 +82,8 @@ export async function doctorMain(argv: string[]): Promise<number> {
     return o ? 2 : 0;
   }
   if (o.netns) return inNodeNetns(o.netns, argv);
-  const d = require('../pkg/doctor') as typeof import('../pkg/doctor');
-  let report: import('../pkg/doctor').DoctorReport;
+  const d = require('./doctor/doctor') as typeof import('./doctor/doctor');
+  let report: import('./doctor/doctor').DoctorReport;
   try {
     report = await d.doctor(d.loadConf(o.conf), o.pods, o.fabric ? { fabric: d.loadConf(o.fabric) } : {});
   } catch (e) {

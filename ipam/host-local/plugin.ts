@@ -2,16 +2,17 @@
 // ADD is idempotent per (containerID, ifname); DEL releases by (containerID, ifname), falling back to legacy
 // id-only files; CHECK wants an address in every range set; GC frees what the runtime no longer lists; STATUS
 // reports an exhausted range set or an unwritable dataDir with code 50.
+import * as fs from 'fs';
 import * as path from 'path';
 import { setBudget } from '../../pkg/cni/budget';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { checkCniArgs } from '../../pkg/cni/skel';
-import type { Attachment, CmdArgs, IPConfig, Plugin, Result } from '../../pkg/cni/types';
+import type { Attachment, CmdArgs, IPConfig, NetConf, Plugin, Result } from '../../pkg/cni/types';
 import { probeDirs } from '../../pkg/files';
 import { formatIP, parseIP } from '../../pkg/ipnet';
 import { type HostLocalConfig, type RangeSet, type RequestedIP, parseConfig } from './config';
 import { readResolvConf } from './dns';
-import { type Entry, type ScanEntry, Store, TORN_GRACE_MS } from './store';
+import { type Entry, type ScanEntry, Store, TORN_GRACE_MS, parseIPFileName, parseOwner } from './store';
 
 export const KNOWN_CNI_ARGS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'] as const;
 
@@ -172,6 +173,45 @@ async function status(a: CmdArgs): Promise<void> {
     await store.close();
   }
   if (full) throw new CniError(ErrCode.NotAvailable, `no IP addresses available in range set: ${full.describe()}`);
+}
+
+/** One attachment the store holds: its addresses as ADD returned them (address/prefix, gateway). */
+export interface Reservation {
+  id: string;
+  ifName: string;
+  ips: IPConfig[];
+}
+
+/**
+ * Every attachment of a network's store, in address order, read without the lock (a snapshot for `tscni doctor`):
+ * torn files and addresses outside the configured ranges are left out.
+ */
+export function listReservations(conf: NetConf): Reservation[] {
+  const cfg = parseConfig(conf, {});
+  const dir = path.join(cfg.dataDir, cfg.name);
+  const out = new Map<string, Reservation>();
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  for (const name of names.sort()) {
+    const a = parseIPFileName(name);
+    const set = a && cfg.rangeSets.find((s) => s.rangeOf(a.family, a.ip));
+    if (!a || !set) continue;
+    let owner;
+    try {
+      owner = parseOwner(fs.readFileSync(path.join(dir, name), 'utf8'));
+    } catch {
+      continue;
+    }
+    if (!owner) continue;
+    const key = `${owner.id}/${owner.ifname}`;
+    if (!out.has(key)) out.set(key, { id: owner.id, ifName: owner.ifname, ips: [] });
+    out.get(key)!.ips.push(ipConfig(set, a.ip));
+  }
+  return [...out.values()];
 }
 
 export const plugin: Plugin = { add, del, check, gc, status };

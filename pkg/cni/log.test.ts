@@ -1,7 +1,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { run, setRunObserver } from '../exec';
+import { run } from '../exec';
+import { observeSpawns } from '../spawnlog';
 import { CniError, ErrCode } from './errors';
 import { CallLog, formatFields, parseLogConf } from './log';
 import { runPlugin, type SkelIO } from './skel';
@@ -9,7 +10,7 @@ import type { CmdArgs, Plugin } from './types';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-log-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-afterEach(() => setRunObserver(undefined));
+afterEach(() => observeSpawns(undefined));
 
 const env = { CNI_CONTAINERID: 'ctr-1', CNI_NETNS: '/var/run/netns/p1', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
 

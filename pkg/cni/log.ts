@@ -115,14 +115,14 @@ export class CallLog {
 
 /**
  * The log for this call, or undefined without a `log` block. With level debug every external command is
- * recorded through pkg/exec's observer.
+ * recorded (pkg/spawnlog.ts).
  */
 export function openCallLog(plugin: string, a: CmdArgs, t0: number): CallLog | undefined {
   const conf = parseLogConf(a.conf.raw);
   if (!conf) return undefined;
   const log = new CallLog(conf, plugin, a, t0);
   if (conf.level === 'debug') {
-    (require('../exec') as typeof import('../exec')).setRunObserver((file, args, ms, code) => log.command(file, args, ms, code));
+    (require('../spawnlog') as typeof import('../spawnlog')).observeSpawns((file, args, ms, code) => log.command(file, args, ms, code));
   }
   return log;
 }

@@ -235,13 +235,3 @@ describe('diffFabric: what is not ours', () => {
     expect(x.problems.filter((p) => !/^(route|neighbour|FDB entry) /.test(p))).toEqual([]);
   });
 });
-
-describe('tscni fabric: config files', () => {
-  it('reads the fabric plugin out of the example conflists', () => {
-    const { loadFabricConf } = require('../../plugins/fabric-cmd') as typeof import('../../plugins/fabric-cmd');
-    const vx = loadFabricConf(`${__dirname}/../../conf/50-tscni-vxlan.conflist`);
-    expect(vx).toMatchObject({ mode: 'vxlan', podCIDR: '10.244.1.0/24', clusterCIDR: '10.244.0.0/16', opts: { vni: 1, port: 8472, directRouting: true } });
-    expect(loadFabricConf(`${__dirname}/../../conf/40-tscni-host-gw.conflist`).mode).toBe('host-gw');
-    expect(() => loadFabricConf(`${__dirname}/../../conf/10-tscni-bridge.conflist`)).toThrow(/no host-gw\/vxlan\/ipip plugin/);
-  });
-});

@@ -1,5 +1,6 @@
 // Network namespaces are given by path (/var/run/netns/x, /proc/PID/ns/net).
 import * as fs from 'fs';
+import { run, type RunResult } from '../exec';
 
 /** false when the path is gone (pod torn down, node rebooted); DEL treats that as "nothing left to remove". */
 export function netnsExists(path: string): boolean {
@@ -15,4 +16,17 @@ export function netnsExists(path: string): boolean {
 /** Our own namespace as a path, so `ip link add ... netns <path>` can send a peer back here. */
 export function selfNetns(): string {
   return `/proc/${process.pid}/ns/net`;
+}
+
+/**
+ * A program run inside a named namespace (`ip netns exec`), which also gives it that namespace's /sys: for a
+ * whole program that reads sysfs, such as `tscni doctor` run for a node namespace.
+ */
+export function runInNamedNetns(name: string, argv: string[], timeoutMs: number): Promise<RunResult> {
+  return run('ip', ['netns', 'exec', name, ...argv], { allowFailure: true, timeout: timeoutMs });
+}
+
+/** argv to run `file args...` inside a netns (by path), or as is in ours: the one way a spawn enters a netns. */
+export function inNetns(netns: string | undefined, file: string, args: string[]): [string, string[]] {
+  return netns ? ['nsenter', [`--net=${netns}`, '--', file, ...args]] : [file, args];
 }

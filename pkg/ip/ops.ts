@@ -3,6 +3,7 @@
 // `bridge -batch`) and /proc/sys; the in-process netlink door executes the same values.
 import { CniError, ErrCode } from '../cni/errors';
 import { run } from '../exec';
+import { inNetns } from './netns';
 import { setSysctls } from './sysctl';
 
 export interface RouteSpec {
@@ -202,6 +203,8 @@ export interface IpLink {
   ifalias?: string;
   /** a veth's peer (ifindex in the peer's netns) */
   link_index?: number;
+  /** the netns id of a veth's peer, when it is in another namespace */
+  link_netnsid?: number;
   master?: string;
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
   addr_info?: IpAddr[];
@@ -214,7 +217,7 @@ export interface IpRoute {
   /** a name from rt_protos (kernel, static, ...) or the number */
   protocol?: string;
   scope?: string;
-  /** absent for unicast */
+  /** unicast, local, broadcast, multicast ... (reads are detailed: always there) */
   type?: string;
   table?: string;
   flags?: string[];
@@ -241,8 +244,11 @@ export function globalAddrs(l: IpLink | undefined): IpAddr[] {
 /** A dump of kernel state; each answers with the list ip -json prints (links carry their addresses). */
 export type KernelRead =
   | { read: 'links'; dev?: string }
-  | { read: 'routes'; family: 4 | 6; table: 'main' | 'all' }
-  | { read: 'neighs'; dev: string };
+  /** routes of a table; `family` limits them to that family's (default: v4, or both with table all); `dev` to one device */
+  | { read: 'routes'; table: 'main' | 'all'; family?: 4 | 6; dev?: string }
+  | { read: 'neighs'; dev: string }
+  /** the named network namespaces and their ids as seen from here (`link_netnsid` of a veth names its peer's) */
+  | { read: 'namespaces' };
 
 function readArgs(r: KernelRead): string[] {
   switch (r.read) {
@@ -250,9 +256,12 @@ function readArgs(r: KernelRead): string[] {
     case 'links':
       return ['addr', 'show', ...(r.dev ? ['dev', r.dev] : [])];
     case 'routes':
-      return ['route', 'show', 'table', r.table, 'root', r.family === 4 ? '0.0.0.0/0' : '::/0'];
+      // ip -batch lines take no -6: `root ::/0` picks the family
+      return ['route', 'show', 'table', r.table, ...(r.family ? ['root', r.family === 4 ? '0.0.0.0/0' : '::/0'] : []), ...(r.dev ? ['dev', r.dev] : [])];
     case 'neighs':
       return ['neigh', 'show', 'dev', r.dev];
+    case 'namespaces':
+      return ['netns', 'list'];
   }
 }
 
@@ -331,11 +340,6 @@ export function spawnsOf(ops: readonly KernelOp[], o: ApplyOptions = {}): number
 
 function where(o: ApplyOptions): string {
   return o.netns ? ` in netns ${o.netns}` : '';
-}
-
-/** argv to run `file args...` inside a netns (by path), or as is in ours: the one way a spawn enters a netns. */
-export function inNetns(netns: string | undefined, file: string, args: string[]): [string, string[]] {
-  return netns ? ['nsenter', [`--net=${netns}`, '--', file, ...args]] : [file, args];
 }
 
 async function batch(tool: 'ip' | 'bridge', ops: KernelOp[], offset: number, o: ApplyOptions, reads: KernelRead[]): Promise<unknown[][]> {

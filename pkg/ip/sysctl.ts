@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import { run } from '../exec';
 import { CniError, ErrCode } from '../cni/errors';
-import { inNetns } from './batch';
+import { inNetns } from './netns';
 
 /** key in dotted or slashed form: net.ipv4.ip_forward or net/ipv4/ip_forward */
 function procPath(key: string): string {

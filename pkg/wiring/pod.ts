@@ -1,12 +1,11 @@
 // The pod end: routes and sysctls derived from an IPAM result, and the CHECK of what ADD configured.
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Result } from '../cni/types';
-import { ipBatch } from '../ip/batch';
+import { readState, type IpLink, type IpRoute, type RouteSpec } from '../ip/ops';
 import { defaultRouteMtu, readOperstate } from '../ip/sysfs';
 import { netnsExists } from '../ip/netns';
 import { canonicalIP, networkOf, parseCIDR, formatCIDR, type Family } from '../ipnet';
 import type { MasqRule } from '../nat';
-import type { RouteSpec } from './veth';
 
 const SCOPES: Record<number, RouteSpec['scope']> = { 0: 'global', 253: 'link', 254: 'host' };
 
@@ -101,23 +100,6 @@ export async function waitOperUp(name: string): Promise<void> {
   throw new CniError(ErrCode.KernelOperation, `${name} did not come up`);
 }
 
-interface JsonLink {
-  ifname: string;
-  address?: string;
-  mtu?: number;
-  link_index?: number;
-  flags?: string[];
-  linkinfo?: { info_kind?: string };
-  addr_info?: { family: string; local: string; prefixlen: number }[];
-}
-
-interface JsonRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  table?: string;
-}
-
 function routeKey(dst: string): string {
   if (dst === 'default') return 'default';
   const n = parseCIDR(dst.includes('/') ? dst : `${dst}/${dst.includes(':') ? 128 : 32}`);
@@ -138,21 +120,20 @@ export async function checkPod(a: CmdArgs, prev: Result, want: PodExpectation): 
   const iface = prev.interfaces?.find((i) => i.name === a.ifName && i.sandbox);
   if (!iface) return [`prevResult has no interface ${a.ifName} with a sandbox`];
   if (iface.sandbox !== a.netns) problems.push(`prevResult sandbox ${iface.sandbox} is not CNI_NETNS ${a.netns}`);
-  let out: unknown[];
+  let out: unknown[][];
   try {
-    out = await ipBatch(
+    out = await readState(
       [
-        // `addr show` carries the link too; in one batch a `link show` before it would hide addr_info
-        ['addr', 'show', 'dev', a.ifName],
-        ['route', 'show', 'table', 'all', 'root', '0.0.0.0/0'],
-        ['route', 'show', 'table', 'all', 'root', '::/0'],
+        { read: 'links', dev: a.ifName },
+        { read: 'routes', table: 'all', family: 4 },
+        { read: 'routes', table: 'all', family: 6 },
       ],
-      { netns: a.netns, json: true, details: true },
+      { netns: a.netns },
     );
   } catch (e) {
     return [`pod interface ${a.ifName}: ${(e as Error).message}`];
   }
-  const [links, routes4, routes6] = out as [JsonLink[], JsonRoute[], JsonRoute[]];
+  const [links, routes4, routes6] = out as [IpLink[], IpRoute[], IpRoute[]];
   const link = links[0];
   if (link.linkinfo?.info_kind && link.linkinfo.info_kind !== 'veth') problems.push(`${a.ifName} is a ${link.linkinfo.info_kind}, not a veth`);
   if (iface.mac && link.address !== iface.mac) problems.push(`${a.ifName} has MAC ${link.address}, expected ${iface.mac}`);

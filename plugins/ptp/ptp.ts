@@ -6,7 +6,6 @@ import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/d
 import { CniError, ErrCode, everyStep } from '../../pkg/cni/errors';
 import { settled } from '../../pkg/settled';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
-import { ipBatch } from '../../pkg/ip/batch';
 import { randomMac } from '../../pkg/ip/mac';
 import { netnsExists } from '../../pkg/ip/netns';
 import { readSysctl } from '../../pkg/ip/sysctl';
@@ -18,7 +17,7 @@ import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '.
 import {
   GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod,
 } from '../../pkg/wiring/ptp';
-import { deleteLink } from '../../pkg/ip/ops';
+import { deleteLink, readState, type IpLink, type IpNeigh, type IpRoute } from '../../pkg/ip/ops';
 import { parsePtpConf, type PtpConf } from './config';
 
 /** Node ends are `ptp` + 12 hex of the attachment: stable, so DEL and a repeated ADD find them. */
@@ -101,24 +100,6 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   ]);
 }
 
-interface JsonAddr {
-  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
-}
-interface JsonRoute {
-  dst: string;
-  gateway?: string;
-  dev?: string;
-  scope?: string;
-  /** absent for unicast */
-  type?: string;
-  table?: string;
-}
-interface JsonNeigh {
-  dst: string;
-  lladdr?: string;
-  state?: string[];
-}
-
 const hostKey = (ip: string) => `${canonicalIP(ip.split('/')[0])}`;
 
 async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise<string[]> {
@@ -129,13 +110,10 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
   if (host.mac !== HOST_MAC) problems.push(`node veth ${hostName} has MAC ${host.mac}, expected ${HOST_MAC}`);
   if (host.mtu !== conf.mtu) problems.push(`node veth ${hostName} has MTU ${host.mtu}, expected ${conf.mtu}`);
   // `table all` makes ip dump both families (a batch line cannot say -6; `root ::/0` alone lists none)
-  const [addrs, routes] = (await ipBatch(
-    [
-      ['addr', 'show', 'dev', hostName],
-      ['route', 'show', 'table', 'all', 'dev', hostName],
-    ],
-    { json: true },
-  )) as [JsonAddr[], JsonRoute[]];
+  const [addrs, routes] = (await readState([
+    { read: 'links', dev: hostName },
+    { read: 'routes', table: 'all', dev: hostName },
+  ])) as [IpLink[], IpRoute[]];
   for (const x of addrs[0]?.addr_info ?? []) {
     if (x.scope !== 'link') problems.push(`node veth ${hostName} holds address ${x.local}/${x.prefixlen}; it must hold none`);
   }
@@ -143,7 +121,7 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
   if (familiesOf(prev).includes(6) && !(addrs[0]?.addr_info ?? []).some((x) => canonicalIP(x.local) === GATEWAY6)) {
     problems.push(`node veth ${hostName} lacks ${GATEWAY6}, the pods' IPv6 gateway`);
   }
-  const routed = new Set(routes.filter((r) => !r.gateway && !r.type && (r.table ?? 'main') === 'main').map((r) => hostKey(r.dst)));
+  const routed = new Set(routes.filter((r) => !r.gateway && (r.type ?? 'unicast') === 'unicast' && (r.table ?? 'main') === 'main').map((r) => hostKey(r.dst)));
   for (const ip of prev.ips ?? []) {
     if (!routed.has(hostKey(ip.address))) problems.push(`node has no route to ${hostAddress(ip.address)} dev ${hostName}`);
   }
@@ -159,13 +137,13 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
 /** The gateway route and the permanent neighbour entries that ADD put in the pod. */
 async function checkGateway(a: CmdArgs, prev: Result): Promise<string[]> {
   const fams = familiesOf(prev);
-  const [routes, neighs] = (await ipBatch(
+  const [routes, neighs] = (await readState(
     [
-      ['route', 'show', 'dev', a.ifName],
-      ['neigh', 'show', 'dev', a.ifName],
+      { read: 'routes', table: 'main', dev: a.ifName },
+      { read: 'neighs', dev: a.ifName },
     ],
-    { netns: a.netns, json: true },
-  )) as [JsonRoute[], JsonNeigh[]];
+    { netns: a.netns },
+  )) as [IpRoute[], IpNeigh[]];
   const problems: string[] = [];
   if (fams.includes(4) && !routes.some((r) => r.dst === GATEWAY4 && r.scope === 'link')) {
     problems.push(`pod has no route ${GATEWAY4} dev ${a.ifName} scope link`);

@@ -4,16 +4,17 @@
 // rebuilt from host-local's reservations and the config, and the node-wide state no single pod owns.
 import * as fs from 'fs';
 import * as path from 'path';
-import { CniError, ErrCode } from '../cni/errors';
-import { parseNetConf } from '../cni/skel';
-import type { CmdArgs, NetConf, Result } from '../cni/types';
-import { ipBatch, ipJson } from '../ip/batch';
-import { netnsExists } from '../ip/netns';
-import { readSysctl } from '../ip/sysctl';
-import { readLink } from '../ip/sysfs';
-import { canonicalIP, formatIP, type Family } from '../ipnet';
-import type { DesiredFabric } from '../fabric/types';
-import { hostVethName } from '../wiring/names';
+import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { parseNetConf } from '../../pkg/cni/skel';
+import type { CmdArgs, NetConf, Result } from '../../pkg/cni/types';
+import { readLinks, readState, type IpLink } from '../../pkg/ip/ops';
+import { netnsExists } from '../../pkg/ip/netns';
+import { readSysctl } from '../../pkg/ip/sysctl';
+import { readLink } from '../../pkg/ip/sysfs';
+import { canonicalIP, formatIP, type Family } from '../../pkg/ipnet';
+import type { DesiredFabric } from '../../pkg/fabric/types';
+import { hostVethName } from '../../pkg/wiring/names';
+import { listReservations } from '../../ipam/host-local/plugin';
 
 export const PLUGIN_TYPES = ['bridge', 'ptp', 'host-gw', 'vxlan', 'ipip'];
 const FABRIC = ['host-gw', 'vxlan', 'ipip'];
@@ -89,50 +90,16 @@ export function hostLocal(a: CmdArgs): HostLocal | undefined {
   return { dataDir: path.join(cfg.dataDir, cfg.name), ranges, routes: cfg.routes };
 }
 
-interface Reservation {
-  id: string;
-  ifName: string;
-  ips: { address: string; gateway: string }[];
-}
-
-/** Every (container, ifname) with a reservation file, and its addresses as IPAM returned them (ip/prefix, gateway). */
-export function reservations(h: HostLocal): Map<string, Reservation> {
-  const { parseIPFileName, parseOwner } = require('../../ipam/host-local/store') as typeof import('../../ipam/host-local/store');
-  const out = new Map<string, Reservation>();
-  let names: string[];
-  try {
-    names = fs.readdirSync(h.dataDir);
-  } catch {
-    return out;
-  }
-  for (const name of names.sort()) {
-    const ip = parseIPFileName(name);
-    if (!ip) continue;
-    let owner;
-    try {
-      owner = parseOwner(fs.readFileSync(path.join(h.dataDir, name), 'utf8'));
-    } catch {
-      continue;
-    }
-    const r = h.ranges.find((x) => x.family === ip.family && ip.ip >= x.net && ip.ip <= x.last);
-    if (!owner || !r) continue;
-    const key = `${owner.id}/${owner.ifname}`;
-    if (!out.has(key)) out.set(key, { id: owner.id, ifName: owner.ifname, ips: [] });
-    out.get(key)!.ips.push({ address: `${name}/${r.prefix}`, gateway: r.gateway });
-  }
-  return out;
-}
-
 // ---- the pod's netns: the namespace holding the peer of its node veth ----
 
 async function findNetns(hostVeth: string): Promise<string | undefined> {
-  let out: unknown[];
+  let out: unknown[][];
   try {
-    out = await ipBatch([['link', 'show', 'dev', hostVeth], ['netns', 'list']], { json: true });
+    out = await readState([{ read: 'links', dev: hostVeth }, { read: 'namespaces' }]);
   } catch {
     return undefined;
   }
-  const [links, spaces] = out as [{ link_netnsid?: number }[], { name: string; id?: number }[]];
+  const [links, spaces] = out as [IpLink[], { name: string; id?: number }[]];
   const id = links[0]?.link_netnsid;
   const name = id === undefined ? undefined : spaces.find((s) => s.id === id)?.name;
   return name ? `/var/run/netns/${name}` : undefined;
@@ -148,7 +115,7 @@ function sysctlFindings(want: Record<string, string>): string[] {
 
 /** Forwarding for the families of the ranges, as ADD enables it for a pod's addresses. */
 function forwarding(h: HostLocal): Record<string, string> {
-  const { forwardingSysctls } = require('../wiring/pod') as typeof import('../wiring/pod');
+  const { forwardingSysctls } = require('../../pkg/wiring/pod') as typeof import('../../pkg/wiring/pod');
   return forwardingSysctls({ cniVersion: '', ips: h.ranges.map((r) => ({ address: `${r.gateway}/${r.prefix}` })) });
 }
 
@@ -161,11 +128,7 @@ async function bridgeNode(bridge: string, isGateway: boolean, vlan: number, h: H
   if (l.operstate === 'down') problems.push(`bridge ${bridge} is down`);
   if (!isGateway || !h) return problems;
   const dev = vlan ? `${bridge}.${vlan}` : bridge;
-  const held = readLink(dev)
-    ? ((await ipJson<{ addr_info?: { local: string; prefixlen: number }[] }>(['addr', 'show', 'dev', dev]))[0]?.addr_info ?? []).map(
-        (x) => `${canonicalIP(x.local)}/${x.prefixlen}`,
-      )
-    : [];
+  const held = readLink(dev) ? ((await readLinks(dev))[0]?.addr_info ?? []).map((x) => `${canonicalIP(x.local)}/${x.prefixlen}`) : [];
   for (const r of h.ranges) {
     const gw = `${canonicalIP(r.gateway)}/${r.prefix}`;
     if (!held.includes(gw)) problems.push(`${dev} lacks gateway address ${gw}`);
@@ -202,7 +165,7 @@ export function peerOf(problem: string, index: Map<string, string>): string | un
 export function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined): string {
   if (!d.device || !problem.startsWith(`${d.device.name} has MTU `)) return '';
   if (configured !== undefined) return ' (mtu in the config)';
-  const { fabricMode } = require('../fabric/plan') as typeof import('../fabric/plan');
+  const { fabricMode } = require('../../pkg/fabric/plan') as typeof import('../../pkg/fabric/plan');
   const overhead = fabricMode(d.mode).overhead(d.family);
   return ` (underlay MTU ${d.mtu + overhead} - ${overhead} for ${d.mode})`;
 }
@@ -225,8 +188,8 @@ export function describePod(id: string, ifName: string, ips: string[]): string {
 
 /** The node's fabric against the plan of a host-gw/vxlan/ipip config, each finding with the peer it is about. */
 async function fabricFindings(a: CmdArgs, findings: Finding[]) {
-  const fp = require('../fabric/plugin') as typeof import('../fabric/plugin');
-  const { checkFabric } = require('../fabric') as typeof import('../fabric');
+  const fp = require('../../pkg/fabric/plugin') as typeof import('../../pkg/fabric/plugin');
+  const { checkFabric } = require('../../pkg/fabric') as typeof import('../../pkg/fabric');
   const parsed = fp.parseFabricPlugin(a, a.conf.type);
   const { desired, problems } = await checkFabric(parsed.fabric);
   const peers = peerIndex(desired);
@@ -253,8 +216,8 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOpti
   let ipamArgs = a;
 
   if (conf.type === 'ptp') {
-    const ptp = require('../../plugins/ptp/ptp') as typeof import('../../plugins/ptp/ptp');
-    const w = require('../wiring/ptp') as typeof import('../wiring/ptp');
+    const ptp = require('../ptp/ptp') as typeof import('../ptp/ptp');
+    const w = require('../../pkg/wiring/ptp') as typeof import('../../pkg/wiring/ptp');
     const pc = ptp.podConf(a);
     const h = hostLocal(a);
     if (h) for (const p of sysctlFindings(forwarding(h))) node(p);
@@ -268,16 +231,16 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOpti
       problems: (pa, prev) => ptp.ptpPodProblems(pa, pc, prev),
     };
   } else {
-    const bp = require('../wiring/bridgepod') as typeof import('../wiring/bridgepod');
-    const { calcGateways } = require('../wiring/gateway') as typeof import('../wiring/gateway');
-    let pc: import('../wiring/bridgepod').BridgePodConf;
+    const bp = require('../../pkg/wiring/bridgepod') as typeof import('../../pkg/wiring/bridgepod');
+    const { calcGateways } = require('../../pkg/wiring/gateway') as typeof import('../../pkg/wiring/gateway');
+    let pc: import('../../pkg/wiring/bridgepod').BridgePodConf;
     if (FABRIC.includes(conf.type)) {
       const { parsed, desired } = await fabricFindings(a, findings);
       pc = { ...parsed.pod, mtu: desired.mtu };
       ipamArgs = parsed.podArgs;
     } else {
-      const { parseBridgeConf } = require('../wiring/bridgeconf') as typeof import('../wiring/bridgeconf');
-      const { defaultRouteMtu } = require('../ip/sysfs') as typeof import('../ip/sysfs');
+      const { parseBridgeConf } = require('../../pkg/wiring/bridgeconf') as typeof import('../../pkg/wiring/bridgeconf');
+      const { defaultRouteMtu } = require('../../pkg/ip/sysfs') as typeof import('../../pkg/ip/sysfs');
       const c = parseBridgeConf(a);
       pc = { ...c, mtu: c.mtu ?? defaultRouteMtu(), masqExcluded: [], dns: conf.dns };
     }
@@ -295,7 +258,7 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOpti
 
   // the pods: their addresses from host-local, their netns from the node veth's peer
   const h = hostLocal(ipamArgs);
-  const held = h ? reservations(h) : new Map<string, Reservation>();
+  const held = new Map((h ? listReservations(ipamArgs.conf) : []).map((r) => [`${r.id}/${r.ifName}`, r]));
   const refs: PodRef[] = podRefs ?? [...held.values()].map((x) => ({ id: x.id, ifName: x.ifName }));
   const pods: DoctorReport['pods'] = [];
   for (const ref of refs) {

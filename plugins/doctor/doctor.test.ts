@@ -1,13 +1,13 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { parseDoctorArgs } from '../../plugins/doctor-cmd';
-import { parseNetConf } from '../cni/skel';
-import type { CmdArgs } from '../cni/types';
-import { parseFabricConf } from '../fabric/config';
-import { planFabric } from '../fabric/plan';
-import { stableMac } from '../ip/mac';
-import { describePod, formatFinding, hostLocal, loadConf, mtuReason, peerIndex, peerOf, reservations } from './index';
+import { parseDoctorArgs } from '../doctor-cmd';
+import { parseNetConf } from '../../pkg/cni/skel';
+import { parseFabricConf } from '../../pkg/fabric/config';
+import { planFabric } from '../../pkg/fabric/plan';
+import { stableMac } from '../../pkg/ip/mac';
+import { listReservations } from '../../ipam/host-local/plugin';
+import { describePod, formatFinding, loadConf, mtuReason, peerIndex, peerOf } from './doctor';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-doctor-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -91,8 +91,7 @@ describe('pods from host-local reservations', () => {
         ipam: { type: 'host-local', dataDir: data, ranges: [[{ subnet: '10.22.0.0/24' }], [{ subnet: 'fd00::/64', gateway: 'fd00::1' }]] },
       })),
     );
-    const h = hostLocal({ conf } as CmdArgs)!;
-    expect([...reservations(h).values()]).toEqual([
+    expect(listReservations(conf)).toEqual([
       { id: 'c1', ifName: 'eth0', ips: [{ address: '10.22.0.5/24', gateway: '10.22.0.1' }, { address: 'fd00::5/64', gateway: 'fd00::1' }] },
       { id: 'c2', ifName: 'net1', ips: [{ address: '10.22.0.6/24', gateway: '10.22.0.1' }] },
     ]);

@@ -9,7 +9,7 @@ CONFS        := $(wildcard conf/*.conflist)
 SOURCES      := $(shell find pkg plugins ipam -name '*.ts' ! -name '*.test.ts' 2>/dev/null) package.json package-lock.json
 DEMO_DIR     := build/demo
 
-.PHONY: all deps deps-npm build install install-conf uninstall test test-unit test-e2e soak demo bench bench-dataplane typecheck clean
+.PHONY: all deps deps-npm build install install-conf uninstall lint test test-unit test-e2e soak demo bench bench-dataplane typecheck clean
 
 all: build
 
@@ -42,10 +42,16 @@ uninstall:
 	for p in tscni $(PLUGINS); do f='$(DESTDIR)$(CNI_BIN_DIR)/'$$p; \
 	  if [ "$$p" = tscni ] || [ "$$(readlink "$$f")" = tscni ]; then rm -f "$$f"; fi; done
 
-test: deps build
+# The house's rules (eslint.config.js: layers, the one door, no cycles), types and formatting; part of every test run.
+lint: deps-npm
+	node_modules/.bin/tsc --noEmit -p .
+	node_modules/.bin/eslint --max-warnings 0 .
+	node_modules/.bin/prettier --check --log-level warn '**/*.{ts,js}'
+
+test: deps build lint
 	bash scripts/test.sh unit e2e
 
-test-unit: deps-npm
+test-unit: deps-npm lint
 	bash scripts/test.sh unit
 
 test-e2e: deps build

@@ -4,7 +4,19 @@ const tsJest = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] };
 module.exports = {
   projects: [
     { displayName: 'unit', testMatch: ['<rootDir>/{pkg,plugins,ipam}/**/*.test.ts'], transform: tsJest, testEnvironment: 'node' },
-    { displayName: 'e2e', testMatch: ['<rootDir>/e2e/**/*.e2e.ts'], transform: tsJest, testEnvironment: 'node', globalSetup: '<rootDir>/e2e/lib/global-setup.ts' },
-    { displayName: 'soak', testMatch: ['<rootDir>/e2e/soak/*.soak.ts'], transform: tsJest, testEnvironment: 'node', globalSetup: '<rootDir>/e2e/lib/global-setup.ts' },
+    {
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/**/*.e2e.ts'],
+      transform: tsJest,
+      testEnvironment: 'node',
+      globalSetup: '<rootDir>/e2e/lib/global-setup.ts',
+    },
+    {
+      displayName: 'soak',
+      testMatch: ['<rootDir>/e2e/soak/*.soak.ts'],
+      transform: tsJest,
+      testEnvironment: 'node',
+      globalSetup: '<rootDir>/e2e/lib/global-setup.ts',
+    },
   ],
 };

@@ -124,7 +124,11 @@ async function handBridge(node: Netns, tag: string, gwCidr: string, mtu: number,
   const ips: string[] = [];
   for (const [i, l] of labels.entries()) {
     const ip = `${base}.${10 + i}`;
-    pods.push(await handVeth(node, `${tag}-${l}`, mtu, (d) => [`link set ${d} master cni0`, `link set ${d} type bridge_slave hairpin on`], `${ip}/${len}`, [`route add default via ${gw}`]));
+    pods.push(
+      await handVeth(node, `${tag}-${l}`, mtu, (d) => [`link set ${d} master cni0`, `link set ${d} type bridge_slave hairpin on`], `${ip}/${len}`, [
+        `route add default via ${gw}`,
+      ]),
+    );
     ips.push(ip);
   }
   return { pods, ips };
@@ -143,17 +147,30 @@ async function handPtpNode(w: World, mtu: number): Promise<Built> {
   await sysctl(node, ['net.ipv4.ip_forward=1']);
   const mk = async (label: string, ip: string) =>
     handVeth(
-      node, `ptp-h-${label}`, mtu,
+      node,
+      `ptp-h-${label}`,
+      mtu,
       (d) => [`link set ${d} address ee:ee:ee:ee:ee:ee`, `route add ${ip}/32 dev ${d} scope link`],
       `${ip}/32`,
       // the permanent neighbour stands in for a proxy-ARP reply (the node has no other interface to route 169.254.1.1 to)
-      ['route add 169.254.1.1 dev eth0 scope link', 'route add default via 169.254.1.1 dev eth0', 'neigh replace 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent'],
+      [
+        'route add 169.254.1.1 dev eth0 scope link',
+        'route add default via 169.254.1.1 dev eth0',
+        'neigh replace 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent',
+      ],
     );
   const srv = await mk('srv', '10.24.0.10');
   const cli = await mk('cli', '10.24.0.11');
   for (const d of [`vh${handVeths - 1}`, `vh${handVeths}`]) await sysctl(node, [`net.ipv4.conf.${d}.proxy_arp=1`, `net.ipv4.neigh.${d}.proxy_delay=0`]);
   await handMasq(node, '10.24.0.0/16', '10.24.0.0/16');
-  return { client: cli, server: srv, serverIp: '10.24.0.10', nodes: [node], mtu, how: 'iproute2: /32 pods, 169.254.1.1 via ee:ee:.. neighbour, proxy_arp, nft masquerade rule' };
+  return {
+    client: cli,
+    server: srv,
+    serverIp: '10.24.0.10',
+    nodes: [node],
+    mtu,
+    how: 'iproute2: /32 pods, 169.254.1.1 via ee:ee:.. neighbour, proxy_arp, nft masquerade rule',
+  };
 }
 
 const vtepMac = (n: ClusterNode) => `0e:00:00:00:00:${n.ip.split('.')[3].padStart(2, '0')}`;
@@ -287,7 +304,9 @@ async function describe(b: Built): Promise<Record<string, string>> {
   return {
     'pod mtu/qlen/gso': `${pod.mtu}/${pod.txqlen}/${pod.gso_max_size}`,
     'node veth mtu/qlen/gso': `${uniq(veths.map((l) => l.mtu))}/${uniq(veths.map((l) => l.txqlen))}/${uniq(veths.map((l) => l.gso_max_size))}`,
-    vtep: vteps.length ? `mtu ${uniq(vteps.map((l) => l.mtu))} qlen ${uniq(vteps.map((l) => l.txqlen))} port ${uniq(vteps.map((l) => l.linkinfo?.info_data?.port))}` : '-',
+    vtep: vteps.length
+      ? `mtu ${uniq(vteps.map((l) => l.mtu))} qlen ${uniq(vteps.map((l) => l.txqlen))} port ${uniq(vteps.map((l) => l.linkinfo?.info_data?.port))}`
+      : '-',
     'nft base chains': uniq(hooks.sort()),
     'IPv4 masquerade rules': String(masq),
     'conntrack entries': ct.join('/'),
@@ -316,7 +335,9 @@ async function main(): Promise<void> {
   const bin = defaultBinDir();
   if (!fs.existsSync(path.join(bin, 'tscni'))) throw new Error(`${bin}/tscni missing: run 'make build' first`);
   await sweepStale();
-  const only = process.env.BENCH_MODES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = process.env.BENCH_MODES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const modes = MODES.filter((m) => !only || only.includes(m.name));
   const t0 = Date.now();
   const built: Record<string, Record<SideName, Built>> = {};
@@ -332,7 +353,9 @@ async function main(): Promise<void> {
     process.stdout.write(`dataplane: holding ${world.prefix}-* for ${process.env.BENCH_HOLD} s\n`);
     await new Promise((res) => setTimeout(res, Number(process.env.BENCH_HOLD) * 1000));
   }
-  process.stdout.write(`dataplane: ${modes.length} modes wired in ${((Date.now() - t0) / 1000).toFixed(1)} s; iperf3 -t ${SECS}, ${REPS} rounds, ours and hand-built interleaved\n`);
+  process.stdout.write(
+    `dataplane: ${modes.length} modes wired in ${((Date.now() - t0) / 1000).toFixed(1)} s; iperf3 -t ${SECS}, ${REPS} rounds, ours and hand-built interleaved\n`,
+  );
 
   const rows: Row[] = [];
   const rtts: Record<string, Record<SideName, number[]>> = {};
@@ -379,8 +402,15 @@ async function main(): Promise<void> {
     // by whether both vCPUs are free), which moves a plain median by 20% while back-to-back pairs agree
     const verdict = paired >= TARGET ? 'ok' : paired >= 1 - NOISE ? 'below, within noise' : 'BELOW';
     return [
-      LABEL[r.mode], String(r.streams), f2(o), f2(h), `${f2(ratio)}x`, `${f2(paired)}x`, verdict,
-      `${median(rtts[r.mode].ours).toFixed(0)} us`, `${median(rtts[r.mode].hand).toFixed(0)} us`,
+      LABEL[r.mode],
+      String(r.streams),
+      f2(o),
+      f2(h),
+      `${f2(ratio)}x`,
+      `${f2(paired)}x`,
+      verdict,
+      `${median(rtts[r.mode].ours).toFixed(0)} us`,
+      `${median(rtts[r.mode].hand).toFixed(0)} us`,
       `${Math.round(median(r.oursRetr))}/${Math.round(median(r.handRetr))}`,
     ];
   });
@@ -390,7 +420,9 @@ async function main(): Promise<void> {
   process.stdout.write([line(head), line(widths.map((w) => '-'.repeat(w))), ...table.map(line)].join('\n') + '\n');
   process.stdout.write('\nEvery run (Gbit/s):\n');
   for (const r of rows) process.stdout.write(`  ${r.mode} x${r.streams}: ours ${r.ours.map(f2).join(' ')} | hand ${r.hand.map(f2).join(' ')}\n`);
-  process.stdout.write(`ratio = median ours / median hand; paired = median of each round's ours/hand (back to back), which the target is judged on.\nDifferences under 10-15% are noise on this shared 2-core VM (RECIPES.md). Total ${((Date.now() - t0) / 1000).toFixed(0)} s.\n`);
+  process.stdout.write(
+    `ratio = median ours / median hand; paired = median of each round's ours/hand (back to back), which the target is judged on.\nDifferences under 10-15% are noise on this shared 2-core VM (RECIPES.md). Total ${((Date.now() - t0) / 1000).toFixed(0)} s.\n`,
+  );
   if (process.env.BENCH_JSON) fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ secs: SECS, reps: REPS, rows, rtts }, null, 2));
 }
 

@@ -35,7 +35,9 @@ function main(): void {
   if (!existsSync(`/sys/class/net/${BRIDGE}`)) ipBatch(`link add ${BRIDGE} type bridge\naddr add 10.46.0.1/16 dev ${BRIDGE}\nlink set ${BRIDGE} up\n`);
   ipBatch(`link add ${host} type veth peer name ${env.CNI_IFNAME} netns ${env.CNI_NETNS}\nlink set ${host} master ${BRIDGE}\nlink set ${host} up\n`);
   ipBatch(`addr add ${addr}/16 dev ${env.CNI_IFNAME}\nlink set ${env.CNI_IFNAME} up\nroute add default via 10.46.0.1\n`, env.CNI_NETNS);
-  process.stdout.write(JSON.stringify({ cniVersion: '1.0.0', interfaces: [{ name: env.CNI_IFNAME, sandbox: env.CNI_NETNS }], ips: [{ address: `${addr}/16`, interface: 0 }] }));
+  process.stdout.write(
+    JSON.stringify({ cniVersion: '1.0.0', interfaces: [{ name: env.CNI_IFNAME, sandbox: env.CNI_NETNS }], ips: [{ address: `${addr}/16`, interface: 0 }] }),
+  );
 }
 
 try {

@@ -68,7 +68,16 @@ async function inProcessRounds(pools: Pool[], rounds: number): Promise<Record<st
   for (const p of pools) t[p.name] = { add: [], del: [] };
   for (let i = 0; i < rounds; i++) {
     for (const p of pools) {
-      const a = { command: 'ADD' as const, containerId: `inproc-${i}`, netns: '/x', ifName: 'eth0', args: {}, path: [], stdin: Buffer.from(p.conf), conf: parseNetConf(Buffer.from(p.conf)) };
+      const a = {
+        command: 'ADD' as const,
+        containerId: `inproc-${i}`,
+        netns: '/x',
+        ifName: 'eth0',
+        args: {},
+        path: [],
+        stdin: Buffer.from(p.conf),
+        conf: parseNetConf(Buffer.from(p.conf)),
+      };
       let t0 = process.hrtime.bigint();
       await plugin.add(a);
       t[p.name].add.push(Number(process.hrtime.bigint() - t0) / 1e6);
@@ -92,7 +101,10 @@ async function main(): Promise<void> {
   const ours = [process.execPath, bundle, 'host-local'];
   const pools: Pool[] = [];
   try {
-    for (const [name, fraction] of [['empty', 0], ['99%-full', 0.99]] as const) {
+    for (const [name, fraction] of [
+      ['empty', 0],
+      ['99%-full', 0.99],
+    ] as const) {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-bench-'));
       const t0 = Date.now();
       const files = fill(dataDir, fraction);
@@ -106,11 +118,15 @@ async function main(): Promise<void> {
     }
     const notes: string[] = [];
     // first call after files appeared behind the index's back: a full rebuild
-    for (const p of pools) notes.push(`${p.name}: ${p.files} files (written in ${p.fillMs} ms); ours, first call (index rebuild): ${(await call(ours, 'DEL', 'warmup', p.conf)).toFixed(1)} ms`);
+    for (const p of pools)
+      notes.push(
+        `${p.name}: ${p.files} files (written in ${p.fillMs} ms); ours, first call (index rebuild): ${(await call(ours, 'DEL', 'warmup', p.conf)).toFixed(1)} ms`,
+      );
     const o = await spawnRounds(ours, pools, 'ours');
     const inproc = await inProcessRounds(pools, 50);
     const r = await spawnRounds([REF], pools, 'ref');
-    for (const p of pools) notes.push(`${p.name}: ours, first call after the reference wrote (rebuild): ${(await call(ours, 'DEL', 'warmup', p.conf)).toFixed(1)} ms`);
+    for (const p of pools)
+      notes.push(`${p.name}: ours, first call after the reference wrote (rebuild): ${(await call(ours, 'DEL', 'warmup', p.conf)).toFixed(1)} ms`);
 
     const line = (k: string, v: { add: number; del: number }) => `${k.padEnd(34)} ${v.add.toFixed(1).padStart(7)}   ${v.del.toFixed(1).padStart(7)}`;
     console.log(`host-local in a /16, median ms; ${ROUNDS} ADD+DEL rounds per pool as fresh processes (clean env), 50 in-process`);
@@ -122,7 +138,9 @@ async function main(): Promise<void> {
       const v = x['99%-full'][k] - x.empty[k];
       return `${v >= 0 ? '+' : ''}${v.toFixed(1)}`;
     };
-    console.log(`ours, 99%-full minus empty: process ADD ${d(o, 'add')} DEL ${d(o, 'del')}; in-process ADD ${d(inproc, 'add')} DEL ${d(inproc, 'del')} ms (target: within +5 ms)`);
+    console.log(
+      `ours, 99%-full minus empty: process ADD ${d(o, 'add')} DEL ${d(o, 'del')}; in-process ADD ${d(inproc, 'add')} DEL ${d(inproc, 'del')} ms (target: within +5 ms)`,
+    );
     console.log(`reference, 99%-full minus empty: ADD ${d(r, 'add')} DEL ${d(r, 'del')} ms`);
     for (const n of notes) console.log(n);
   } finally {

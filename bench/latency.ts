@@ -244,9 +244,13 @@ async function main(): Promise<void> {
 
     // ---- report
     const verdict = (ratio: number, target: number) => (ratio <= target ? 'met' : 'MISSED');
-    console.log(`ADD/DEL latency, median ms over ${pods} pods per node after ${warmup} warm-up pods; ` +
-      `calls interleaved tscni/reference; host-local IPAM, ipMasq on, clean env; ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
-    console.log(`${'plugin'.padEnd(16)} ${'verb'.padEnd(4)} ${'tscni'.padStart(8)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}  target       ${floor ? 'floor  floor/ref' : ''}`);
+    console.log(
+      `ADD/DEL latency, median ms over ${pods} pods per node after ${warmup} warm-up pods; ` +
+        `calls interleaved tscni/reference; host-local IPAM, ipMasq on, clean env; ${os.cpus().length} CPUs, load ${os.loadavg()[0].toFixed(2)}`,
+    );
+    console.log(
+      `${'plugin'.padEnd(16)} ${'verb'.padEnd(4)} ${'tscni'.padStart(8)} ${'reference'.padStart(10)} ${'ratio'.padStart(7)}  target       ${floor ? 'floor  floor/ref' : ''}`,
+    );
     for (const plugin of plugins) {
       for (const verb of ['add', 'del'] as const) {
         const o = median(t[`${plugin}/tscni`][verb]);
@@ -255,17 +259,23 @@ async function main(): Promise<void> {
         const target = verb === 'add' ? 1.5 : 1.0;
         const label = `${plugin}+host-local`;
         const floorCols = Number.isFinite(f) ? `${fmt(f).padStart(6)} ${(f / r).toFixed(2).padStart(8)}x` : '';
-        console.log(`${label.padEnd(16)} ${verb.toUpperCase().padEnd(4)} ${fmt(o).padStart(8)} ${fmt(r).padStart(10)} ${(o / r).toFixed(2).padStart(6)}x  <=${target.toFixed(1)}x ${verdict(o / r, target).padEnd(6)} ${floorCols}`);
+        console.log(
+          `${label.padEnd(16)} ${verb.toUpperCase().padEnd(4)} ${fmt(o).padStart(8)} ${fmt(r).padStart(10)} ${(o / r).toFixed(2).padStart(6)}x  <=${target.toFixed(1)}x ${verdict(o / r, target).padEnd(6)} ${floorCols}`,
+        );
       }
     }
     if (floor) {
-      console.log('floor: bench/floor.ts, a Node executable like ours that only runs the bridge pod\'s two `ip -batch` (ADD) or one ' +
-        '`ip link del` (DEL): no IPAM, no masquerade, no checks. Where floor/ref is above a target, no plugin that is a Node ' +
-        'executable driving iproute2 can meet it on this machine.');
+      console.log(
+        "floor: bench/floor.ts, a Node executable like ours that only runs the bridge pod's two `ip -batch` (ADD) or one " +
+          '`ip link del` (DEL): no IPAM, no masquerade, no checks. Where floor/ref is above a target, no plugin that is a Node ' +
+          'executable driving iproute2 can meet it on this machine.',
+      );
     }
     const vo = median(ver.tscni);
     const vr = median(ver.reference);
-    console.log(`${'VERSION start-up'.padEnd(16)} ${''.padEnd(4)} ${fmt(vo).padStart(8)} ${fmt(vr).padStart(10)} ${(vo / vr).toFixed(2).padStart(6)}x  (30 calls each, from a warm parent)`);
+    console.log(
+      `${'VERSION start-up'.padEnd(16)} ${''.padEnd(4)} ${fmt(vo).padStart(8)} ${fmt(vr).padStart(10)} ${(vo / vr).toFixed(2).padStart(6)}x  (30 calls each, from a warm parent)`,
+    );
     console.log('tscni spawns per call (one traced call; the reference uses netlink in-process):');
     for (const s of spawns) console.log(s);
   } finally {

@@ -162,7 +162,8 @@ describe('bridge on one node', () => {
     for (const p of pods) expect(rulesBefore).toContain(p.result.ips[0].address.split('/')[0]);
     const vethA = a.result.interfaces[1].name;
     expect(before).toContain(vethA);
-    const del = (p: typeof a, netns: Netns | string) => world.cni(node, { command: 'DEL', containerId: p.id, netns, config: { ...conf, prevResult: p.result } });
+    const del = (p: typeof a, netns: Netns | string) =>
+      world.cni(node, { command: 'DEL', containerId: p.id, netns, config: { ...conf, prevResult: p.result } });
     expect((await del(a, a.ns)).exitCode).toBe(0);
     expect((await del(a, a.ns)).exitCode).toBe(0);
     expect(await nodeLinks(node)).not.toContain(vethA);
@@ -188,7 +189,13 @@ describe('bridge on one node', () => {
     const [rc, rd] = [await add(c, ids.c), await add(d, ids.d)];
     const ipC = rc.ips[0].address.split('/')[0];
     const macC = rc.interfaces[2].mac;
-    expect(macC).toBe('0a:58:' + ipC.split('.').map((o: string) => Number(o).toString(16).padStart(2, '0')).join(':'));
+    expect(macC).toBe(
+      '0a:58:' +
+        ipC
+          .split('.')
+          .map((o: string) => Number(o).toString(16).padStart(2, '0'))
+          .join(':'),
+    );
     // d caches c's address, then c goes and a new pod e gets that address
     expect(await world.ping(d, ipC)).toBe(true);
     const cached = async () => (await world.ipJson<{ dst: string; lladdr?: string }[]>(d, ['neigh', 'show', ipC]))[0]?.lladdr;
@@ -201,7 +208,10 @@ describe('bridge on one node', () => {
     expect((await e.exec(['cat', '/proc/sys/net/ipv4/conf/eth0/arp_notify'])).stdout.trim()).toBe('0');
     expect(await cached()).toBe(macC);
     expect(await world.ping(d, ipC)).toBe(true);
-    for (const [ns, id, r] of [[d, ids.d, rd], [e, ids.e, re]] as const) {
+    for (const [ns, id, r] of [
+      [d, ids.d, rd],
+      [e, ids.e, re],
+    ] as const) {
       expect((await world.cni(node, { command: 'DEL', containerId: id, netns: ns, config: { ...conf, prevResult: r } })).exitCode).toBe(0);
     }
   });
@@ -275,7 +285,12 @@ describe('bridge failures and special modes', () => {
   it('L2-only mode: no IPAM, interfaces only, the pod link up', async () => {
     const n = await world.node('l2');
     const pod = await world.pod('l2pod');
-    const r = await world.cni(n, { command: 'ADD', containerId: world.containerId('l2'), netns: pod, config: { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2', ipam: {} } });
+    const r = await world.cni(n, {
+      command: 'ADD',
+      containerId: world.containerId('l2'),
+      netns: pod,
+      config: { cniVersion: '1.0.0', name: 'l2', type: 'bridge', bridge: 'br-l2', ipam: {} },
+    });
     expect(r.exitCode).toBe(0);
     expect(r.json.ips).toBeUndefined();
     expect(r.json.interfaces.map((i: any) => i.name)).toEqual(['br-l2', expect.stringMatching(/^veth/), 'eth0']);
@@ -308,7 +323,12 @@ describe('bridge failures and special modes', () => {
     const n = await world.node('v040');
     const pod = await world.pod('v040pod');
     const dataDir = world.tmpDir('ipam');
-    const r = await world.cni(n, { command: 'ADD', containerId: world.containerId('v'), netns: pod, config: { ...bridgeConf(dataDir, { ipMasq: false }), cniVersion: '0.4.0' } });
+    const r = await world.cni(n, {
+      command: 'ADD',
+      containerId: world.containerId('v'),
+      netns: pod,
+      config: { ...bridgeConf(dataDir, { ipMasq: false }), cniVersion: '0.4.0' },
+    });
     expect(r.exitCode).toBe(0);
     expect(r.json.cniVersion).toBe('0.4.0');
     expect(r.json.ips[0]).toMatchObject({ version: '4', interface: 2 });

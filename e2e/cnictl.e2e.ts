@@ -74,7 +74,9 @@ describe('cnictl: reference bridge + tscni host-local through libcni', () => {
     const ok = await ctl.check(node, NET, p1, { cniPath });
     expect(ok.stderr).toBe('');
     expect(ok.exitCode).toBe(0);
-    const [file] = fs.readdirSync(path.join(dataDir, NET)).filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(Cnictl.defaultContainerId(p1.path)));
+    const [file] = fs
+      .readdirSync(path.join(dataDir, NET))
+      .filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(Cnictl.defaultContainerId(p1.path)));
     const saved = fs.readFileSync(path.join(dataDir, NET, file));
     fs.rmSync(path.join(dataDir, NET, file));
     try {
@@ -151,7 +153,8 @@ describe('cnictl gc/status (spec 1.1) on our host-local', () => {
       expect(r.exitCode).toBe(0);
     }
     const held = () =>
-      fs.readdirSync(path.join(dataDir, 'gcnet'))
+      fs
+        .readdirSync(path.join(dataDir, 'gcnet'))
         .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
         .map((f) => fs.readFileSync(path.join(dataDir, 'gcnet', f), 'utf8').split('\r\n')[0])
         .sort();
@@ -182,7 +185,10 @@ describe('cnictl gc/status (spec 1.1) on our host-local', () => {
     ctl.addConflist({ cniVersion: '1.0.0', name: 'oldnet', plugins: [{ type: 'host-local', ipam }] });
     const pod = await world.pod('pod2');
     const id = world.containerId('old');
-    expect((await world.cni(node, { command: 'ADD', containerId: id, netns: pod, config: { cniVersion: '1.0.0', name: 'oldnet', type: 'host-local', ipam } })).exitCode).toBe(0);
+    expect(
+      (await world.cni(node, { command: 'ADD', containerId: id, netns: pod, config: { cniVersion: '1.0.0', name: 'oldnet', type: 'host-local', ipam } }))
+        .exitCode,
+    ).toBe(0);
     expect((await ctl.run(node, 'gc', 'oldnet', pod)).exitCode).toBe(0);
     expect(fs.readdirSync(path.join(dataDir, 'oldnet')).filter((f) => f.startsWith('10.80.'))).toHaveLength(1);
   });

@@ -117,12 +117,15 @@ describeCtr.each([
     expect(await nftTable()).toContain(v4(a.ips));
   }, 30_000);
 
-  it('B gets its own address, pings A and fetches A\'s page; A pings B', async () => {
+  it("B gets its own address, pings A and fetches A's page; A pings B", async () => {
     const aIp = v4(a.ips);
-    const run = ctrd.ctr(['run', '--rm', '--cni', IMAGE, 'b', 'sh', '-c', `ip -o -4 addr show eth0; ping -c 1 -W 2 ${aIp} && wget -q -O - http://${aIp}/ && sleep 2`], {
-      allowFailure: true,
-      timeout: 60_000,
-    });
+    const run = ctrd.ctr(
+      ['run', '--rm', '--cni', IMAGE, 'b', 'sh', '-c', `ip -o -4 addr show eth0; ping -c 1 -W 2 ${aIp} && wget -q -O - http://${aIp}/ && sleep 2`],
+      {
+        allowFailure: true,
+        timeout: 60_000,
+      },
+    );
     const ips = await started('b', run);
     const bIp = v4(ips);
     expect(bIp).not.toBe(aIp);
@@ -136,7 +139,7 @@ describeCtr.each([
     expect(b.out.exitCode).toBe(0);
   }, 60_000);
 
-  it('B ended: ctr\'s DEL (empty CNI_NETNS) released its address, veth, masquerade element and cached result', async () => {
+  it("B ended: ctr's DEL (empty CNI_NETNS) released its address, veth, masquerade element and cached result", async () => {
     expect(ipsOf('b')).toEqual([]);
     expect(await veths()).toHaveLength(1);
     const table = await nftTable();
@@ -152,7 +155,7 @@ describeCtr.each([
     console.log(`${plugin} under ctr: ADD ${log[0].f.ms} ms, DEL ${log[1].f.ms} ms`);
   });
 
-  it('killing A ends its ctr run, whose DEL releases A\'s address, veth and masquerade element', async () => {
+  it("killing A ends its ctr run, whose DEL releases A's address, veth and masquerade element", async () => {
     await ctrd.ctr(['tasks', 'kill', '-s', 'KILL', 'a']);
     const r = await a.run;
     expect(r.exitCode).toBe(137);

@@ -87,7 +87,14 @@ describe('bridge node with two pods', () => {
   beforeAll(async () => {
     node = await world.node('br');
     conf = {
-      cniVersion: '1.0.0', name: 'dnet', type: 'bridge', bridge: 'cni0', isGateway: true, isDefaultGateway: true, ipMasq: true, mtu: 1400,
+      cniVersion: '1.0.0',
+      name: 'dnet',
+      type: 'bridge',
+      bridge: 'cni0',
+      isGateway: true,
+      isDefaultGateway: true,
+      ipMasq: true,
+      mtu: 1400,
       ipam: { type: 'host-local', subnet: '10.22.0.0/24', dataDir: world.tmpDir('ipam') },
     };
     file = conflist(conf);
@@ -131,7 +138,13 @@ describe('bridge node with two pods', () => {
     const saved = (await node.exec(['nft', 'list', 'table', 'inet', 'tscni'])).stdout;
     await node.exec(['nft', 'flush', 'map', 'inet', 'tscni', 'masq4']);
     try {
-      await expectFinding(node, file, new RegExp(`^pod \\S+ \\(${esc(pods[0].ip)}\\): nftables map masq4 element ${esc(pods[0].ip)} is missing \\(tscni:\\S+ net=dnet id=${pods[0].id} if=eth0\\)$`));
+      await expectFinding(
+        node,
+        file,
+        new RegExp(
+          `^pod \\S+ \\(${esc(pods[0].ip)}\\): nftables map masq4 element ${esc(pods[0].ip)} is missing \\(tscni:\\S+ net=dnet id=${pods[0].id} if=eth0\\)$`,
+        ),
+      );
     } finally {
       await node.exec(['nft', 'delete', 'table', 'inet', 'tscni']);
       await node.exec(['nft', '-f', '-'], { input: saved });
@@ -153,7 +166,10 @@ describe('bridge node with two pods', () => {
   });
 
   it('--netns runs it in the node namespace from outside', async () => {
-    const r = await run(path.join(defaultBinDir(), 'tscni'), ['doctor', '--netns', node.name, '--conf', file], { allowFailure: true, env: { PATH: CLEAN_PATH } });
+    const r = await run(path.join(defaultBinDir(), 'tscni'), ['doctor', '--netns', node.name, '--conf', file], {
+      allowFailure: true,
+      env: { PATH: CLEAN_PATH },
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^bridge network dnet: node and 2 pod\(s\) checked: all as planned\n$/);
     expect(r.exitCode).toBe(0);
@@ -176,7 +192,14 @@ describe('ptp node', () => {
 
   beforeAll(async () => {
     node = await world.node('ptp');
-    const conf = { cniVersion: '1.0.0', name: 'dptp', type: 'ptp', ipMasq: true, mtu: 1400, ipam: { type: 'host-local', subnet: '10.23.0.0/24', dataDir: world.tmpDir('ipam') } };
+    const conf = {
+      cniVersion: '1.0.0',
+      name: 'dptp',
+      type: 'ptp',
+      ipMasq: true,
+      mtu: 1400,
+      ipam: { type: 'host-local', subnet: '10.23.0.0/24', dataDir: world.tmpDir('ipam') },
+    };
     file = conflist(conf);
     pod = await addPod(node, conf, 'p');
     veth = hostVethName(pod.id, 'eth0', 'ptp');
@@ -221,7 +244,13 @@ describe('ptp node', () => {
 
 function fabricConf(c: Cluster, n: ClusterNode, type: string) {
   return {
-    cniVersion: '1.0.0', name: `d-${type}`, type, nodeIP: n.ip, podCIDR: n.podCIDR, clusterCIDR: c.clusterCIDR, peersFile: c.peersFile,
+    cniVersion: '1.0.0',
+    name: `d-${type}`,
+    type,
+    nodeIP: n.ip,
+    podCIDR: n.podCIDR,
+    clusterCIDR: c.clusterCIDR,
+    peersFile: c.peersFile,
     ipam: { type: 'host-local', dataDir: world.tmpDir('ipam') },
   };
 }
@@ -256,7 +285,11 @@ describe('vxlan across three nodes', () => {
 
   it('names a deleted FDB entry and the peer', async () => {
     await n1.ns.exec(['bridge', 'fdb', 'del', stableMac('192.168.50.2'), 'dev', 'tscni.1', 'dst', '192.168.50.2', 'self']);
-    await expectFinding(n1.ns, file, new RegExp(`^node: FDB entry ${stableMac('192.168.50.2')} dst 192\\.168\\.50\\.2 missing on tscni\\.1 \\(peer node2 192\\.168\\.50\\.2\\)$`));
+    await expectFinding(
+      n1.ns,
+      file,
+      new RegExp(`^node: FDB entry ${stableMac('192.168.50.2')} dst 192\\.168\\.50\\.2 missing on tscni\\.1 \\(peer node2 192\\.168\\.50\\.2\\)$`),
+    );
     await sync();
     await expectHealthy(n1.ns, file, 1);
   });
@@ -302,7 +335,9 @@ describe('host-gw between node1 and node2', () => {
 
   it('ptp pods with the host-gw fabric kept beside them (--fabric, as the Kubernetes ptp mode runs): a lost peer route is named', async () => {
     const ptp = {
-      cniVersion: '1.0.0', name: 'd-ptp-fabric', type: 'ptp',
+      cniVersion: '1.0.0',
+      name: 'd-ptp-fabric',
+      type: 'ptp',
       ipam: { type: 'host-local', dataDir: world.tmpDir('ipam'), ranges: [[{ subnet: '10.244.0.0/16', rangeStart: '10.244.1.50', rangeEnd: '10.244.1.60' }]] },
     };
     await addPod(n1.ns, ptp, 'ptpf');
@@ -312,7 +347,10 @@ describe('host-gw between node1 and node2', () => {
     expect(healthy.exitCode).toBe(0);
     await n1.ns.ip(['route', 'del', '10.244.2.0/24', 'proto', String(RTPROT_TSCNI)]);
     const r = await doctor(n1.ns, ptpFile, '--fabric', file);
-    expect(r.lines).toEqual(['node: route 10.244.2.0/24 via 192.168.50.2 dev eth0 missing (peer node2 192.168.50.2)', expect.stringMatching(/: 1 problem\(s\)$/)]);
+    expect(r.lines).toEqual([
+      'node: route 10.244.2.0/24 via 192.168.50.2 dev eth0 missing (peer node2 192.168.50.2)',
+      expect.stringMatching(/: 1 problem\(s\)$/),
+    ]);
     expect(r.exitCode).toBe(1);
     // without --fabric only the ptp pods are checked
     expect((await doctor(n1.ns, ptpFile)).exitCode).toBe(0);
@@ -325,8 +363,13 @@ describe('per-call log', () => {
     const node = await world.node('log');
     const logFile = path.join(world.tmpDir('log'), 'tscni.log');
     const conf = {
-      cniVersion: '1.0.0', name: 'lognet', type: 'bridge', bridge: 'cni0', isGateway: true,
-      ipam: { type: 'host-local', subnet: '10.24.0.0/24', dataDir: world.tmpDir('ipam') }, log: { file: logFile, level: 'info' },
+      cniVersion: '1.0.0',
+      name: 'lognet',
+      type: 'bridge',
+      bridge: 'cni0',
+      isGateway: true,
+      ipam: { type: 'host-local', subnet: '10.24.0.0/24', dataDir: world.tmpDir('ipam') },
+      log: { file: logFile, level: 'info' },
     };
     const ns = await world.pod('log-p');
     const id = world.containerId('log');
@@ -347,15 +390,20 @@ describe('per-call log', () => {
     expect(lines[0]).toMatch(new RegExp(`^\\S+Z bridge ADD id=${id} netns=${esc(ns.path)} if=eth0 result=ok ips=10\\.24\\.0\\.2/24 ms=\\d+\\.\\d$`));
     expect(lines[1]).toMatch(new RegExp(`^\\S+Z bridge CHECK id=${id} netns=${esc(ns.path)} if=eth0 result=ok ms=`));
     expect(lines[2]).toMatch(new RegExp(`^\\S+Z bridge DEL id=${id} netns=${esc(ns.path)} if=eth0 result=ok ms=`));
-    expect(lines[3]).toMatch(/^\S+Z bridge ADD id=\S+ netns=\/var\/run\/netns\/tscni-t-no-such-ns if=eth0 result=error code=3 msg="netns \/var\/run\/netns\/tscni-t-no-such-ns does not exist" ms=/);
+    expect(lines[3]).toMatch(
+      /^\S+Z bridge ADD id=\S+ netns=\/var\/run\/netns\/tscni-t-no-such-ns if=eth0 result=error code=3 msg="netns \/var\/run\/netns\/tscni-t-no-such-ns does not exist" ms=/,
+    );
   });
 
   it('level debug adds one line per external command before the call line', async () => {
     const node = await world.node('logdbg');
     const logFile = path.join(world.tmpDir('log'), 'tscni.log');
     const conf = {
-      cniVersion: '1.0.0', name: 'lognet', type: 'ptp',
-      ipam: { type: 'host-local', subnet: '10.25.0.0/24', dataDir: world.tmpDir('ipam') }, log: { file: logFile, level: 'debug' },
+      cniVersion: '1.0.0',
+      name: 'lognet',
+      type: 'ptp',
+      ipam: { type: 'host-local', subnet: '10.25.0.0/24', dataDir: world.tmpDir('ipam') },
+      log: { file: logFile, level: 'debug' },
     };
     const ns = await world.pod('logdbg-p');
     const id = world.containerId('dbg');

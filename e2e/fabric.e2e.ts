@@ -269,7 +269,12 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     expect(bad.json.msg).toMatch(/neighbour 10\.244\.2\.0 missing on tscni\.1/);
     expect(bad.json.msg).toContain(`FDB entry ${stableMac('192.168.60.3')} dst 192.168.60.3 missing on tscni.1`);
     // a config naming another VNI for the same device
-    const vni = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: { ...conf, vtepName: 'tscni.1', vni: 2 } });
+    const vni = await world.cni(n1.ns, {
+      command: 'CHECK',
+      containerId: pods.node1.id,
+      netns: pods.node1.ns,
+      config: { ...conf, vtepName: 'tscni.1', vni: 2 },
+    });
     expect(vni.json.msg).toContain('tscni.1 has VNI 1, expected 2');
     expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(confs.node1)])).exitCode).toBe(0);
     const again = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
@@ -295,8 +300,16 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
         (await n1.ns.exec(['bridge', 'fdb', 'show', 'dev', 'tscni.1'])).stdout,
       ]);
     const before = await snapshot();
-    const add = (conf: Record<string, unknown>) => world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('bad'), netns: pods.node1.ns, config: conf });
-    let r = await add({ ...confs.node1, peersFile: undefined, peers: [{ nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' }, { nodeIP: '192.168.60.3', podCIDR: '10.244.2.128/25' }] });
+    const add = (conf: Record<string, unknown>) =>
+      world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('bad'), netns: pods.node1.ns, config: conf });
+    let r = await add({
+      ...confs.node1,
+      peersFile: undefined,
+      peers: [
+        { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' },
+        { nodeIP: '192.168.60.3', podCIDR: '10.244.2.128/25' },
+      ],
+    });
     expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/) });
     r = await add({ ...confs.node1, vni: 0 });
     expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: vni: 0 is out of range/) });
@@ -310,7 +323,10 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
     const bads: [Record<string, unknown>, RegExp][] = [
       [{ ...confs.node1, peersFile: f }, /^tscni fabric: invalid config: peersFile .*: not valid JSON/],
-      [{ ...confs.node1, peersFile: '/nonexistent/peers.json' }, /^tscni fabric: invalid config: peersFile: cannot read \/nonexistent\/peers\.json: no such file or directory \(ENOENT\)/],
+      [
+        { ...confs.node1, peersFile: '/nonexistent/peers.json' },
+        /^tscni fabric: invalid config: peersFile: cannot read \/nonexistent\/peers\.json: no such file or directory \(ENOENT\)/,
+      ],
       [{ ...confs.node1, vni: 16777216 }, /^tscni fabric: invalid config: vni: 16777216 is out of range/],
       [{ ...confs.node1, port: 0 }, /^tscni fabric: invalid config: port: 0 is out of range/],
     ];
@@ -376,7 +392,9 @@ describe('vxlan with directRouting: node1-node2 direct, node3 through the tunnel
         expect.objectContaining({ dst: '10.244.3.0/24', gateway: '10.244.3.0', dev: 'tscni.1' }),
       ]),
     );
-    expect(await routes(c.node('node2'))).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '10.244.1.0/24', gateway: '192.168.50.1', dev: 'eth0' })]));
+    expect(await routes(c.node('node2'))).toEqual(
+      expect.arrayContaining([expect.objectContaining({ dst: '10.244.1.0/24', gateway: '192.168.50.1', dev: 'eth0' })]),
+    );
     expect(await routes(c.node('node3'))).toEqual(expect.arrayContaining([expect.objectContaining({ dst: '10.244.1.0/24', dev: 'tscni.1' })]));
   });
 
@@ -431,9 +449,16 @@ describe('vxlan through libcni (cnictl), from the example conflist', () => {
     // node1's pod the ordinary way, node3's after its netns is gone; each DEL twice; nothing of theirs is left
     for (const p of pods) {
       const traces = () =>
-        attachmentTraces(p.n.ns, { dataDir: p.dataDir, netName: p.net, containerId: Cnictl.defaultContainerId(p.ns.path), hostIf: p.add.json.interfaces[1].name, ips: [p.add.json.ips[0].address.split('/')[0]] });
+        attachmentTraces(p.n.ns, {
+          dataDir: p.dataDir,
+          netName: p.net,
+          containerId: Cnictl.defaultContainerId(p.ns.path),
+          hostIf: p.add.json.interfaces[1].name,
+          ips: [p.add.json.ips[0].address.split('/')[0]],
+        });
       expect((await traces()).length).toBeGreaterThanOrEqual(3);
-      const [d, again] = p.n.name === 'node3' ? await delAfterNetnsGone(ctl, p.n.ns, p.net, p.ns) : [await ctl.del(p.n.ns, p.net, p.ns), await ctl.del(p.n.ns, p.net, p.ns)];
+      const [d, again] =
+        p.n.name === 'node3' ? await delAfterNetnsGone(ctl, p.n.ns, p.net, p.ns) : [await ctl.del(p.n.ns, p.net, p.ns), await ctl.del(p.n.ns, p.net, p.ns)];
       expect(d.stderr).toBe('');
       expect(d.exitCode).toBe(0);
       expect(again.exitCode).toBe(0);

@@ -11,7 +11,17 @@ import { describeVerdict, probeBackend, probeGuests, probeOrder, runIncludesGues
 import { moduleLoadOrder } from './lib/kmod';
 
 const modulesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-t-kmod-'));
-fs.writeFileSync(path.join(modulesDir, 'modules.dep'), ['kernel/a/ipip.ko: kernel/a/tunnel4.ko kernel/a/ip_tunnel.ko', 'kernel/a/tunnel4.ko:', 'kernel/a/ip_tunnel.ko:', 'kernel/b/veth.ko:', 'kernel/c/zipped.ko.xz:', ''].join('\n'));
+fs.writeFileSync(
+  path.join(modulesDir, 'modules.dep'),
+  [
+    'kernel/a/ipip.ko: kernel/a/tunnel4.ko kernel/a/ip_tunnel.ko',
+    'kernel/a/tunnel4.ko:',
+    'kernel/a/ip_tunnel.ko:',
+    'kernel/b/veth.ko:',
+    'kernel/c/zipped.ko.xz:',
+    '',
+  ].join('\n'),
+);
 fs.writeFileSync(path.join(modulesDir, 'modules.builtin'), 'kernel/net/bridge/bridge.ko\n');
 afterAll(() => fs.rmSync(modulesDir, { recursive: true, force: true }));
 
@@ -46,7 +56,10 @@ function reportSteps(o: BootOptions, steps: Array<[string, number, string]>): Bo
 }
 
 const boots = (o: BootOptions) => reportSteps(o, [['probe', 0, '6.1.0-test\n']]);
-const panics = () => ({ console: 'Booting the kernel.\nuserspace - ptrace set fp regs failed, errno = 14\nKernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b', killed: false });
+const panics = () => ({
+  console: 'Booting the kernel.\nuserspace - ptrace set fp regs failed, errno = 14\nKernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b',
+  killed: false,
+});
 const hangs = () => ({ console: 'Probing EDD (edd=off to disable)... ok', killed: true });
 
 describe('guest probe: the first backend that boots and reports back is chosen', () => {
@@ -81,7 +94,11 @@ describe('guest probe: the first backend that boots and reports back is chosen',
     const order = [fake('qemu-kvm', hangs), fake('uml', panics), fake('qemu-tcg', boots), fake('uml', boots)];
     const v = await probeGuests({ backends: order, forced: false });
     expect(v.backend).toBe('qemu-tcg');
-    expect(v.probes.map((p) => [p.name, p.booted])).toEqual([['qemu-kvm', false], ['uml', false], ['qemu-tcg', true]]);
+    expect(v.probes.map((p) => [p.name, p.booted])).toEqual([
+      ['qemu-kvm', false],
+      ['uml', false],
+      ['qemu-tcg', true],
+    ]);
     expect(order[3].boots).toBe(0);
     expect(describeVerdict(v)).toMatch(/^guest backend qemu-tcg; qemu-kvm: no .*Probing EDD.*; uml: no .*Kernel panic.*; qemu-tcg: booted/);
   });
@@ -143,7 +160,10 @@ describe('guest kernel modules and initramfs', () => {
       ]),
     );
     const r = await run('busybox', ['cpio', '-tv', '-F', f]);
-    const rows = r.stdout.trim().split('\n').map((l) => l.split(/\s+/));
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/));
     expect(rows.map((x) => [x[0], x[2], x[x.length - 1]])).toEqual([
       ['drwxr-xr-x', '0', 'bin'],
       ['crw-------', '0', 'dev/console'],

@@ -257,11 +257,13 @@ interface JRoute {
 const routeOf = (routes: JRoute[], dst: string) => routes.find((x) => x.dst === dst);
 
 describeGuest('harness: raw IPIP between two namespaces of a guest', () => {
-  it('boots, loads ipip and pings through a hand-made tunnel', async () => {
-    const r = await runInGuest({
-      modules: ['ipip', 'veth'],
-      timeoutMs: 120_000,
-      script: `
+  it(
+    'boots, loads ipip and pings through a hand-made tunnel',
+    async () => {
+      const r = await runInGuest({
+        modules: ['ipip', 'veth'],
+        timeoutMs: 120_000,
+        script: `
 ip netns add a; ip netns add b
 ip link add va netns a type veth peer name vb netns b
 ip -n a addr add 192.168.1.1/24 dev va; ip -n a link set va up
@@ -275,15 +277,17 @@ ip -n b route add 10.1.0.0/24 via 192.168.1.1 dev tun onlink
 step ping ip netns exec a ping -c 2 -i 0.2 -W 2 -I 10.1.0.0 10.2.0.0
 step no-route ip netns exec a ping -c 1 -W 1 -I 10.1.0.0 10.3.0.0
 `,
-    });
-    console.log(`guest harness (${r.backend}): boot ${r.bootMs} ms, whole run ${r.totalMs} ms`);
-    expect(r.completed).toBe(true);
-    ok(r, 'tun-a');
-    ok(r, 'tun-b');
-    expect(ok(r, 'ping')).toMatch(/2 received/);
-    fails(r, 'no-route');
-    expect(fs.existsSync(r.scratch)).toBe(false);
-  }, jestMs(120_000));
+      });
+      console.log(`guest harness (${r.backend}): boot ${r.bootMs} ms, whole run ${r.totalMs} ms`);
+      expect(r.completed).toBe(true);
+      ok(r, 'tun-a');
+      ok(r, 'tun-b');
+      expect(ok(r, 'ping')).toMatch(/2 received/);
+      fails(r, 'no-route');
+      expect(fs.existsSync(r.scratch)).toBe(false);
+    },
+    jestMs(120_000),
+  );
 });
 
 describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
@@ -318,7 +322,10 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
       script: (s) => scenario(s, cnictl),
     });
     console.log(`guest ipip cluster (${r.backend}): boot ${r.bootMs} ms, whole run ${r.totalMs} ms, ${r.steps.length} steps, completed=${r.completed}`);
-    const slow = [...r.steps].sort((a, b) => b.ms - a.ms).slice(0, 6).map((x) => `${x.name} ${x.ms}`);
+    const slow = [...r.steps]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 6)
+      .map((x) => `${x.name} ${x.ms}`);
     console.log(`guest ipip cluster: slowest steps (ms): ${slow.join(', ')}`);
     if (!r.completed) console.log(r.console.split('\n').slice(-60).join('\n'));
   }, jestMs(240_000));
@@ -373,7 +380,11 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
   });
 
   it('TCP both ways; the receiving pod sees the sending pod IP (no NAT)', () => {
-    for (const [step, from, to] of [['A.tcp.1-3', 'pod1', 'pod3'], ['A.tcp.3-1', 'pod3', 'pod1'], ['A.tcp.2-1', 'pod2', 'pod1']]) {
+    for (const [step, from, to] of [
+      ['A.tcp.1-3', 'pod1', 'pod3'],
+      ['A.tcp.3-1', 'pod3', 'pod1'],
+      ['A.tcp.2-1', 'pod2', 'pod1'],
+    ]) {
       expect(ok(r, step)).toMatch(/pong/);
       expect(r.notes[`seen.${from}.${to}`]).toBe(ip(from));
     }
@@ -399,7 +410,11 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
     expect(after.map((x) => x.dst)).toEqual([NODES.node2.pod]);
     fails(r, 'A.ping.after-remove');
     // node2 was not synced: it keeps its routes to both peers
-    expect(json<JRoute[]>(r, 'A.routes.node2-untouched').map((x) => x.dst).sort()).toEqual([NODES.node1.pod, NODES.node3.pod]);
+    expect(
+      json<JRoute[]>(r, 'A.routes.node2-untouched')
+        .map((x) => x.dst)
+        .sort(),
+    ).toEqual([NODES.node1.pod, NODES.node3.pod]);
     ok(r, 'A.sync-readd');
     expect(ok(r, 'A.ping.after-readd')).toMatch(/2 received/);
   });
@@ -418,7 +433,11 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
     for (const s of ['B.ping.1-2', 'B.ping.1-3', 'B.ping.2-1', 'B.ping.3-1']) expect(ok(r, s)).toMatch(/2 received/);
     expect(Number(r.notes['B.tx.1-2'])).toBe(0);
     expect(Number(r.notes['B.tx.1-3'])).toBeGreaterThanOrEqual(2);
-    for (const [step, from, to] of [['B.tcp.2-1', 'pod2', 'pod1'], ['B.tcp.1-3', 'pod1', 'pod3'], ['B.tcp.3-2', 'pod3', 'pod2']]) {
+    for (const [step, from, to] of [
+      ['B.tcp.2-1', 'pod2', 'pod1'],
+      ['B.tcp.1-3', 'pod1', 'pod3'],
+      ['B.tcp.3-2', 'pod3', 'pod2'],
+    ]) {
       expect(ok(r, step)).toMatch(/pong/);
       expect(r.notes[`seen.${from}.${to}`]).toBe(ip(from));
     }

@@ -42,10 +42,18 @@ describe('bridge through libcni, from conf/10-tscni-bridge.conflist (plus macspo
     expect(bad.stderr).toMatch(/route/);
 
     const traces = (pod: Netns, r: any) =>
-      attachmentTraces(node, { dataDir, netName: list.name, containerId: Cnictl.defaultContainerId(pod.path), hostIf: r.json.interfaces[1].name, ips: addrs(r) });
+      attachmentTraces(node, {
+        dataDir,
+        netName: list.name,
+        containerId: Cnictl.defaultContainerId(pod.path),
+        hostIf: r.json.interfaces[1].name,
+        ips: addrs(r),
+      });
     const before = await traces(q, addQ);
     // address file, node veth, masquerade and macspoof elements
-    expect(before).toEqual(expect.arrayContaining([expect.stringMatching(/^address file/), `node link ${addQ.json.interfaces[1].name}`, expect.stringMatching(/^firewall rules/)]));
+    expect(before).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^address file/), `node link ${addQ.json.interfaces[1].name}`, expect.stringMatching(/^firewall rules/)]),
+    );
     const [del, again] = await delAfterNetnsGone(ctl, node, list.name, q);
     expect(del.stderr).toBe('');
     expect(del.exitCode).toBe(0);
@@ -94,7 +102,13 @@ describe('host-gw through libcni, from conf/40-tscni-host-gw.conflist', () => {
 
     for (const p of pods) {
       const traces = () =>
-        attachmentTraces(p.node.ns, { dataDir: p.dataDir, netName: p.net, containerId: Cnictl.defaultContainerId(p.ns.path), hostIf: p.add.json.interfaces[1].name, ips: addrs(p.add) });
+        attachmentTraces(p.node.ns, {
+          dataDir: p.dataDir,
+          netName: p.net,
+          containerId: Cnictl.defaultContainerId(p.ns.path),
+          hostIf: p.add.json.interfaces[1].name,
+          ips: addrs(p.add),
+        });
       expect((await traces()).length).toBeGreaterThanOrEqual(3);
       const [del, again] = await delAfterNetnsGone(ctl, p.node.ns, p.net, p.ns);
       expect(del.stderr).toBe('');

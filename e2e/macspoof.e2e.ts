@@ -77,7 +77,11 @@ describe('bridge macspoofchk', () => {
     const t = await table(node);
     expect(t.exists).toBe(true);
     expect(mine(t.elements, hostOf(a))).toEqual(
-      expect.arrayContaining([`macs {"concat":["${hostOf(a)}","${macOf(a)}"]}`, `addrs4 {"concat":["${hostOf(a)}","${a.ip}"]}`, `addrs6 {"concat":["${hostOf(a)}","${a.ip6}"]}`]),
+      expect.arrayContaining([
+        `macs {"concat":["${hostOf(a)}","${macOf(a)}"]}`,
+        `addrs4 {"concat":["${hostOf(a)}","${a.ip}"]}`,
+        `addrs6 {"concat":["${hostOf(a)}","${a.ip6}"]}`,
+      ]),
     );
     expect(await ping(a, b.ip)).toBe(true);
     expect(await ping(b, a.ip)).toBe(true);
@@ -146,7 +150,14 @@ describe('bridge macspoofchk', () => {
   }
 
   it('DEL with the netns gone removes exactly the pod elements; GC removes the stale ones of its network only', async () => {
-    const other = await addPod(node, 'o', bridgeConf('othernet', world.tmpDir('ipam2'), { bridge: 'spoofbr1', ipam: { type: 'host-local', dataDir: world.tmpDir('ipam3'), subnet: '10.92.0.0/24' } }));
+    const other = await addPod(
+      node,
+      'o',
+      bridgeConf('othernet', world.tmpDir('ipam2'), {
+        bridge: 'spoofbr1',
+        ipam: { type: 'host-local', dataDir: world.tmpDir('ipam3'), subnet: '10.92.0.0/24' },
+      }),
+    );
     await run('ip', ['netns', 'del', a.ns.name]);
     const del = await world.cni(node, { command: 'DEL', containerId: a.id, netns: a.ns.path, config: { ...conf, prevResult: a.result } });
     expect(del.stderr).toBe('');

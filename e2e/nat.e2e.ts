@@ -52,7 +52,11 @@ describe('nftables rules', () => {
   const world = useWorld();
   let ns: Netns;
   let o: { netns: string };
-  const tagged = (text: string, a: typeof A) => text.split('\n').filter((l) => l.includes(`tscni:${attachmentTag(a)}`)).join('\n');
+  const tagged = (text: string, a: typeof A) =>
+    text
+      .split('\n')
+      .filter((l) => l.includes(`tscni:${attachmentTag(a)}`))
+      .join('\n');
   beforeAll(async () => {
     ns = await world.pod('nft');
     o = { netns: ns.path };
@@ -105,7 +109,7 @@ describe('nftables rules', () => {
     expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
   });
 
-  it('teardown with the rules known (prevResult) is one nft spawn, idempotent, and never takes another owner\'s element', async () => {
+  it("teardown with the rules known (prevResult) is one nft spawn, idempotent, and never takes another owner's element", async () => {
     await setupMasq('nftables', [...rulesA, ...rulesB], o);
     expect(await spawns(() => teardownMasq(A, o, rulesA))).toEqual({ nft: 1 });
     const text = await nftText(ns);
@@ -182,7 +186,9 @@ describe('iptables rules', () => {
     const v4 = await iptSave(ns, 4);
     const v6 = await iptSave(ns, 6);
     expect(lines(v4, /^-A POSTROUTING .*-j TSCNI-/)).toHaveLength(2);
-    expect(lines(v4, new RegExp(`^-A POSTROUTING -s 10.1.0.5/32 -m comment --comment "tscni net=natnet id=container-a if=eth0" -j ${chainA}$`))).toHaveLength(1);
+    expect(lines(v4, new RegExp(`^-A POSTROUTING -s 10.1.0.5/32 -m comment --comment "tscni net=natnet id=container-a if=eth0" -j ${chainA}$`))).toHaveLength(
+      1,
+    );
     expect(lines(v4, new RegExp(`^-A ${chainA} `))).toEqual([
       expect.stringContaining('-d 10.1.0.0/16'),
       expect.stringContaining('-d 10.200.0.0/16'),
@@ -193,8 +199,23 @@ describe('iptables rules', () => {
     expect(await checkMasq('iptables', [...rulesA, ...rulesB], o)).toEqual([]);
 
     // CHECK sees a removed jump
-    await run('nsenter', [`--net=${ns.path}`, 'ip6tables', '-w', '-t', 'nat', '-D', 'POSTROUTING', '-s', 'fd00:1::5/128',
-      '-m', 'comment', '--comment', 'tscni net=natnet id=container-a if=eth0', '-j', chainA]);
+    await run('nsenter', [
+      `--net=${ns.path}`,
+      'ip6tables',
+      '-w',
+      '-t',
+      'nat',
+      '-D',
+      'POSTROUTING',
+      '-s',
+      'fd00:1::5/128',
+      '-m',
+      'comment',
+      '--comment',
+      'tscni net=natnet id=container-a if=eth0',
+      '-j',
+      chainA,
+    ]);
     expect(await checkMasq('iptables', rulesA, o)).toEqual([expect.stringMatching(/ip6tables nat POSTROUTING has no jump from fd00:1::5\/128/)]);
 
     await teardownMasq(A, o);

@@ -53,7 +53,10 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
     rootLinksBefore = await rootLinks();
     node = await world.node('node');
     pm = await Podman.create(world, node, await pluginBinDir('bridge'));
-    for (const [net, file] of [['tscni-bridge', '10-tscni-bridge.conflist'], ['tscni-ptp', '30-tscni-ptp.conflist']]) {
+    for (const [net, file] of [
+      ['tscni-bridge', '10-tscni-bridge.conflist'],
+      ['tscni-ptp', '30-tscni-ptp.conflist'],
+    ]) {
       dataDirs[net] = world.tmpDir('ipam');
       pm.addConflist(shipped(file, dataDirs[net]));
     }
@@ -69,7 +72,11 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
 
     it('lists both networks after probing each plugin with VERSION; hides one whose version we do not support', async () => {
       // a conflist in a version our plugins do not answer to: libcni's VERSION check must reject it
-      pm.addConflist({ cniVersion: '0.2.0', name: 'tscni-v020', plugins: [{ type: 'bridge', bridge: 'cni9', ipam: { type: 'host-local', subnet: '10.99.0.0/24' } }] });
+      pm.addConflist({
+        cniVersion: '0.2.0',
+        name: 'tscni-v020',
+        plugins: [{ type: 'bridge', bridge: 'cni9', ipam: { type: 'host-local', subnet: '10.99.0.0/24' } }],
+      });
       pm.clearCalls();
       const ls = await pm.podman(['network', 'ls', '--format', 'json'], { record: true });
       const names = (JSON.parse(ls.stdout) as { name: string }[]).map((n) => n.name);
@@ -111,7 +118,21 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
     let idA: string;
 
     it('podman run -d gives container A an address from our host-local', async () => {
-      idA = (await pm.podman(['run', '-d', '--pull=never', '--name', a, '--network', net, IMAGE, 'sh', '-c', `echo page-of-${a} > /www/index.html && exec httpd -f -p 80 -h /www`])).stdout.trim();
+      idA = (
+        await pm.podman([
+          'run',
+          '-d',
+          '--pull=never',
+          '--name',
+          a,
+          '--network',
+          net,
+          IMAGE,
+          'sh',
+          '-c',
+          `echo page-of-${a} > /www/index.html && exec httpd -f -p 80 -h /www`,
+        ])
+      ).stdout.trim();
       const [ins] = await pm.json(['inspect', a]);
       expect(ins.State.Running).toBe(true);
       ipA = ins.NetworkSettings.Networks[net].IPAddress;
@@ -123,7 +144,19 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
 
     it('container B pings A and fetches its page with wget; `run --rm` releases B', async () => {
       const b = name(`${label}-b`);
-      const r = await pm.podman(['run', '--rm', '--pull=never', '--name', b, '--network', net, IMAGE, 'sh', '-c', `ip -4 -o addr show eth0 && ping -c 1 -W 2 ${ipA} && wget -q -O - http://${ipA}/`]);
+      const r = await pm.podman([
+        'run',
+        '--rm',
+        '--pull=never',
+        '--name',
+        b,
+        '--network',
+        net,
+        IMAGE,
+        'sh',
+        '-c',
+        `ip -4 -o addr show eth0 && ping -c 1 -W 2 ${ipA} && wget -q -O - http://${ipA}/`,
+      ]);
       expect(r.stdout).toContain('1 packets received');
       expect(r.stdout).toContain(`page-of-${a}`);
       const ipB = /inet (\S+)\//.exec(r.stdout)?.[1];
@@ -159,7 +192,23 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       const c = name('static');
       pm.clearCalls();
       const r = await pm.podman(
-        ['run', '--rm', '--pull=never', '--name', c, '--network', 'tscni-bridge', '--ip', '10.22.0.50', '--mac-address', '0a:58:0a:16:00:32', IMAGE, 'sh', '-c', 'cat /sys/class/net/eth0/address; ip -o addr show eth0'],
+        [
+          'run',
+          '--rm',
+          '--pull=never',
+          '--name',
+          c,
+          '--network',
+          'tscni-bridge',
+          '--ip',
+          '10.22.0.50',
+          '--mac-address',
+          '0a:58:0a:16:00:32',
+          IMAGE,
+          'sh',
+          '-c',
+          'cat /sys/class/net/eth0/address; ip -o addr show eth0',
+        ],
         { record: true },
       );
       expect(r.stdout).toContain('inet 10.22.0.50/16');
@@ -207,7 +256,10 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       pm.addConflist({ ...conf, cniVersion: '1.1.0', name: 'tscni-v110', plugins: [{ ...conf.plugins[0], bridge: 'cni1' }] });
       const c = name('v110');
       pm.clearCalls();
-      const r = await pm.podman(['run', '-d', '--pull=never', '--name', c, '--network', 'tscni-v110', IMAGE, 'sleep', '60'], { record: true, allowFailure: true });
+      const r = await pm.podman(['run', '-d', '--pull=never', '--name', c, '--network', 'tscni-v110', IMAGE, 'sleep', '60'], {
+        record: true,
+        allowFailure: true,
+      });
       expect(r.exitCode).not.toBe(0);
       expect(r.stderr).toContain('unsupported CNI result version "1.1.0"');
       const calls = pm.calls().filter((x) => x.command !== 'VERSION');
@@ -226,7 +278,8 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
     const REFERENCE = ['portmap', 'firewall', 'tuning'];
     const refMissing = REFERENCE.find((p) => !fs.existsSync(path.join(REFERENCE_BIN_DIR, p)));
     const t = refMissing ? it.skip : it;
-    if (refMissing) process.stderr.write(`podman default-network case skipped: ${REFERENCE_BIN_DIR}/${refMissing} missing (apt-get install containernetworking-plugins)\n`);
+    if (refMissing)
+      process.stderr.write(`podman default-network case skipped: ${REFERENCE_BIN_DIR}/${refMissing} missing (apt-get install containernetworking-plugins)\n`);
 
     t('a 0.4.0 chain with a host port: the page is served to a container and through the port, then released', async () => {
       const n2 = await world.node('node2');
@@ -238,7 +291,24 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       const pd = await Podman.create(world, n2, dir);
       await pd.importImage(await busyboxRootfsTar(world.tmpDir('image')), IMAGE);
       const web = name('web');
-      await pd.podman(['run', '-d', '--pull=never', '--name', web, '-p', '8080:80', '--network', 'podman', IMAGE, 'sh', '-c', `echo page-of-${web} > /www/index.html && exec httpd -f -p 80 -h /www`], { record: true });
+      await pd.podman(
+        [
+          'run',
+          '-d',
+          '--pull=never',
+          '--name',
+          web,
+          '-p',
+          '8080:80',
+          '--network',
+          'podman',
+          IMAGE,
+          'sh',
+          '-c',
+          `echo page-of-${web} > /www/index.html && exec httpd -f -p 80 -h /www`,
+        ],
+        { record: true },
+      );
       const adds = pd.calls().filter((c) => c.command === 'ADD');
       expect(adds.map((c) => c.plugin)).toEqual(['bridge', 'host-local', 'portmap', 'firewall', 'tuning']);
       const portmap = JSON.parse(adds[2].stdin);

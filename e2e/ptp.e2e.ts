@@ -180,7 +180,12 @@ describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
       containerId: world.containerId('br'),
       netns: await world.pod('br'),
       config: {
-        cniVersion: '1.1.0', name: 'tscni-br', type: 'bridge', bridge: 'cni0', isGateway: true, isDefaultGateway: true,
+        cniVersion: '1.1.0',
+        name: 'tscni-br',
+        type: 'bridge',
+        bridge: 'cni0',
+        isGateway: true,
+        isDefaultGateway: true,
         ipam: { type: 'host-local', dataDir: brDir, ranges: [[{ subnet: '10.23.0.0/24' }]] },
       },
     });

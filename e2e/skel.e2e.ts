@@ -136,7 +136,10 @@ describe('skel: protocol core through the host-local executable', () => {
     expect(cur.json.cniVersion).toBe('1.0.0');
     expect(cur.json.ips[0].version).toBeUndefined();
     expect(storeIsEmpty()).toBe(false);
-    for (const [cid, v] of [[id, '0.3.1'], [id2, '1.0.0']]) {
+    for (const [cid, v] of [
+      [id, '0.3.1'],
+      [id2, '1.0.0'],
+    ]) {
       const del = await call({ command: 'DEL', config: netconf({ cniVersion: v }), containerId: cid });
       expect(del.exitCode).toBe(0);
       expect(del.stdout).toBe('');

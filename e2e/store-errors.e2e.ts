@@ -37,7 +37,10 @@ async function call(verb: 'ADD' | 'STATUS' | 'DEL', dataDir: string, o: { tmpfs?
   if (o.user !== undefined) argv = ['setpriv', `--reuid=${o.user}`, `--regid=${o.user}`, '--clear-groups', ...argv];
   if (o.tmpfs) argv = ['unshare', '-m', '--propagation', 'private', 'sh', WITH_TMPFS, ...o.tmpfs, '--', ...argv];
   const r = await run(argv[0], argv.slice(1), { input: JSON.stringify(conf), env, allowFailure: true });
-  const files = r.stderr.split('\n').filter((l) => l.startsWith('tscni-tmpfs-file ')).map((l) => l.slice('tscni-tmpfs-file '.length));
+  const files = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('tscni-tmpfs-file '))
+    .map((l) => l.slice('tscni-tmpfs-file '.length));
   return { rc: r.exitCode, json: r.stdout.trim() ? JSON.parse(r.stdout) : {}, files };
 }
 
@@ -54,7 +57,9 @@ async function bothSay(dataDir: string, reason: RegExp, o: Parameters<typeof cal
 test('a read-only file system: EROFS in words, from ADD and from STATUS', async () => {
   const mnt = path.join(tmp, 'mnt');
   fs.mkdirSync(mnt);
-  await bothSay(path.join(mnt, 'data'), new RegExp(`^(host-local: )?cannot create ${mnt}/data \\(ipam\\.dataDir\\): read-only file system \\(EROFS\\)$`), { tmpfs: [mnt, 'ro'] });
+  await bothSay(path.join(mnt, 'data'), new RegExp(`^(host-local: )?cannot create ${mnt}/data \\(ipam\\.dataDir\\): read-only file system \\(EROFS\\)$`), {
+    tmpfs: [mnt, 'ro'],
+  });
 });
 
 test('a full file system: ENOSPC in words; the failed ADD leaves no reservation and no half-written index', async () => {
@@ -67,17 +72,24 @@ test('a full file system: ENOSPC in words; the failed ADD leaves no reservation 
 test('no inodes left: ENOSPC when the network directory cannot be made', async () => {
   const mnt = path.join(tmp, 'mnt');
   fs.mkdirSync(mnt);
-  await bothSay(mnt, new RegExp(`^(host-local: )?cannot create ${mnt}/${NET} \\(ipam\\.dataDir\\): no space left on device \\(ENOSPC\\)$`), { tmpfs: [mnt, 'nr_inodes=1'] });
+  await bothSay(mnt, new RegExp(`^(host-local: )?cannot create ${mnt}/${NET} \\(ipam\\.dataDir\\): no space left on device \\(ENOSPC\\)$`), {
+    tmpfs: [mnt, 'nr_inodes=1'],
+  });
 });
 
 test('no permission (user nobody under a root-owned directory): EACCES in words', async () => {
   const owned = path.join(tmp, 'root-only');
   fs.mkdirSync(owned, 0o755);
-  await bothSay(path.join(owned, 'data'), new RegExp(`^(host-local: )?cannot create ${owned}/data \\(ipam\\.dataDir\\): permission denied \\(EACCES\\)$`), { user: 65534 });
+  await bothSay(path.join(owned, 'data'), new RegExp(`^(host-local: )?cannot create ${owned}/data \\(ipam\\.dataDir\\): permission denied \\(EACCES\\)$`), {
+    user: 65534,
+  });
   expect(fs.readdirSync(owned)).toEqual([]);
 });
 
 test('procfs (the mkdir Node loops on): ENOENT in words, at once, and DEL of nothing there succeeds', async () => {
-  await bothSay('/proc/tscni-test-x', /^(host-local: )?cannot create \/proc\/tscni-test-x \(ipam\.dataDir\): \/proc exists, but its file system takes no new entries \(procfs does this\) \(ENOENT\)$/);
+  await bothSay(
+    '/proc/tscni-test-x',
+    /^(host-local: )?cannot create \/proc\/tscni-test-x \(ipam\.dataDir\): \/proc exists, but its file system takes no new entries \(procfs does this\) \(ENOENT\)$/,
+  );
   expect(await call('DEL', '/proc/tscni-test-x')).toMatchObject({ rc: 0 });
 });

@@ -39,7 +39,9 @@ if (trace) {
     // anonymous memory is what fork copies (file pages are not), so it is told apart
     const anon = /RssAnon:\s+(\d+)/.exec(fsModule().readFileSync('/proc/self/status', 'utf8'))?.[1];
     const mib = (kib: number) => (kib / 1024).toFixed(1);
-    process.stderr.write(`tscni-trace ${nowMs().toFixed(1)} exit ${code} rss ${mib(process.memoryUsage.rss() / 1024)} MiB anon ${anon ? mib(+anon) : '?'} MiB\n`);
+    process.stderr.write(
+      `tscni-trace ${nowMs().toFixed(1)} exit ${code} rss ${mib(process.memoryUsage.rss() / 1024)} MiB anon ${anon ? mib(+anon) : '?'} MiB\n`,
+    );
   });
 }
 
@@ -60,7 +62,7 @@ function inputFile(input: string): number | undefined {
     fs.unlinkSync(name);
     const buf = Buffer.from(input);
     // positional writes leave the descriptor's offset at 0, where the child starts reading
-    for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off, buf.length - off, off);
+    for (let off = 0; off < buf.length;) off += fs.writeSync(fd, buf, off, buf.length - off, off);
     return fd;
   } catch {
     // a name that was already there (open failed) is not ours to remove

@@ -36,7 +36,9 @@ describe('makeDirs', () => {
   it('under /proc: answers at once with ENOENT in words, naming the key', () => {
     const e = thrown(() => makeDirs('/proc/tscni-test-x/net1', 'ipam.dataDir'));
     expect(e.code).toBe(ErrCode.IOFailure);
-    expect(e.message).toBe('cannot create /proc/tscni-test-x (ipam.dataDir): /proc exists, but its file system takes no new entries (procfs does this) (ENOENT)');
+    expect(e.message).toBe(
+      'cannot create /proc/tscni-test-x (ipam.dataDir): /proc exists, but its file system takes no new entries (procfs does this) (ENOENT)',
+    );
   });
 
   it('a file in the path: ENOTDIR naming that file; the directory itself a file too', () => {
@@ -111,7 +113,10 @@ describe('readConfigFile', () => {
       [tmp, 'not a regular file'],
       ['/nonexistent/resolv.conf', 'no such file or directory (ENOENT)'],
     ]) {
-      expect(thrown(() => readConfigFile(p, 'ipam.resolvConf'))).toMatchObject({ code: ErrCode.InvalidConfig, message: `invalid config: ipam.resolvConf: cannot read ${p}: ${why}` });
+      expect(thrown(() => readConfigFile(p, 'ipam.resolvConf'))).toMatchObject({
+        code: ErrCode.InvalidConfig,
+        message: `invalid config: ipam.resolvConf: cannot read ${p}: ${why}`,
+      });
     }
     const big = path.join(tmp, 'big');
     fs.writeFileSync(big, Buffer.alloc(2048, 'a'));

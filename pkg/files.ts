@@ -134,7 +134,14 @@ export function asIOFailure(e: unknown, where?: string): unknown {
   const n = e as NodeJS.ErrnoException;
   if (e instanceof CniError || !n?.code || !n.syscall) return e;
   if (!n.path) return where ? fsError(n.syscall === 'read' ? 'read' : 'write', where, e) : e;
-  const verb = n.syscall === 'mkdir' ? 'create' : n.syscall === 'unlink' || n.syscall === 'rmdir' ? 'remove' : n.syscall === 'open' || n.syscall === 'write' || n.syscall === 'rename' ? 'write' : (n.syscall ?? 'use');
+  const verb =
+    n.syscall === 'mkdir'
+      ? 'create'
+      : n.syscall === 'unlink' || n.syscall === 'rmdir'
+        ? 'remove'
+        : n.syscall === 'open' || n.syscall === 'write' || n.syscall === 'rename'
+          ? 'write'
+          : (n.syscall ?? 'use');
   return fsError(verb, n.path, e);
 }
 

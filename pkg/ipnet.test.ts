@@ -1,16 +1,4 @@
-import {
-  canonicalIP,
-  contains,
-  formatCIDR,
-  formatIP,
-  lastOf,
-  mask,
-  networkOf,
-  overlaps,
-  parseCIDR,
-  parseIP,
-  type IPNet,
-} from './ipnet';
+import { canonicalIP, contains, formatCIDR, formatIP, lastOf, mask, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from './ipnet';
 
 const cidr = (s: string): IPNet => {
   const n = parseCIDR(s);

@@ -84,7 +84,7 @@ export function networkOf(n: IPNet): IPNet {
 }
 
 export function lastOf(n: IPNet): bigint {
-  return networkOf(n).ip | (((1n << BigInt(bits(n.family) - n.prefix)) - 1n));
+  return networkOf(n).ip | ((1n << BigInt(bits(n.family) - n.prefix)) - 1n);
 }
 
 export function contains(net: IPNet, family: Family, ip: bigint): boolean {

@@ -99,7 +99,12 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     ]);
     // what the watcher will read: a fabric conf the fabric code accepts, for this node
     const fabric = loadFabricConf(opts(mode).fabricConf);
-    expect([fabric.mode, fabric.podCIDR, fabric.nodeIP, fabric.clusterCIDR]).toEqual([mode === 'ptp' ? 'host-gw' : mode, '10.244.2.0/24', '172.18.0.4', '10.244.0.0/16']);
+    expect([fabric.mode, fabric.podCIDR, fabric.nodeIP, fabric.clusterCIDR]).toEqual([
+      mode === 'ptp' ? 'host-gw' : mode,
+      '10.244.2.0/24',
+      '172.18.0.4',
+      '10.244.0.0/16',
+    ]);
     const conflist = JSON.parse(fs.readFileSync(opts(mode).conflist, 'utf8'));
     expect(conflist.plugins[0].type).toBe(mode);
     expect(fs.readdirSync(path.dirname(opts(mode).conflist))).toEqual(['10-tscni.conflist']);
@@ -124,7 +129,13 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
 
   test('template variables: IPv6 range ends at the last address; an unknown variable is named', () => {
     const v = templateVars({ name: 'n6', podCIDRs: ['fd00:10:244:1::/64'], internalIPs: ['172.18.0.2', 'fc00::2'] });
-    expect(v).toEqual({ nodeName: 'n6', nodeIP: 'fc00::2', podCIDR: 'fd00:10:244:1::/64', podRangeStart: 'fd00:10:244:1::1', podRangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff' });
+    expect(v).toEqual({
+      nodeName: 'n6',
+      nodeIP: 'fc00::2',
+      podCIDR: 'fd00:10:244:1::/64',
+      podRangeStart: 'fd00:10:244:1::1',
+      podRangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff',
+    });
     expect(render({ a: ['x-{{ nodeName }}'], b: 3 }, v, 't')).toEqual({ a: ['x-n6'], b: 3 });
     expect(() => render({ a: '{{podCidr}}' }, v, 'host-gw.conflist')).toThrow(/host-gw.conflist: unknown template variable \{\{podCidr\}\}/);
   });

@@ -127,7 +127,8 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
   const fabric = fabricRaw ? (render(fabricRaw, vars, fabricTpl) as Record<string, unknown>) : conflist;
   // the same checks the plugin makes on ADD, before anything is written
   const conf = fabricConfOf(fabric, fabricRaw ? fabricTpl : listTpl);
-  if (!conf.peersFile) throw new Error(`${fabricRaw ? fabricTpl : listTpl}: the fabric plugin needs a peersFile: the watcher writes the Node API's peers there`);
+  if (!conf.peersFile)
+    throw new Error(`${fabricRaw ? fabricTpl : listTpl}: the fabric plugin needs a peersFile: the watcher writes the Node API's peers there`);
 
   const fam = (s: string) => (s.includes(':') ? 6 : 4);
   const { nodes } = await k8s().listNodes(cfg);
@@ -140,7 +141,9 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
   write(conf.peersFile, k8s().peersFileText(peers));
   write(o.fabricConf, JSON.stringify(fabric, null, 2) + '\n');
   write(o.conflist, JSON.stringify(conflist, null, 2) + '\n');
-  o.log(`node ${node.name}: podCIDR ${vars.podCIDR}, nodeIP ${vars.nodeIP}, ${peers.length} peer(s); wrote ${conf.peersFile}, ${o.fabricConf}, ${o.conflist} (${o.mode})`);
+  o.log(
+    `node ${node.name}: podCIDR ${vars.podCIDR}, nodeIP ${vars.nodeIP}, ${peers.length} peer(s); wrote ${conf.peersFile}, ${o.fabricConf}, ${o.conflist} (${o.mode})`,
+  );
   return { vars, peers: peers.length };
 }
 

@@ -25,7 +25,11 @@ export async function kindSkipReason(): Promise<string> {
   if (!onPath('kubectl')) why.push('kubectl is not on PATH');
   if (!onPath('docker')) why.push('docker (the client) is not on PATH');
   else {
-    const r = await run('docker', ['info', '--format', '{{.ServerVersion}}'], { allowFailure: true, timeout: 20_000 }).catch((e: Error) => ({ exitCode: -1, stdout: '', stderr: e.message }));
+    const r = await run('docker', ['info', '--format', '{{.ServerVersion}}'], { allowFailure: true, timeout: 20_000 }).catch((e: Error) => ({
+      exitCode: -1,
+      stdout: '',
+      stderr: e.message,
+    }));
     if (r.exitCode !== 0) {
       const msg = r.stderr.trim().split('\n').filter(Boolean).pop() ?? `exit ${r.exitCode}`;
       why.push(`no working Docker engine: \`docker info\` failed: ${msg}`);

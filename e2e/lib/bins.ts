@@ -27,7 +27,12 @@ async function buildDev(): Promise<string> {
   const bin = path.join(DEV_DIR, 'bin');
   fs.mkdirSync(bin, { recursive: true });
   await run(path.join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'), [
-    path.join(REPO_ROOT, 'plugins', 'main.ts'), '--bundle', '--platform=node', '--target=node20', '--log-level=warning', `--outfile=${js}`,
+    path.join(REPO_ROOT, 'plugins', 'main.ts'),
+    '--bundle',
+    '--platform=node',
+    '--target=node20',
+    '--log-level=warning',
+    `--outfile=${js}`,
   ]);
   for (const p of DEV_PLUGINS) {
     const f = path.join(bin, p);

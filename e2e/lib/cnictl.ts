@@ -20,7 +20,10 @@ export function buildCnictl(): Promise<string> {
 }
 
 async function doBuild(): Promise<string> {
-  const srcs = fs.readdirSync(CNICTL_SRC).filter((f) => f.endsWith('.go')).map((f) => path.join(CNICTL_SRC, f));
+  const srcs = fs
+    .readdirSync(CNICTL_SRC)
+    .filter((f) => f.endsWith('.go'))
+    .map((f) => path.join(CNICTL_SRC, f));
   const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   try {
     if (fs.statSync(CNICTL).mtimeMs >= newest) return CNICTL;
@@ -85,10 +88,7 @@ export class Cnictl {
   readonly cacheDir: string;
   private readonly touched = new Set<string>();
 
-  private constructor(
-    world: World,
-    opts: { realCache?: boolean },
-  ) {
+  private constructor(world: World, opts: { realCache?: boolean }) {
     this.netconfDir = world.tmpDir('netconf');
     this.cacheDir = opts.realCache ? LIBCNI_CACHE_DIR : world.tmpDir('cnicache');
     if (opts.realCache) world.onCleanup(() => this.removeCachedResults());
@@ -125,7 +125,13 @@ export class Cnictl {
     const containerId = o.containerId ?? Cnictl.defaultContainerId(nsPath);
     this.touched.add(`${netName}-${containerId}-${ifName}`);
     const cniArgs =
-      o.cniArgs === undefined ? '' : typeof o.cniArgs === 'string' ? o.cniArgs : Object.entries(o.cniArgs).map(([k, v]) => `${k}=${v}`).join(';');
+      o.cniArgs === undefined
+        ? ''
+        : typeof o.cniArgs === 'string'
+          ? o.cniArgs
+          : Object.entries(o.cniArgs)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(';');
     const vars: Record<string, string> = {
       PATH: CLEAN_PATH,
       NETCONFPATH: this.netconfDir,
@@ -138,11 +144,11 @@ export class Cnictl {
       ...(o.validAttachments ? { CNI_VALID_ATTACHMENTS: JSON.stringify(o.validAttachments) } : {}),
       ...o.env,
     };
-    const r = await run(
-      'ip',
-      ['netns', 'exec', node.name, 'env', '-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), CNICTL, cmd, netName, nsPath],
-      { allowFailure: true, timeout: o.timeout ?? 60_000, env: { PATH: CLEAN_PATH } },
-    );
+    const r = await run('ip', ['netns', 'exec', node.name, 'env', '-i', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), CNICTL, cmd, netName, nsPath], {
+      allowFailure: true,
+      timeout: o.timeout ?? 60_000,
+      env: { PATH: CLEAN_PATH },
+    });
     let json: any;
     try {
       json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;

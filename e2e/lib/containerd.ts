@@ -143,7 +143,13 @@ export class Containerd {
       ['mount', '--bind', this.cacheDir, '/var/lib/cni'],
     ];
     for (const s of steps) await this.inside(s);
-    this.daemonPid = await startDaemon(this.enter(), '/usr/bin/containerd', ['--config', path.join(d, 'config.toml')], path.join(d, 'containerd.pid'), this.logFile);
+    this.daemonPid = await startDaemon(
+      this.enter(),
+      '/usr/bin/containerd',
+      ['--config', path.join(d, 'config.toml')],
+      path.join(d, 'containerd.pid'),
+      this.logFile,
+    );
     for (let i = 0; i < 100; i++) {
       const v = await this.ctr(['version'], { allowFailure: true });
       if (v.exitCode === 0) return;
@@ -232,7 +238,10 @@ export class Containerd {
     }
     const existing = parents.filter((d) => fs.existsSync(d) && fs.statSync(d).isDirectory());
     const leaves = existing.flatMap((d) =>
-      fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name)),
+      fs
+        .readdirSync(d, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => path.join(d, e.name)),
     );
     return { leaves, parents: existing };
   }

@@ -31,7 +31,10 @@ export function guestKernel(): { kernel: string; modulesDir: string } | undefine
   } catch {
     return undefined;
   }
-  for (const release of names.map((f) => f.slice('vmlinuz-'.length)).sort(byVersion).reverse()) {
+  for (const release of names
+    .map((f) => f.slice('vmlinuz-'.length))
+    .sort(byVersion)
+    .reverse()) {
     const modulesDir = path.join(MODULES_ROOT, release);
     try {
       if (/\/9p\.ko/.test(fs.readFileSync(path.join(modulesDir, 'modules.dep'), 'utf8'))) return { kernel: `/boot/vmlinuz-${release}`, modulesDir };
@@ -151,16 +154,29 @@ export function qemuBackend(accel: 'kvm' | 'tcg'): GuestBackend {
       fs.writeFileSync(initrd, initramfs(k.modulesDir, o.init));
       const args = [
         ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
-        '-m', String(o.memMiB),
-        '-smp', '2',
-        '-nodefaults', '-no-reboot', '-display', 'none', '-monitor', 'none',
-        '-serial', `file:${consoleFile}`,
-        '-kernel', k.kernel,
-        '-initrd', initrd,
-        '-append', 'console=ttyS0 panic=-1 quiet',
+        '-m',
+        String(o.memMiB),
+        '-smp',
+        '2',
+        '-nodefaults',
+        '-no-reboot',
+        '-display',
+        'none',
+        '-monitor',
+        'none',
+        '-serial',
+        `file:${consoleFile}`,
+        '-kernel',
+        k.kernel,
+        '-initrd',
+        initrd,
+        '-append',
+        'console=ttyS0 panic=-1 quiet',
         // several host filesystems sit under /: remap keeps their inode numbers apart in the guest
-        '-virtfs', `local,path=/,mount_tag=${ROOT_TAG},security_model=none,readonly=on,multidevs=remap`,
-        '-virtfs', `local,path=${o.scratch},mount_tag=${SCRATCH_TAG},security_model=none,multidevs=remap`,
+        '-virtfs',
+        `local,path=/,mount_tag=${ROOT_TAG},security_model=none,readonly=on,multidevs=remap`,
+        '-virtfs',
+        `local,path=${o.scratch},mount_tag=${SCRATCH_TAG},security_model=none,multidevs=remap`,
       ];
       let end: BootResult;
       try {

@@ -33,7 +33,10 @@ export function umlBackend(): GuestBackend {
     probeTimeoutMs: 30_000,
     missing() {
       if (process.platform !== 'linux' || process.arch !== 'x64') return `user-mode-linux needs linux/x64, this is ${process.platform}/${process.arch}`;
-      for (const [f, pkg] of [[UML_KERNEL, 'user-mode-linux'], [BUSYBOX, 'busybox-static']]) {
+      for (const [f, pkg] of [
+        [UML_KERNEL, 'user-mode-linux'],
+        [BUSYBOX, 'busybox-static'],
+      ]) {
         try {
           fs.accessSync(f, fs.constants.X_OK);
         } catch {
@@ -41,7 +44,8 @@ export function umlBackend(): GuestBackend {
         }
       }
       if (!umlModulesDir()) return `no UML kernel modules under ${UML_MODULES_ROOT}`;
-      if (process.getuid?.() !== 0) return 'the guest scenarios create namespaces and tunnels as root inside the guest and need root to mount the scratch dir: run as root';
+      if (process.getuid?.() !== 0)
+        return 'the guest scenarios create namespaces and tunnels as root inside the guest and need root to mount the scratch dir: run as root';
       return undefined;
     },
     modulesDir() {

@@ -106,7 +106,10 @@ export interface GuestRun {
 /** One step's record, or a thrown error that shows the console tail (a missing step is a harness failure). */
 export function stepOf(r: GuestRun, name: string): GuestStep {
   const s = r.steps.find((x) => x.name === name);
-  if (!s) throw new Error(`guest step ${name} did not run (${r.backend}, completed=${r.completed}); guest console tail:\n${r.console.split('\n').slice(-40).join('\n')}`);
+  if (!s)
+    throw new Error(
+      `guest step ${name} did not run (${r.backend}, completed=${r.completed}); guest console tail:\n${r.console.split('\n').slice(-40).join('\n')}`,
+    );
   return s;
 }
 
@@ -254,7 +257,10 @@ export interface GuestVerdict {
 
 /** The console line that best says why a guest did not come up: a panic, an error, or the last line. */
 function failureLine(console: string): string {
-  const lines = console.split('\n').map((l) => l.replace(/\s+$/, '')).filter(Boolean);
+  const lines = console
+    .split('\n')
+    .map((l) => l.replace(/\s+$/, ''))
+    .filter(Boolean);
   const telling = lines.filter((l) => /panic|fatal|error|failed|unable|cannot/i.test(l));
   return (telling.slice(-2).join(' / ') || lines.slice(-1)[0] || 'no console output').slice(0, 300);
 }
@@ -270,7 +276,12 @@ export async function probeBackend(backend: GuestBackend): Promise<GuestProbe> {
     const ms = Date.now() - t0;
     if (r.completed && step?.rc === 0) return { name: backend.name, booted: true, ms, reason: `kernel ${step.out.trim()}` };
     const why = r.completed ? `the probe step failed: ${step?.out.trim()}` : failureLine(r.console);
-    return { name: backend.name, booted: false, reason: ms >= backend.probeTimeoutMs ? `no power-off within ${backend.probeTimeoutMs / 1000} s: ${why}` : why, ms };
+    return {
+      name: backend.name,
+      booted: false,
+      reason: ms >= backend.probeTimeoutMs ? `no power-off within ${backend.probeTimeoutMs / 1000} s: ${why}` : why,
+      ms,
+    };
   } catch (e) {
     return { name: backend.name, booted: false, reason: (e as Error).message.split('\n')[0], ms: Date.now() - t0 };
   }

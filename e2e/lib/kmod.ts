@@ -10,7 +10,11 @@ function readModulesDep(dir: string): Map<string, { ko: string; deps: string[] }
     const i = line.indexOf(':');
     if (i < 0) continue;
     const ko = line.slice(0, i).trim();
-    const deps = line.slice(i + 1).trim().split(/\s+/).filter(Boolean);
+    const deps = line
+      .slice(i + 1)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
     m.set(moduleName(ko), { ko: path.join(dir, ko), deps: deps.map((d) => path.join(dir, d)) });
   }
   return m;
@@ -18,7 +22,10 @@ function readModulesDep(dir: string): Map<string, { ko: string; deps: string[] }
 
 /** 'kernel/net/ipv4/ip_tunnel.ko' -> 'ip_tunnel' (modprobe treats - and _ alike) */
 function moduleName(ko: string): string {
-  return path.basename(ko).replace(/\.ko(\.\w+)?$/, '').replace(/-/g, '_');
+  return path
+    .basename(ko)
+    .replace(/\.ko(\.\w+)?$/, '')
+    .replace(/-/g, '_');
 }
 
 function builtinModules(dir: string): Set<string> {

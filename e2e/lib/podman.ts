@@ -214,7 +214,10 @@ volume_path = "${path.join(this.root, 'volumes')}"
 
   /** Plugin calls recorded in record mode, oldest first. */
   calls(): PluginCall[] {
-    const names = fs.readdirSync(this.recordDir).filter((f) => f.endsWith('.env')).sort();
+    const names = fs
+      .readdirSync(this.recordDir)
+      .filter((f) => f.endsWith('.env'))
+      .sort();
     return names.map((f) => {
       const base = f.slice(0, -'.env'.length);
       const env: Record<string, string> = {};

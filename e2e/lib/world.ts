@@ -251,7 +251,13 @@ export function cniCommand(node: Netns | string, o: CniOptions): { file: string;
   if (!plugin) throw new Error('cni(): give `plugin` when the config is a string');
   const netns = o.netns === undefined ? '' : typeof o.netns === 'string' ? o.netns : o.netns.path;
   const cniArgs =
-    o.cniArgs === undefined ? '' : typeof o.cniArgs === 'string' ? o.cniArgs : Object.entries(o.cniArgs).map(([k, v]) => `${k}=${v}`).join(';');
+    o.cniArgs === undefined
+      ? ''
+      : typeof o.cniArgs === 'string'
+        ? o.cniArgs
+        : Object.entries(o.cniArgs)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(';');
   const vars: Record<string, string> = {
     PATH: CLEAN_PATH,
     CNI_COMMAND: o.command,

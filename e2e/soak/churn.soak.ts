@@ -28,7 +28,8 @@ test(`${CYCLES} ADD+DEL cycles: nothing grows, nothing slows`, async () => {
     const containerId = world.containerId(`c${i}`);
     const add = await timedCall(() => world.cni(node, { command: 'ADD', containerId, netns: pod, config: conf }));
     const del = await timedCall(() => world.cni(node, { command: 'DEL', containerId, netns: pod, config: conf }));
-    if (add.r.exitCode !== 0 || del.r.exitCode !== 0) failures.push(`cycle ${i}: ADD ${add.r.exitCode} ${add.r.stdout.trim()} DEL ${del.r.exitCode} ${del.r.stdout.trim()}`);
+    if (add.r.exitCode !== 0 || del.r.exitCode !== 0)
+      failures.push(`cycle ${i}: ADD ${add.r.exitCode} ${add.r.stdout.trim()} DEL ${del.r.exitCode} ${del.r.stdout.trim()}`);
     cycleMs.push(add.ms + del.ms);
     await run('ip', ['netns', 'del', pod.name]);
     // after the first cycle the kernel still adds the link-local routes of the new bridge (IPv6 DAD, ~2 s)
@@ -43,7 +44,16 @@ test(`${CYCLES} ADD+DEL cycles: nothing grows, nothing slows`, async () => {
     cycles: CYCLES,
     failures: failures.length,
     medianMs: { [`first ${WINDOW}`]: Math.round(firstMedian), [`last ${WINDOW}`]: Math.round(lastMedian), ratio: +(lastMedian / firstMedian).toFixed(3) },
-    states: states.map((s) => ({ cycle: s.cycle, links: s.links, routes: s.routes, nftRules: s.nftRules, nftElements: s.nftElements, reservations: s.reservations, storeFiles: s.storeFiles, indexFiles: s.indexFiles })),
+    states: states.map((s) => ({
+      cycle: s.cycle,
+      links: s.links,
+      routes: s.routes,
+      nftRules: s.nftRules,
+      nftElements: s.nftElements,
+      reservations: s.reservations,
+      storeFiles: s.storeFiles,
+      indexFiles: s.indexFiles,
+    })),
     indexBound: INDEX_BOUND,
   });
   expect(failures).toEqual([]);

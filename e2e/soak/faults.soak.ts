@@ -25,7 +25,13 @@ const PLUGINS: Plugin[] = [
       const peer = await world.node('peer');
       const l = await world.link(node, peer, { subnet: '192.168.77.0/24' });
       const peersFile = path.join(world.tmpDir('peers'), 'peers.json');
-      fs.writeFileSync(peersFile, JSON.stringify([{ nodeIP: l.bIp, podCIDR: '10.244.2.0/24' }, { nodeIP: '192.168.77.3', podCIDR: '10.244.3.0/24' }]));
+      fs.writeFileSync(
+        peersFile,
+        JSON.stringify([
+          { nodeIP: l.bIp, podCIDR: '10.244.2.0/24' },
+          { nodeIP: '192.168.77.3', podCIDR: '10.244.3.0/24' },
+        ]),
+      );
       return withStore({ ...exampleConf('40-tscni-host-gw.conflist'), nodeIP: l.aIp, peersFile }, dataDir);
     },
   },
@@ -105,7 +111,9 @@ describe.each(PLUGINS)('kill -9 during $name ADD and DEL', (p) => {
     const pod = await world.pod('fresh');
     const containerId = world.containerId('fresh');
     // a lock left by a killed holder would go stale only after 10 s: a budget of 5 s fails if the ADD waits for that
-    const fresh = await timedCall(() => world.cni(node, { command: 'ADD', containerId, netns: pod, config: { ...conf, ipam: { ...(conf.ipam as object), timeoutSeconds: 5 } } }));
+    const fresh = await timedCall(() =>
+      world.cni(node, { command: 'ADD', containerId, netns: pod, config: { ...conf, ipam: { ...(conf.ipam as object), timeoutSeconds: 5 } } }),
+    );
     const del = await call({ command: 'DEL', containerId, netns: pod });
     report(`faults-${p.name}`, {
       seed,

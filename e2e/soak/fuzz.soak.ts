@@ -18,9 +18,47 @@ const ALL = ['bridge', 'ptp', 'host-gw', 'vxlan', 'ipip', 'host-local'] as const
 const PLUGINS = process.env.SOAK_FUZZ ? ALL.filter((p) => process.env.SOAK_FUZZ!.split(',').includes(p)) : ALL;
 const VERBS = ['ADD', 'ADD', 'ADD', 'ADD', 'DEL', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
 const ODD_VERBS = ['', 'add', 'BOGUS', 'ADD ', 'DEL\n'];
-const VALUES: unknown[] = [null, 0, -1, 1, 4095, 65536, 1e21, 0.5, '', 'x', '0.1.0', 'eth0', 'a'.repeat(300), '10.0.0.0/33', '10.0.0.1', 'fd00::/129', '::', '10.22.0.0/16', true, false, [], {}, [[]], [{}], { subnet: '10.9.0.0/24' }, 'é\u0000x', '../x'];
+const VALUES: unknown[] = [
+  null,
+  0,
+  -1,
+  1,
+  4095,
+  65536,
+  1e21,
+  0.5,
+  '',
+  'x',
+  '0.1.0',
+  'eth0',
+  'a'.repeat(300),
+  '10.0.0.0/33',
+  '10.0.0.1',
+  'fd00::/129',
+  '::',
+  '10.22.0.0/16',
+  true,
+  false,
+  [],
+  {},
+  [[]],
+  [{}],
+  { subnet: '10.9.0.0/24' },
+  'é\u0000x',
+  '../x',
+];
 const VERSIONS = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0', '2.0.0', '', 'x', 1];
-const GARBAGE = ['', '{', 'null', '[]', '"x"', '{"cniVersion":"1.0.0"}', '{"name":"n","type":"bridge"}', '\u0000\u0001', '{"cniVersion":"1.0.0","name":"n","type":"x","ipam":[]}'];
+const GARBAGE = [
+  '',
+  '{',
+  'null',
+  '[]',
+  '"x"',
+  '{"cniVersion":"1.0.0"}',
+  '{"name":"n","type":"bridge"}',
+  '\u0000\u0001',
+  '{"cniVersion":"1.0.0","name":"n","type":"x","ipam":[]}',
+];
 const PATH_KEYS = new Set(['dataDir', 'resolvConf', 'peersFile', 'file']);
 
 type Rand = () => number;
@@ -103,7 +141,8 @@ function mutate(r: Rand, base: Record<string, unknown>, paths: Paths): Record<st
     } else c.cniVersion = pick(r, VERSIONS);
   }
   // a missing or empty dataDir means the machine's own /var/lib/cni/networks: never that
-  if (c.ipam && typeof c.ipam === 'object' && !Array.isArray(c.ipam) && (c.ipam.dataDir === undefined || c.ipam.dataDir === '' || c.ipam.dataDir === null)) c.ipam.dataDir = paths.ok;
+  if (c.ipam && typeof c.ipam === 'object' && !Array.isArray(c.ipam) && (c.ipam.dataDir === undefined || c.ipam.dataDir === '' || c.ipam.dataDir === null))
+    c.ipam.dataDir = paths.ok;
   return c;
 }
 
@@ -140,14 +179,17 @@ function mutateEnv(r: Rand, o: CniOptions, pod: Netns, binDir: string): { o: Cni
 function offSpec(o: CniOptions, r: CniResult): string {
   const verb = String(o.command);
   // no CNI_COMMAND: the about text on stderr and exit 0, as the reference skel does
-  if (o.omitEnv?.includes('CNI_COMMAND')) return r.exitCode === 0 && r.stdout.trim() === '' ? '' : `no CNI_COMMAND: exit ${r.exitCode} ${r.stdout.slice(0, 200)}`;
+  if (o.omitEnv?.includes('CNI_COMMAND'))
+    return r.exitCode === 0 && r.stdout.trim() === '' ? '' : `no CNI_COMMAND: exit ${r.exitCode} ${r.stdout.slice(0, 200)}`;
   if (r.exitCode === 0) {
-    if (verb === 'ADD') return r.json && typeof r.json === 'object' && typeof r.json.cniVersion === 'string' ? '' : `ADD exit 0 without a result: ${r.stdout.slice(0, 200)}`;
+    if (verb === 'ADD')
+      return r.json && typeof r.json === 'object' && typeof r.json.cniVersion === 'string' ? '' : `ADD exit 0 without a result: ${r.stdout.slice(0, 200)}`;
     if (verb === 'VERSION') return Array.isArray(r.json?.supportedVersions) ? '' : `VERSION without supportedVersions: ${r.stdout.slice(0, 200)}`;
     return r.stdout.trim() === '' ? '' : `${verb} exit 0 with output: ${r.stdout.slice(0, 200)}`;
   }
   const e = r.json;
-  if (!e || typeof e !== 'object') return `exit ${r.exitCode} without an error object on stdout: ${JSON.stringify(r.stdout.slice(0, 200))} ${r.stderr.slice(0, 200)}`;
+  if (!e || typeof e !== 'object')
+    return `exit ${r.exitCode} without an error object on stdout: ${JSON.stringify(r.stdout.slice(0, 200))} ${r.stderr.slice(0, 200)}`;
   if (!Number.isInteger(e.code) || typeof e.msg !== 'string') return `error object without an integer code and a msg: ${r.stdout.slice(0, 200)}`;
   return '';
 }
@@ -179,7 +221,12 @@ describe.each(PLUGINS)('fuzz %s', (plugin) => {
       'host-gw': { ...exampleConf('40-tscni-host-gw.conflist'), ...fabric },
       vxlan: { ...exampleConf('50-tscni-vxlan.conflist'), ...fabric },
       ipip: { ...exampleConf('60-tscni-ipip.conflist'), ...fabric },
-      'host-local': { cniVersion: '1.1.0', name: 'fuzz', type: 'host-local', ipam: { type: 'host-local', ranges: [[{ subnet: '10.30.0.0/24' }]], resolvConf: path.join(tmp, 'a-file') } },
+      'host-local': {
+        cniVersion: '1.1.0',
+        name: 'fuzz',
+        type: 'host-local',
+        ipam: { type: 'host-local', ranges: [[{ subnet: '10.30.0.0/24' }]], resolvConf: path.join(tmp, 'a-file') },
+      },
     };
     const ex = examples[plugin];
     base = { ...ex, ipam: { ...ex.ipam, dataDir } };
@@ -197,7 +244,8 @@ describe.each(PLUGINS)('fuzz %s', (plugin) => {
       const config = mutate(r, base, paths);
       const verb = pick(r, VERBS);
       const { o, oddEnv } = mutateEnv(r, { command: verb, containerId: world.containerId(`f${i}`), netns: pod, config, plugin, binDir }, pod, binDir);
-      if (process.env.SOAK_TRACE === String(i)) console.log(`call ${i}: ${JSON.stringify({ o: { ...o, netns: o.netns === pod ? pod.path : o.netns }, config })}`);
+      if (process.env.SOAK_TRACE === String(i))
+        console.log(`call ${i}: ${JSON.stringify({ o: { ...o, netns: o.netns === pod ? pod.path : o.netns }, config })}`);
       const t = await timedCall(() => world.cni(node, { ...o, timeout: BUDGET_MS + 10_000 }));
       maxMs = Math.max(maxMs, t.ms);
       const what = `call ${i} ${JSON.stringify({ env: { command: o.command, netns: o.netns === pod ? 'pod' : o.netns, ifName: o.ifName, containerId: o.containerId === undefined ? undefined : '…', cniPath: o.cniPath, cniArgs: o.cniArgs, omit: o.omitEnv }, config })}`;

@@ -37,7 +37,15 @@ export function median(xs: number[]): number {
 export async function killedCall(node: Netns, o: CniOptions, afterMs: number): Promise<CniResult | 'killed'> {
   const c = cniCommand(node, o);
   try {
-    return cniResult(await run(c.file, c.args, { input: c.input, allowFailure: true, timeout: Math.max(1, Math.round(afterMs)), killSignal: 'SIGKILL', env: { PATH: CLEAN_PATH } }));
+    return cniResult(
+      await run(c.file, c.args, {
+        input: c.input,
+        allowFailure: true,
+        timeout: Math.max(1, Math.round(afterMs)),
+        killSignal: 'SIGKILL',
+        env: { PATH: CLEAN_PATH },
+      }),
+    );
   } catch (e) {
     if (/timed out/.test((e as Error).message)) return 'killed';
     throw e;
@@ -74,7 +82,10 @@ interface NftItem {
 export async function nodeState(node: Netns, dataDir: string): Promise<NodeState> {
   const links = (await node.ipJson<Array<{ ifname: string; link_type?: string; linkinfo?: { info_kind?: string } }>>(['-d', 'link', 'show'])) ?? [];
   const veths = links.filter((l) => l.linkinfo?.info_kind === 'veth').map((l) => l.ifname);
-  const routes = [...(await node.ipJson<unknown[]>(['-4', 'route', 'show', 'table', 'all'])), ...(await node.ipJson<unknown[]>(['-6', 'route', 'show', 'table', 'all']))];
+  const routes = [
+    ...(await node.ipJson<unknown[]>(['-4', 'route', 'show', 'table', 'all'])),
+    ...(await node.ipJson<unknown[]>(['-6', 'route', 'show', 'table', 'all'])),
+  ];
   const nft = await node.exec(['nft', '-j', 'list', 'ruleset'], { env: { PATH: CLEAN_PATH }, allowFailure: true });
   const items: NftItem[] = nft.exitCode === 0 && nft.stdout.trim() ? (JSON.parse(nft.stdout).nftables as NftItem[]) : [];
   const files = allFiles(dataDir);

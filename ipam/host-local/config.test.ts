@@ -47,7 +47,9 @@ describe('host-local config', () => {
   });
 
   test('routes, dataDir, resolvConf', () => {
-    const c = parseConfig(conf({ subnet: '10.1.0.0/24', dataDir: '/tmp/x', resolvConf: '/etc/r', routes: [{ dst: '0.0.0.0/0' }, { dst: '10.9.0.0/16', gw: '10.1.0.9' }] }));
+    const c = parseConfig(
+      conf({ subnet: '10.1.0.0/24', dataDir: '/tmp/x', resolvConf: '/etc/r', routes: [{ dst: '0.0.0.0/0' }, { dst: '10.9.0.0/16', gw: '10.1.0.9' }] }),
+    );
     expect(c.routes).toEqual([{ dst: '0.0.0.0/0' }, { dst: '10.9.0.0/16', gw: '10.1.0.9' }]);
     expect(c.dataDir).toBe('/tmp/x');
     expect(c.resolvConf).toBe('/etc/r');
@@ -90,10 +92,9 @@ describe('host-local config', () => {
   });
 
   test('requested IPs from CNI_ARGS (comma list), args.cni.ips and runtimeConfig.ips, ip or ip/prefix', () => {
-    const c = parseConfig(
-      conf({ subnet: '10.1.0.0/24' }, { args: { cni: { ips: ['10.1.0.7/24'] } }, runtimeConfig: { ips: ['fd00::7', '10.1.0.5'] } }),
-      { IP: '10.1.0.5,10.1.0.6' },
-    );
+    const c = parseConfig(conf({ subnet: '10.1.0.0/24' }, { args: { cni: { ips: ['10.1.0.7/24'] } }, runtimeConfig: { ips: ['fd00::7', '10.1.0.5'] } }), {
+      IP: '10.1.0.5,10.1.0.6',
+    });
     expect(c.requested.map((r) => `${r.text} ${r.source}`)).toEqual([
       '10.1.0.5 CNI_ARGS IP',
       '10.1.0.6 CNI_ARGS IP',
@@ -108,7 +109,9 @@ describe('host-local config', () => {
   });
 
   test('resolv.conf: nameserver, domain, search, options; comments skipped', () => {
-    expect(parseResolvConf('# c\nnameserver 10.0.0.2\nnameserver fd00::53\n; x\ndomain example.com\nsearch a.example b.example\noptions ndots:5 edns0\n')).toEqual({
+    expect(
+      parseResolvConf('# c\nnameserver 10.0.0.2\nnameserver fd00::53\n; x\ndomain example.com\nsearch a.example b.example\noptions ndots:5 edns0\n'),
+    ).toEqual({
       nameservers: ['10.0.0.2', 'fd00::53'],
       domain: 'example.com',
       search: ['a.example', 'b.example'],

@@ -45,9 +45,7 @@ export class RangeSet {
 
   /** Identity of the address space (ranges and gateways), keys the allocation bitmap. */
   fingerprint(): string {
-    return this.ranges
-      .map((r) => `${formatIP(r.family, r.start)}-${formatIP(r.family, r.end)}/${r.subnet.prefix}|${formatIP(r.family, r.gateway)}`)
-      .join(';');
+    return this.ranges.map((r) => `${formatIP(r.family, r.start)}-${formatIP(r.family, r.end)}/${r.subnet.prefix}|${formatIP(r.family, r.gateway)}`).join(';');
   }
 
   rangeOf(family: Family, ip: bigint): Range | undefined {

@@ -38,7 +38,10 @@ async function fails(p: Promise<unknown>): Promise<CniError> {
 }
 
 function ipFiles(): string[] {
-  return fs.readdirSync(netDir()).filter((n) => /^[0-9a-f.:]+$/.test(n) && n !== 'lock').sort();
+  return fs
+    .readdirSync(netDir())
+    .filter((n) => /^[0-9a-f.:]+$/.test(n) && n !== 'lock')
+    .sort();
 }
 
 /** Make a file look written long ago (a crashed writer). */
@@ -72,7 +75,14 @@ describe('host-local ADD', () => {
   });
 
   test('several ranges in one set are walked in order', async () => {
-    const ipam = { ranges: [[{ subnet: '10.1.0.0/24', rangeStart: '10.1.0.5', rangeEnd: '10.1.0.5' }, { subnet: '10.2.0.0/24', rangeStart: '10.2.0.7', rangeEnd: '10.2.0.8' }]] };
+    const ipam = {
+      ranges: [
+        [
+          { subnet: '10.1.0.0/24', rangeStart: '10.1.0.5', rangeEnd: '10.1.0.5' },
+          { subnet: '10.2.0.0/24', rangeStart: '10.2.0.7', rangeEnd: '10.2.0.8' },
+        ],
+      ],
+    };
     const got = [];
     for (const id of ['a', 'b', 'c']) got.push(...addr(await plugin.add(args(ipam, id))));
     expect(got).toEqual(['10.1.0.5', '10.2.0.7', '10.2.0.8']);
@@ -171,7 +181,7 @@ describe('host-local DEL and CHECK', () => {
 });
 
 describe('host-local reservations are whole', () => {
-  test('a reservation is linked from a complete temp file, which the call removes; a killed call\'s temp goes at the next call', async () => {
+  test("a reservation is linked from a complete temp file, which the call removes; a killed call's temp goes at the next call", async () => {
     const r = await plugin.add(args(v4(), 'a'));
     expect(addr(r)).toEqual(['10.1.0.2']);
     expect(fs.readdirSync(netDir()).sort()).toEqual(['10.1.0.2', 'last_reserved_ip.0']);
@@ -351,7 +361,10 @@ describe('host-local STATUS', () => {
     const file = path.join(dataDir, 'a-file');
     fs.writeFileSync(file, 'x');
     for (const [bad, why] of [
-      ['/proc/tscni-test-x', 'cannot create /proc/tscni-test-x (ipam.dataDir): /proc exists, but its file system takes no new entries (procfs does this) (ENOENT)'],
+      [
+        '/proc/tscni-test-x',
+        'cannot create /proc/tscni-test-x (ipam.dataDir): /proc exists, but its file system takes no new entries (procfs does this) (ENOENT)',
+      ],
       [path.join(file, 'sub'), `cannot create ${file}/sub/${NET} (ipam.dataDir): ${file} is not a directory (ENOTDIR)`],
     ]) {
       const added = await fails(plugin.add(args({ ...v4(), dataDir: bad })));
@@ -388,7 +401,12 @@ describe('host-local across processes', () => {
   afterAll(() => fs.rmSync(bundle, { force: true }));
 
   test('concurrent ADDs from several processes never hand out an address twice', async () => {
-    const conf = JSON.stringify({ cniVersion: '1.0.0', name: NET, type: 'host-local', ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.1.0.0/24', rangeEnd: '10.1.0.13' }]] } });
+    const conf = JSON.stringify({
+      cniVersion: '1.0.0',
+      name: NET,
+      type: 'host-local',
+      ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.1.0.0/24', rangeEnd: '10.1.0.13' }]] },
+    });
     const call = (id: string) =>
       run(process.execPath, [bundle, 'host-local'], {
         input: conf,
@@ -441,7 +459,10 @@ describe('host-local across processes', () => {
     await holdLock(process.pid, processStart('self')!);
     const r = await addWithin(1);
     expect(r.exitCode).not.toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: ErrCode.TryAgainLater, msg: `gave up after 1 s (ipam.timeoutSeconds) while waiting for the lock ${dataDir}/.tscni.${NET}.lock` });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      code: ErrCode.TryAgainLater,
+      msg: `gave up after 1 s (ipam.timeoutSeconds) while waiting for the lock ${dataDir}/.tscni.${NET}.lock`,
+    });
     expect(fs.existsSync(path.join(dataDir, `.tscni.${NET}.lock`))).toBe(true);
     expect(ipFiles()).toEqual([]);
   });

@@ -35,7 +35,10 @@ function requestsBySet(cfg: HostLocalConfig): Map<number, RequestedIP> {
     }
     const prev = out.get(set.index);
     if (prev) {
-      throw new CniError(ErrCode.InvalidConfig, `${r.source}: requested IP ${r.text} and ${prev.text} (${prev.source}) are both in range set ${set.key}: one address per range set`);
+      throw new CniError(
+        ErrCode.InvalidConfig,
+        `${r.source}: requested IP ${r.text} and ${prev.text} (${prev.source}) are both in range set ${set.key}: one address per range set`,
+      );
     }
     out.set(set.index, r);
   }
@@ -74,7 +77,10 @@ async function add(a: CmdArgs): Promise<Result> {
       if (mine) {
         addr = inSet(set, mine.ip)!;
         if (req && req.ip !== addr) {
-          throw new CniError(ErrCode.InvalidConfig, `${req.source}: requested IP ${req.text}, but ${owner.id}/${owner.ifname} already holds ${mine.ip} in range set ${set.key}`);
+          throw new CniError(
+            ErrCode.InvalidConfig,
+            `${req.source}: requested IP ${req.text}, but ${owner.id}/${owner.ifname} already holds ${mine.ip} in range set ${set.key}`,
+          );
         }
       } else if (req) {
         if (!store.reserveRequested(req.family, req.ip, owner, set.index)) {

@@ -421,7 +421,10 @@ export class Store {
       if (!owner) continue;
       const a = parseIP(t.ip)!;
       this.applyChange({ add: true, ip: t.ip, family: a.family, addr: a.ip, owner });
-      this.meta.torn.splice(this.meta.torn.findIndex((x) => x.ip === t.ip), 1);
+      this.meta.torn.splice(
+        this.meta.torn.findIndex((x) => x.ip === t.ip),
+        1,
+      );
       this.metaDirty = true;
     }
   }
@@ -584,7 +587,10 @@ export class Store {
     if (bm) {
       const total = Number(set.total);
       const start = lastOff === undefined ? 0 : (Number(lastOff) + 1) % total;
-      for (const [lo, hi] of [[start, total], [0, start]]) {
+      for (const [lo, hi] of [
+        [start, total],
+        [0, start],
+      ]) {
         for (let o = nextClear(bm.buf, lo, hi); o >= 0; o = nextClear(bm.buf, o + 1, hi)) {
           if (tryAt(BigInt(o))) return set.at(BigInt(o)).ip;
         }

@@ -75,7 +75,15 @@ describe('parseLogConf', () => {
 
 describe('formatFields', () => {
   it('quotes values with blanks, quotes or =, and leaves out undefined ones', () => {
-    expect(formatFields([['a', 'x'], ['b', undefined], ['c', 'two words'], ['d', 'k=v'], ['e', 3]])).toBe('a=x c="two words" d="k=v" e=3');
+    expect(
+      formatFields([
+        ['a', 'x'],
+        ['b', undefined],
+        ['c', 'two words'],
+        ['d', 'k=v'],
+        ['e', 3],
+      ]),
+    ).toBe('a=x c="two words" d="k=v" e=3');
   });
 });
 
@@ -93,7 +101,9 @@ describe('a call with a log block', () => {
     expect(JSON.parse(bad.stdout)).toMatchObject({ code: 101, msg: 'ip link add: File exists' });
     const l = lines(file);
     expect(l).toHaveLength(3);
-    expect(l[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z fake ADD id=ctr-1 netns=\/var\/run\/netns\/p1 if=eth0 result=ok ips=10\.22\.0\.5\/16,fd00::5\/64 ms=\d+\.\d$/);
+    expect(l[0]).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z fake ADD id=ctr-1 netns=\/var\/run\/netns\/p1 if=eth0 result=ok ips=10\.22\.0\.5\/16,fd00::5\/64 ms=\d+\.\d$/,
+    );
     expect(l[1]).toMatch(/ fake DEL id=ctr-1 netns=\/var\/run\/netns\/p1 if=eth0 result=ok ms=\d+\.\d$/);
     expect(l[2]).toMatch(/ fake ADD id=ctr-1 .* result=error code=101 msg="ip link add: File exists" ms=/);
   });
@@ -140,7 +150,10 @@ describe('a call with a log block', () => {
 
   it('level debug adds a line per external command, written with the call line in one append', async () => {
     const file = path.join(dir, 'debug.log');
-    const p: Plugin = { ...plugin(), add: async () => (await run('true', []), await run('sh', ['-c', 'exit 3'], { allowFailure: true }), { cniVersion: '1.1.0' }) };
+    const p: Plugin = {
+      ...plugin(),
+      add: async () => (await run('true', []), await run('sh', ['-c', 'exit 3'], { allowFailure: true }), { cniVersion: '1.1.0' }),
+    };
     expect((await call('ADD', { file, level: 'debug' }, p)).exit).toBe(0);
     const l = lines(file);
     expect(l).toHaveLength(3);

@@ -91,14 +91,23 @@ export class CallLog {
   /** One external command (level debug). */
   command(file: string, args: readonly string[], ms: number, exitCode: number | undefined): void {
     if (this.conf.level !== 'debug') return;
-    const fields: Field[] = [['id', this.a.containerId], ['cmd', [file, ...args].join(' ')], ['exit', exitCode ?? 'none'], ['ms', ms.toFixed(1)]];
+    const fields: Field[] = [
+      ['id', this.a.containerId],
+      ['cmd', [file, ...args].join(' ')],
+      ['exit', exitCode ?? 'none'],
+      ['ms', ms.toFixed(1)],
+    ];
     this.lines.push(`${this.head()} ${formatFields(fields)}`);
   }
 
   /** The call's outcome: the result (ADD) or nothing on success, the error on failure. Never throws. */
   done(result: Result | undefined, err?: CniError): void {
     if (!err && this.conf.level === 'error') return;
-    const fields: Field[] = [['id', this.a.containerId || undefined], ['netns', this.a.netns || undefined], ['if', this.a.ifName || undefined]];
+    const fields: Field[] = [
+      ['id', this.a.containerId || undefined],
+      ['netns', this.a.netns || undefined],
+      ['if', this.a.ifName || undefined],
+    ];
     if (err) fields.push(['result', 'error'], ['code', err.code], ['msg', err.message]);
     else fields.push(['result', 'ok'], ['ips', result?.ips?.map((ip) => ip.address).join(',') || undefined]);
     fields.push(['ms', (this.io.now() - this.t0).toFixed(1)]);

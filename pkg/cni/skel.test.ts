@@ -61,11 +61,7 @@ interface Outcome {
   loaded: number;
 }
 
-async function invoke(
-  env: Record<string, string | undefined>,
-  stdin: string | Buffer | Error,
-  p = fakePlugin(),
-): Promise<Outcome> {
+async function invoke(env: Record<string, string | undefined>, stdin: string | Buffer | Error, p = fakePlugin()): Promise<Outcome> {
   const writes: string[] = [];
   const logs: string[] = [];
   let loaded = 0;
@@ -80,10 +76,14 @@ async function invoke(
     },
     log: (s) => logs.push(s),
   };
-  const exit = await runPlugin('fake', () => {
-    loaded++;
-    return p.plugin;
-  }, io);
+  const exit = await runPlugin(
+    'fake',
+    () => {
+      loaded++;
+      return p.plugin;
+    },
+    io,
+  );
   const stdout = writes.join('');
   let doc: Record<string, unknown> | undefined;
   if (stdout !== '') {
@@ -279,10 +279,7 @@ describe('environment', () => {
   });
 
   it('passes env through: container ID, netns, ifname, CNI_ARGS, CNI_PATH', async () => {
-    const o = await invoke(
-      { ...baseEnv, CNI_COMMAND: 'ADD', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web-0;IP=10.22.0.9' },
-      conf(),
-    );
+    const o = await invoke({ ...baseEnv, CNI_COMMAND: 'ADD', CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=web-0;IP=10.22.0.9' }, conf());
     const a = o.calls[0].args;
     expect(a.command).toBe('ADD');
     expect(a.containerId).toBe('ctr-1');
@@ -413,9 +410,13 @@ describe('errors', () => {
       write: async (s) => void writes.push(s),
       log: () => undefined,
     };
-    const exit = await runPlugin('fake', () => {
-      throw new Error('Cannot find module ./bridge');
-    }, io);
+    const exit = await runPlugin(
+      'fake',
+      () => {
+        throw new Error('Cannot find module ./bridge');
+      },
+      io,
+    );
     expect(exit).toBe(1);
     expect(JSON.parse(writes.join(''))).toMatchObject({ code: 999, msg: 'Cannot find module ./bridge' });
   });
@@ -452,10 +453,7 @@ describe('GC', () => {
   });
 
   it('prefers cni.dev/valid-attachments when both are given', async () => {
-    const o = await invoke(
-      { ...baseEnv, CNI_COMMAND: 'GC' },
-      conf({ 'cni.dev/valid-attachments': atts, 'cni.dev/attachments': [atts[0]] }),
-    );
+    const o = await invoke({ ...baseEnv, CNI_COMMAND: 'GC' }, conf({ 'cni.dev/valid-attachments': atts, 'cni.dev/attachments': [atts[0]] }));
     expect(o.calls[0].valid).toEqual(atts);
   });
 
@@ -465,10 +463,7 @@ describe('GC', () => {
   });
 
   it('extra keys on an attachment are dropped', async () => {
-    const o = await invoke(
-      { ...baseEnv, CNI_COMMAND: 'GC' },
-      conf({ 'cni.dev/valid-attachments': [{ containerID: 'c', ifname: 'eth0', extra: 1 }] }),
-    );
+    const o = await invoke({ ...baseEnv, CNI_COMMAND: 'GC' }, conf({ 'cni.dev/valid-attachments': [{ containerID: 'c', ifname: 'eth0', extra: 1 }] }));
     expect(o.calls[0].valid).toEqual([{ containerID: 'c', ifname: 'eth0' }]);
   });
 
@@ -564,7 +559,13 @@ function bundleFixture(name: string): { file: string; cleanup: () => void } {
   const path = require('path') as typeof import('path');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-fixture-'));
   const file = path.join(dir, `${name}.js`);
-  require('esbuild').buildSync({ entryPoints: [path.join(__dirname, 'testdata', `${name}.ts`)], bundle: true, platform: 'node', outfile: file, logLevel: 'silent' });
+  require('esbuild').buildSync({
+    entryPoints: [path.join(__dirname, 'testdata', `${name}.ts`)],
+    bundle: true,
+    platform: 'node',
+    outfile: file,
+    logLevel: 'silent',
+  });
   return { file, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -649,7 +650,11 @@ describe('the call budget (pkg/cni/budget.ts)', () => {
         env: { BUDGET_SECONDS: '1', CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_NETNS: '/var/run/netns/x', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' },
       });
       expect(r.exitCode).toBe(1);
-      expect(JSON.parse(r.stdout)).toEqual({ cniVersion: '1.0.0', code: 11, msg: 'gave up after 1 s (a test budget) while waiting for an answer that never comes' });
+      expect(JSON.parse(r.stdout)).toEqual({
+        cniVersion: '1.0.0',
+        code: 11,
+        msg: 'gave up after 1 s (a test budget) while waiting for an answer that never comes',
+      });
     } finally {
       fx.cleanup();
     }
@@ -661,9 +666,15 @@ describe('the call budget (pkg/cni/budget.ts)', () => {
     const { nowMs } = await import('../clock');
     try {
       budget.setBudget(nowMs() / 1000 - 1, 'a spent budget');
-      await expect(run('true', [])).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/^gave up after [\d.]+ s \(a spent budget\) while about to run true$/) });
+      await expect(run('true', [])).rejects.toMatchObject({
+        code: 11,
+        message: expect.stringMatching(/^gave up after [\d.]+ s \(a spent budget\) while about to run true$/),
+      });
       budget.setBudget(nowMs() / 1000 + 0.3, 'a short budget');
-      await expect(run('sleep', ['5'])).rejects.toMatchObject({ code: 11, message: expect.stringMatching(/^gave up after [\d.]+ s \(a short budget\) while running sleep 5$/) });
+      await expect(run('sleep', ['5'])).rejects.toMatchObject({
+        code: 11,
+        message: expect.stringMatching(/^gave up after [\d.]+ s \(a short budget\) while running sleep 5$/),
+      });
       expect(() => budget.checkBudget('x')).toThrow(/while x$/);
     } finally {
       budget.resetBudget();

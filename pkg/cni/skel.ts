@@ -103,20 +103,21 @@ function guardUncaught(version: () => string, answered: () => boolean): void {
 
 export function validateIfName(name: string): void {
   const bad =
-    name.length === 0 ? 'is empty'
-    : name.length > 15 ? `is longer than 15 characters`
-    : name === '.' || name === '..' ? 'is "." or ".."'
-    : /[/:\s]/.test(name) ? 'contains "/", ":" or whitespace'
-    : '';
+    name.length === 0
+      ? 'is empty'
+      : name.length > 15
+        ? `is longer than 15 characters`
+        : name === '.' || name === '..'
+          ? 'is "." or ".."'
+          : /[/:\s]/.test(name)
+            ? 'contains "/", ":" or whitespace'
+            : '';
   if (bad) throw new CniError(ErrCode.InvalidEnv, `invalid CNI_IFNAME ${JSON.stringify(name)}: ${bad}`);
 }
 
 export function validateContainerId(id: string): void {
   if (!NAME_RE.test(id)) {
-    throw new CniError(
-      ErrCode.InvalidEnv,
-      `invalid CNI_CONTAINERID ${JSON.stringify(id)}: must match ${NAME_RE.source}`,
-    );
+    throw new CniError(ErrCode.InvalidEnv, `invalid CNI_CONTAINERID ${JSON.stringify(id)}: must match ${NAME_RE.source}`);
   }
 }
 
@@ -168,7 +169,10 @@ export function parseNetConf(stdin: Buffer): NetConf {
     );
   }
   if (typeof o.name !== 'string' || !NAME_RE.test(o.name)) {
-    throw new CniError(ErrCode.InvalidConfig, `invalid config: name: ${o.name === undefined ? 'missing' : `${JSON.stringify(o.name)} must match ${NAME_RE.source}`}`);
+    throw new CniError(
+      ErrCode.InvalidConfig,
+      `invalid config: name: ${o.name === undefined ? 'missing' : `${JSON.stringify(o.name)} must match ${NAME_RE.source}`}`,
+    );
   }
   if (typeof o.type !== 'string' || o.type === '') throw new CniError(ErrCode.InvalidConfig, 'invalid config: type: missing');
   const conf: NetConf = { cniVersion, name: o.name, type: o.type, raw: o };
@@ -264,7 +268,10 @@ export async function runPlugin(name: string, load: () => Plugin, io: SkelIO = p
   const write = io.write;
   io = { ...io, write: (s) => ((answered = true), write(s)) };
   if (io.guardUncaught) {
-    guardUncaught(() => version, () => answered);
+    guardUncaught(
+      () => version,
+      () => answered,
+    );
     watchBudget((e) => {
       const fs = require('fs') as typeof import('fs');
       if (!answered) fs.writeSync(1, JSON.stringify({ cniVersion: version, code: e.code, msg: e.message }) + '\n');

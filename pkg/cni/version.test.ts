@@ -14,10 +14,7 @@ const full: Result = {
     { address: '10.22.0.5/16', gateway: '10.22.0.1', interface: 2 },
     { address: 'fd00::5/64', gateway: 'fd00::1', interface: 2 },
   ],
-  routes: [
-    { dst: '0.0.0.0/0', gw: '10.22.0.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 },
-    { dst: '::/0' },
-  ],
+  routes: [{ dst: '0.0.0.0/0', gw: '10.22.0.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 }, { dst: '::/0' }],
   dns: { nameservers: ['10.22.0.1'], search: ['cluster.local'] },
 };
 
@@ -104,7 +101,10 @@ describe('formatResult', () => {
   });
 
   it('output is JSON-stable: no undefined values leak as keys', () => {
-    const out = formatResult({ cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }], ips: [{ address: '10.0.0.2/24' }], routes: [{ dst: '0.0.0.0/0' }] }, '0.3.1');
+    const out = formatResult(
+      { cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }], ips: [{ address: '10.0.0.2/24' }], routes: [{ dst: '0.0.0.0/0' }] },
+      '0.3.1',
+    );
     expect(JSON.parse(JSON.stringify(out))).toEqual(out);
     expect(Object.keys((out.ips as object[])[0])).toEqual(['version', 'address']);
     expect(Object.keys((out.interfaces as object[])[0])).toEqual(['name']);

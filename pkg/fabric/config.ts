@@ -67,13 +67,15 @@ export function parseFabricConf(raw: Record<string, unknown>, mode: string): Fab
     opts.vni = c.int('vni', 1, 1, 16777215);
     opts.port = c.int('port', 8472, 1, 65535);
     opts.vtepName = c.string('vtepName');
-    if (opts.vtepName !== undefined && !isValidLinkName(opts.vtepName)) throw c.fail('vtepName', `${JSON.stringify(opts.vtepName)} is not a valid interface name`);
+    if (opts.vtepName !== undefined && !isValidLinkName(opts.vtepName))
+      throw c.fail('vtepName', `${JSON.stringify(opts.vtepName)} is not a valid interface name`);
     opts.directRouting = c.bool('directRouting');
   }
   if (mode === 'ipip') {
     opts.crossSubnet = c.bool('crossSubnet');
     opts.tunnelName = c.string('tunnelName');
-    if (opts.tunnelName !== undefined && !isValidLinkName(opts.tunnelName)) throw c.fail('tunnelName', `${JSON.stringify(opts.tunnelName)} is not a valid interface name`);
+    if (opts.tunnelName !== undefined && !isValidLinkName(opts.tunnelName))
+      throw c.fail('tunnelName', `${JSON.stringify(opts.tunnelName)} is not a valid interface name`);
   }
   const peers = (c.objectList('peers') ?? []).map(readPeer);
   for (const p of peers) checkInCluster(p, clusterCIDR);

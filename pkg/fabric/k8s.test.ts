@@ -6,7 +6,18 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parsePeersFile } from './config';
-import { applyWatchEvent, inClusterConfig, listNodes, nodesToPeers, parseNode, peersFileText, selfDrift, watchNodes, type ApiConfig, type KubeNode } from './k8s';
+import {
+  applyWatchEvent,
+  inClusterConfig,
+  listNodes,
+  nodesToPeers,
+  parseNode,
+  peersFileText,
+  selfDrift,
+  watchNodes,
+  type ApiConfig,
+  type KubeNode,
+} from './k8s';
 import { FakeApi, fixture, json, stream } from './testdata/k8s/fake-api';
 
 const LIST = fixture('nodelist.json');
@@ -15,7 +26,8 @@ const GONE = fixture('watch-gone.jsonl');
 const CP = 'tscni-e2e-control-plane';
 
 const nodesOf = (text: string) => new Map((JSON.parse(text).items as unknown[]).map((i) => parseNode(i)!).map((n) => [n.name, n]));
-const brief = (nodes: Map<string, KubeNode>, self = CP) => nodesToPeers(nodes.values(), self, 4, 4).peers.map((p) => `${p.key.slice(5)}=${p.podCIDR}@${p.nodeIP}`);
+const brief = (nodes: Map<string, KubeNode>, self = CP) =>
+  nodesToPeers(nodes.values(), self, 4, 4).peers.map((p) => `${p.key.slice(5)}=${p.podCIDR}@${p.nodeIP}`);
 
 describe('parsing Node objects', () => {
   test('a NodeList: dual-stack podCIDRs, a node without podCIDR yet, InternalIPs only', () => {
@@ -38,8 +50,12 @@ describe('parsing Node objects', () => {
   test("this node's own entry against its rendered conf: a new podCIDR or InternalIP asks for a new render", () => {
     const nodes = nodesOf(LIST);
     expect(selfDrift(nodes, CP, { podCIDR: '10.244.0.0/24', nodeIP: '172.18.0.3' })).toEqual({});
-    expect(selfDrift(nodes, CP, { podCIDR: '10.244.7.0/24', nodeIP: '172.18.0.3' })).toEqual({ rerender: `node ${CP} has podCIDR 10.244.0.0/24 but the conf says 10.244.7.0/24` });
-    expect(selfDrift(nodes, CP, { podCIDR: '10.244.0.0/24', nodeIP: '172.18.0.9' })).toEqual({ rerender: `node ${CP} has InternalIP 172.18.0.3 but the conf says 172.18.0.9` });
+    expect(selfDrift(nodes, CP, { podCIDR: '10.244.7.0/24', nodeIP: '172.18.0.3' })).toEqual({
+      rerender: `node ${CP} has podCIDR 10.244.0.0/24 but the conf says 10.244.7.0/24`,
+    });
+    expect(selfDrift(nodes, CP, { podCIDR: '10.244.0.0/24', nodeIP: '172.18.0.9' })).toEqual({
+      rerender: `node ${CP} has InternalIP 172.18.0.3 but the conf says 172.18.0.9`,
+    });
     // nothing a new render could fix: only a warning
     expect(selfDrift(nodes, 'tscni-e2e-worker2', { podCIDR: '10.244.2.0/24' })).toEqual({ warning: 'node tscni-e2e-worker2 has no podCIDR yet' });
     expect(selfDrift(nodes, 'gone', { podCIDR: '10.244.2.0/24' })).toEqual({ warning: 'node gone is not in the node list' });
@@ -141,7 +157,11 @@ describe('list + watch against a fake API server (no API server here)', () => {
   });
 
   test('a refused list (403 from RBAC) backs off, doubling, and says the API’s message', async () => {
-    const forbidden = JSON.stringify({ kind: 'Status', code: 403, message: 'nodes is forbidden: User "system:serviceaccount:kube-system:tscni" cannot list resource "nodes"' });
+    const forbidden = JSON.stringify({
+      kind: 'Status',
+      code: 403,
+      message: 'nodes is forbidden: User "system:serviceaccount:kube-system:tscni" cannot list resource "nodes"',
+    });
     api = new FakeApi().script(json(forbidden, 403), json(forbidden, 403), json(LIST));
     const cfg: ApiConfig = { server: await api.start() };
     const ac = new AbortController();

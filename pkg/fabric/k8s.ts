@@ -55,11 +55,7 @@ export function nodeAddressing(n: KubeNode, podFamily: Family, ipFamily: Family)
  * or InternalIP (a Node deleted and registered again gets a new CIDR from the controller manager, while the
  * DaemonSet pod may live on), `warning` for what a new render could not fix (not listed, no podCIDR yet).
  */
-export function selfDrift(
-  nodes: Map<string, KubeNode>,
-  self: string,
-  conf: { podCIDR: string; nodeIP?: string },
-): { rerender?: string; warning?: string } {
+export function selfDrift(nodes: Map<string, KubeNode>, self: string, conf: { podCIDR: string; nodeIP?: string }): { rerender?: string; warning?: string } {
   const me = nodes.get(self);
   const podFamily = familyOf(conf.podCIDR);
   const mine = me ? nodeAddressing(me, podFamily, conf.nodeIP ? familyOf(conf.nodeIP) : podFamily) : { why: 'is not in the node list' };

@@ -24,7 +24,23 @@ function err(f: () => unknown): CniError {
 }
 
 /** What follows `ip link add name tscni.1` for the VTEP this file's node wants. */
-const createArgs = ['address', stableMac('192.168.50.1'), 'mtu', '1350', 'type', 'vxlan', 'id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning'];
+const createArgs = [
+  'address',
+  stableMac('192.168.50.1'),
+  'mtu',
+  '1350',
+  'type',
+  'vxlan',
+  'id',
+  '1',
+  'local',
+  '192.168.50.1',
+  'dev',
+  'eth0',
+  'dstport',
+  '8472',
+  'nolearning',
+];
 
 describe('planFabric vxlan', () => {
   const d = planFabric('vxlan', self, peers, underlay, opts());
@@ -33,7 +49,9 @@ describe('planFabric vxlan', () => {
     expect(d.mtu).toBe(1350);
     expect(d.device).toMatchObject({ name: 'tscni.1', kind: 'vxlan', mtu: 1350, mac: stableMac('192.168.50.1'), addresses: ['10.244.1.0/32'] });
     expect(d.device!.link).toEqual({ type: 'vxlan', vni: 1, local: '192.168.50.1', dev: 'eth0', port: 8472, learning: false });
-    expect(argvOf([{ op: 'link-add', name: 'tscni.1', link: d.device!.link }])[0]).toEqual(expect.arrayContaining(['id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning']));
+    expect(argvOf([{ op: 'link-add', name: 'tscni.1', link: d.device!.link }])[0]).toEqual(
+      expect.arrayContaining(['id', '1', 'local', '192.168.50.1', 'dev', 'eth0', 'dstport', '8472', 'nolearning']),
+    );
     expect(d.device!.infoData).toEqual({ id: 1, local: '192.168.50.1', link: 'eth0', port: 8472, learning: false });
   });
 
@@ -51,7 +69,10 @@ describe('planFabric vxlan', () => {
     const r = planFabric('vxlan', self, peers, underlay, opts({ directRouting: true }));
     expect(r.routes[0]).toEqual({ dst: '10.244.2.0/24', gw: '192.168.50.2', dev: 'eth0', proto: RTPROT_TSCNI });
     expect(r.routes[1].dev).toBe('tscni.1');
-    expect(r.paths).toEqual([{ peer: '192.168.50.2', via: 'direct' }, { peer: '192.168.60.3', via: 'tunnel' }]);
+    expect(r.paths).toEqual([
+      { peer: '192.168.50.2', via: 'direct' },
+      { peer: '192.168.60.3', via: 'tunnel' },
+    ]);
   });
 
   it('takes 70 on an IPv6 underlay, and refuses an mtu that does not fit', () => {
@@ -89,8 +110,12 @@ describe('planFabric host-gw and ipip', () => {
 describe('bad input', () => {
   const plan = (ps: Peer[]) => () => planFabric('vxlan', self, ps, underlay, opts());
   it('names a peer equal to this node, a duplicate node, overlapping pod CIDRs', () => {
-    expect(err(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe('invalid config: peers[0]: nodeIP 192.168.50.1 is this node');
-    expect(err(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }])).message).toMatch(/peers\[0\]: podCIDR 10\.244\.1\.128\/25 overlaps this node's/);
+    expect(err(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe(
+      'invalid config: peers[0]: nodeIP 192.168.50.1 is this node',
+    );
+    expect(err(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }])).message).toMatch(
+      /peers\[0\]: podCIDR 10\.244\.1\.128\/25 overlaps this node's/,
+    );
     expect(err(plan([peers[0], { ...peers[1], podCIDR: '10.244.2.128/25' }])).message).toMatch(/peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/);
     expect(err(plan([peers[0], { ...peers[1], nodeIP: '192.168.50.2' }])).message).toMatch(/peers\[1\]: nodeIP 192\.168\.50\.2 is also peers\[0\]/);
   });
@@ -104,7 +129,9 @@ describe('bad input', () => {
     expect(p({ podCIDR: '10.244.1.0' })).toMatch(/^invalid config: podCIDR: /);
     expect(p({ peers: [{ nodeIP: '1.2.3', podCIDR: '10.244.2.0/24' }] })).toMatch(/^invalid config: peers\[0\]\.nodeIP: /);
     expect(p({ peers: [{ nodeIP: '1.2.3.4' }] })).toMatch(/^invalid config: peers\[0\]\.podCIDR: is required/);
-    expect(p({ clusterCIDR: '10.244.0.0/16', peers: [{ nodeIP: '1.2.3.4', podCIDR: '10.9.0.0/24' }] })).toMatch(/peers\[0\]\.podCIDR: 10\.9\.0\.0\/24 is not inside clusterCIDR/);
+    expect(p({ clusterCIDR: '10.244.0.0/16', peers: [{ nodeIP: '1.2.3.4', podCIDR: '10.9.0.0/24' }] })).toMatch(
+      /peers\[0\]\.podCIDR: 10\.9\.0\.0\/24 is not inside clusterCIDR/,
+    );
     expect(p({ vtepName: 'a/b' })).toMatch(/^invalid config: vtepName: /);
   });
 
@@ -121,7 +148,14 @@ describe('bad input', () => {
 describe('underlayFacts', () => {
   const links: JsonLink[] = [
     { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host' }] },
-    { ifname: 'eth1', mtu: 1400, addr_info: [{ family: 'inet', local: '192.168.50.1', prefixlen: 24, scope: 'global' }, { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' }] },
+    {
+      ifname: 'eth1',
+      mtu: 1400,
+      addr_info: [
+        { family: 'inet', local: '192.168.50.1', prefixlen: 24, scope: 'global' },
+        { family: 'inet6', local: 'fe80::1', prefixlen: 64, scope: 'link' },
+      ],
+    },
     { ifname: 'uplink', mtu: 1500, addr_info: [{ family: 'inet', local: '203.0.113.1', prefixlen: 24, scope: 'global' }] },
   ];
   it('finds the interface of nodeIP, or takes the default-route interface', () => {
@@ -175,14 +209,20 @@ describe('diffFabric', () => {
     const x = diffFabric(d, s);
     expect(argvOf(x.device)).toEqual([['link', 'set', 'tscni.1', 'mtu', '1350']]);
     expect(argvOf(x.fdb)).toEqual([['fdb', 'del', '02:00:00:00:00:07', 'dev', 'tscni.1', 'dst', '192.168.50.7', 'self']]);
-    expect(argvOf(x.ip)).toEqual([['neigh', 'del', '10.244.7.0', 'dev', 'tscni.1'], ['route', 'del', '10.244.7.0/24', 'proto', String(RTPROT_TSCNI)]]);
+    expect(argvOf(x.ip)).toEqual([
+      ['neigh', 'del', '10.244.7.0', 'dev', 'tscni.1'],
+      ['route', 'del', '10.244.7.0/24', 'proto', String(RTPROT_TSCNI)],
+    ]);
     expect(x.problems).toContain('tscni.1 has MTU 1500, expected 1350');
 
     const v = inSync();
     v.links = [vtep({}, { id: 2 })];
     const y = diffFabric(d, v);
     expect(y.problems).toEqual(['tscni.1 has VNI 2, expected 1']);
-    expect(argvOf(y.device).slice(0, 2)).toEqual([['link', 'del', 'tscni.1'], ['link', 'add', 'name', 'tscni.1', ...createArgs]]);
+    expect(argvOf(y.device).slice(0, 2)).toEqual([
+      ['link', 'del', 'tscni.1'],
+      ['link', 'add', 'name', 'tscni.1', ...createArgs],
+    ]);
     expect(argvOf(y.ip).filter((c) => c[0] === 'route')).toHaveLength(2);
   });
 });
@@ -224,11 +264,16 @@ describe('diffFabric: what is not ours', () => {
 
   it('marks an unmarked device of the plan (made by an older tscni) without calling it a problem', () => {
     const s = empty();
-    s.links = [{
-      ifname: 'tscni.1', mtu: d.mtu, address: d.device!.mac, flags: ['UP'],
-      linkinfo: { info_kind: 'vxlan', info_data: d.device!.infoData },
-      addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' }],
-    }];
+    s.links = [
+      {
+        ifname: 'tscni.1',
+        mtu: d.mtu,
+        address: d.device!.mac,
+        flags: ['UP'],
+        linkinfo: { info_kind: 'vxlan', info_data: d.device!.infoData },
+        addr_info: [{ family: 'inet', local: '10.244.1.0', prefixlen: 32, scope: 'global' }],
+      },
+    ];
     const x = diffFabric(d, s);
     expect(argvOf(x.device)).toEqual([['link', 'set', 'tscni.1', 'alias', FABRIC_ALIAS]]);
     // only the peers' entries are missing in this state, nothing about the device

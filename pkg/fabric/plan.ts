@@ -3,7 +3,17 @@ import { CniError, ErrCode } from '../cni/errors';
 import { stableMac } from '../ip/mac';
 import { contains, formatCIDR, formatIP, networkOf, overlaps, parseCIDR, parseIP, type Family } from '../ipnet';
 import type { RouteSpec } from '../ip/ops';
-import { RTPROT_TSCNI, type DesiredDevice, type DesiredFabric, type FabricOptions, type FdbEntry, type JsonLink, type NeighEntry, type Peer, type UnderlayFacts } from './types';
+import {
+  RTPROT_TSCNI,
+  type DesiredDevice,
+  type DesiredFabric,
+  type FabricOptions,
+  type FdbEntry,
+  type JsonLink,
+  type NeighEntry,
+  type Peer,
+  type UnderlayFacts,
+} from './types';
 
 export interface Self {
   /** undefined: the address of the default-route interface */
@@ -79,7 +89,8 @@ export function isOnLink(ip: string, connected: string[]): boolean {
  * interface and its first global address of the pod CIDR's family (IPv4 preferred when unknown).
  */
 export function underlayFacts(links: JsonLink[], nodeIP: string | undefined, defaultDev: string | undefined, want?: Family): UnderlayFacts {
-  const globalAddrs = (l: JsonLink) => (l.addr_info ?? []).filter((a) => (a.family === 'inet' || a.family === 'inet6') && a.scope !== 'link' && a.scope !== 'host');
+  const globalAddrs = (l: JsonLink) =>
+    (l.addr_info ?? []).filter((a) => (a.family === 'inet' || a.family === 'inet6') && a.scope !== 'link' && a.scope !== 'host');
   const facts = (l: JsonLink, ip: string): UnderlayFacts => ({
     dev: l.ifname,
     mtu: l.mtu,
@@ -246,8 +257,10 @@ registerFabricMode({
   device(ctx) {
     const name = ctx.opts.tunnelName ?? defaultTunnelName();
     // IP-in-IP carries IPv4 over IPv4 only (Calico refuses IPIP on IPv6 pools too): say so before the kernel does
-    if (family(ctx.self.nodeIP) === 6) throw new CniError(ErrCode.InvalidConfig, `invalid config: nodeIP: ${ctx.self.nodeIP}: ipip needs an IPv4 underlay; use vxlan`);
-    if (ctx.self.podCIDR.includes(':')) throw new CniError(ErrCode.InvalidConfig, `invalid config: podCIDR: ${ctx.self.podCIDR}: ipip carries IPv4 pods only; use vxlan`);
+    if (family(ctx.self.nodeIP) === 6)
+      throw new CniError(ErrCode.InvalidConfig, `invalid config: nodeIP: ${ctx.self.nodeIP}: ipip needs an IPv4 underlay; use vxlan`);
+    if (ctx.self.podCIDR.includes(':'))
+      throw new CniError(ErrCode.InvalidConfig, `invalid config: podCIDR: ${ctx.self.podCIDR}: ipip carries IPv4 pods only; use vxlan`);
     return {
       name,
       kind: 'ipip',

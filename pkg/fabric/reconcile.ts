@@ -1,7 +1,19 @@
 // Reconcile: read what the kernel holds (one read of links, routes and the device's neighbours; one of its FDB
 // when there is a VTEP), diff it with the plan, write only the difference. An unchanged fabric costs the reads
 // and no write.
-import { applyOps, OpError, readFdb, readState, spawnsOf, type IpLink, type IpNeigh, type IpRoute, type KernelOp, type KernelRead, type RouteSpec } from '../ip/ops';
+import {
+  applyOps,
+  OpError,
+  readFdb,
+  readState,
+  spawnsOf,
+  type IpLink,
+  type IpNeigh,
+  type IpRoute,
+  type KernelOp,
+  type KernelRead,
+  type RouteSpec,
+} from '../ip/ops';
 import { defaultRouteInterface, linkExists } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
 import { CniError, ErrCode } from '../cni/errors';

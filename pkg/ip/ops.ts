@@ -108,7 +108,20 @@ export function commandOf(o: KernelOp): { tool: 'ip' | 'bridge'; args: string[] 
     case 'fdb-del':
       return { tool: 'bridge', args: ['fdb', 'del', o.mac, 'dev', o.dev, ...(o.dst ? ['dst', o.dst] : []), 'self'] };
     case 'vlan-add':
-      return { tool: 'bridge', args: ['vlan', 'add', 'dev', o.dev, 'vid', String(o.vid), ...(o.pvid ? ['pvid'] : []), ...(o.untagged ? ['untagged'] : []), ...(o.self ? ['self'] : [])] };
+      return {
+        tool: 'bridge',
+        args: [
+          'vlan',
+          'add',
+          'dev',
+          o.dev,
+          'vid',
+          String(o.vid),
+          ...(o.pvid ? ['pvid'] : []),
+          ...(o.untagged ? ['untagged'] : []),
+          ...(o.self ? ['self'] : []),
+        ],
+      };
     case 'vlan-del':
       return { tool: 'bridge', args: ['vlan', 'del', 'dev', o.dev, 'vid', String(o.vid)] };
     case 'sysctl':
@@ -120,7 +133,16 @@ function linkTypeArgs(t: LinkType): string[] {
   switch (t.type) {
     case 'veth': {
       const p = t.peer;
-      return ['type', 'veth', 'peer', 'name', p.name, ...(p.mac ? ['address', p.mac] : []), ...(p.mtu ? ['mtu', String(p.mtu)] : []), ...(p.netns ? ['netns', p.netns] : [])];
+      return [
+        'type',
+        'veth',
+        'peer',
+        'name',
+        p.name,
+        ...(p.mac ? ['address', p.mac] : []),
+        ...(p.mtu ? ['mtu', String(p.mtu)] : []),
+        ...(p.netns ? ['netns', p.netns] : []),
+      ];
     }
     case 'bridge':
       return ['type', 'bridge', ...(t.vlanFiltering ? ['vlan_filtering', '1'] : [])];
@@ -282,7 +304,7 @@ export async function applyOps(ops: readonly KernelOp[], o: ApplyOptions = {}): 
   // the reads ride with the last run of ip ops when it is the last run
   const foldReads = reads.length > 0 && ops.length > 0 && toolOf(ops[ops.length - 1]) === 'ip';
   let found: unknown[][] = [];
-  for (let i = 0; i < ops.length; ) {
+  for (let i = 0; i < ops.length;) {
     const tool = ops[i].op === 'sysctl' ? 'sysctl' : commandOf(ops[i]).tool;
     let j = i + 1;
     while (j < ops.length && (ops[j].op === 'sysctl' ? 'sysctl' : commandOf(ops[j]).tool) === tool) j++;

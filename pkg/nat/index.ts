@@ -24,10 +24,7 @@ const FAMILIES: readonly Family[] = [4, 6];
 export function validateBackend(configured: unknown): MasqBackend | undefined {
   if (configured === undefined || configured === null) return undefined;
   if (typeof configured === 'string' && (BACKENDS as readonly string[]).includes(configured)) return configured as MasqBackend;
-  throw new CniError(
-    ErrCode.UnsupportedField,
-    `unsupported value for ipMasqBackend: ${JSON.stringify(configured)}: expected "nftables" or "iptables"`,
-  );
+  throw new CniError(ErrCode.UnsupportedField, `unsupported value for ipMasqBackend: ${JSON.stringify(configured)}: expected "nftables" or "iptables"`);
 }
 
 /**
@@ -125,9 +122,12 @@ export async function setupMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
 async function removeEverywhere(o: NatOptions, select: (tag: string) => boolean, allIptables: boolean, known?: AttachmentPlan[]): Promise<void> {
   const jobs: Promise<void>[] = [];
   const n = nftIO(o, false);
-  if (n) jobs.push((async () => {
-    if (!known?.length || !(await nft.removeKnown(n, known))) await nft.removeTagged(n, select);
-  })());
+  if (n)
+    jobs.push(
+      (async () => {
+        if (!known?.length || !(await nft.removeKnown(n, known))) await nft.removeTagged(n, select);
+      })(),
+    );
   const fromChain = (c: string): boolean => c.startsWith(ipt.CHAIN_PREFIX) && select(c.slice(ipt.CHAIN_PREFIX.length));
   const saved: ipt.NatTable[] = [];
   const iptFamilies = allIptables || iptablesMayHoldRules(o) ? FAMILIES : [];
@@ -167,9 +167,7 @@ export async function checkMasq(backend: MasqBackend, rules: MasqRule[], o: NatO
   const plans = planAttachments(rules);
   if (!plans.length) return [];
   if (backend === 'nftables') return nft.checkState(await nft.listTable(nftIO(o, true)!), plans);
-  const per = await Promise.all(
-    familiesOf(plans).map(async (f) => ipt.checkTable(await ipt.save(iptIO(f, o, true)!), plans, f)),
-  );
+  const per = await Promise.all(familiesOf(plans).map(async (f) => ipt.checkTable(await ipt.save(iptIO(f, o, true)!), plans, f)));
   return per.flat();
 }
 

@@ -55,8 +55,7 @@ export function expectedRuleKeys(p: AttachmentPlan, f: Family): string[] {
   return [...p.excluded.filter((x) => x.family === f).map((x) => `-d ${x.cidr} RETURN`), `! -d ${MULTICAST[f]} MASQUERADE`];
 }
 
-const jumpSpec = (ip: string, f: Family, p: AttachmentPlan): string =>
-  `-s ${ip}/${HOST[f]} -m comment --comment "${p.comment}" -j ${chainName(p.tag)}`;
+const jumpSpec = (ip: string, f: Family, p: AttachmentPlan): string => `-s ${ip}/${HOST[f]} -m comment --comment "${p.comment}" -j ${chainName(p.tag)}`;
 
 /** The restore input that makes the table hold exactly these attachments' chains and jumps (for family f). */
 export function setupRestore(t: NatTable, plans: AttachmentPlan[], f: Family): string {

@@ -5,7 +5,12 @@ import * as path from 'path';
 import { checkSpoofState, deleteScript, elementsScript, fullScript, parseSpoofTable, portElements, type SpoofPort } from './macspoof';
 import { attachmentTag } from './model';
 
-const P: SpoofPort = { att: { network: 'net1', containerId: 'c1', ifName: 'eth0' }, port: 'veth0123456789a', mac: '0A:58:0a:16:00:05', ips: ['10.22.0.5/16', 'fd22::5/64'] };
+const P: SpoofPort = {
+  att: { network: 'net1', containerId: 'c1', ifName: 'eth0' },
+  port: 'veth0123456789a',
+  mac: '0A:58:0a:16:00:05',
+  ips: ['10.22.0.5/16', 'fd22::5/64'],
+};
 const Q: SpoofPort = { att: { network: 'net1', containerId: 'c2', ifName: 'eth0' }, port: 'vethbbbbbbbbbbb', mac: '0a:58:0a:16:00:06', ips: [] };
 const recorded = () => parseSpoofTable(fs.readFileSync(path.join(__dirname, 'testdata', 'nft-list-macspoof.json'), 'utf8'));
 
@@ -28,7 +33,12 @@ describe('macspoofchk plan', () => {
   });
 
   it('ADD is element adds only; the full script also makes table, sets and the flushed chain', () => {
-    expect(elementsScript(P).split('\n').filter(Boolean).every((l) => l.startsWith('add element bridge tscni-macspoof '))).toBe(true);
+    expect(
+      elementsScript(P)
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => l.startsWith('add element bridge tscni-macspoof ')),
+    ).toBe(true);
     const full = fullScript(P);
     expect(full).toContain('add chain bridge tscni-macspoof prerouting { type filter hook prerouting priority -300; policy accept; }\nflush chain');
     expect(full.endsWith(elementsScript(P))).toBe(true);

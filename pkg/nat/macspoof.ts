@@ -136,7 +136,7 @@ export function rulesKey(expr: J[]): string {
 export function parseSpoofTable(json: string): SpoofState {
   const st: SpoofState = { exists: false, hooked: false, rules: [], elements: [] };
   if (!json.trim()) return st;
-  for (const it of ((JSON.parse(json) as { nftables?: J[] }).nftables ?? [])) {
+  for (const it of (JSON.parse(json) as { nftables?: J[] }).nftables ?? []) {
     if (it.table) st.exists = true;
     else if (it.chain?.name === CHAIN) st.hooked = it.chain.hook === 'prerouting' && it.chain.prio === -300;
     else if (it.rule?.chain === CHAIN) st.rules.push(rulesKey(it.rule.expr ?? []));

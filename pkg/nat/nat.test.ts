@@ -76,7 +76,9 @@ describe('nftables text', () => {
     const s = nft.fullScript(planAttachments([FIXTURE_RULES[0]]), [{ map: 'masq4', key: '10.1.0.5', ip: '10.1.0.5', comment: 'tscni:old' }]);
     const lines = s.split('\n').filter(Boolean);
     expect(lines[0]).toMatch(/^add table inet tscni /);
-    expect(lines).toContain('add map inet tscni keep6 { type ipv6_addr . ipv6_addr : mark; flags interval; comment "pod address . destination not masqueraded"; }');
+    expect(lines).toContain(
+      'add map inet tscni keep6 { type ipv6_addr . ipv6_addr : mark; flags interval; comment "pod address . destination not masqueraded"; }',
+    );
     const flush = lines.indexOf('flush chain inet tscni postrouting');
     expect(lines.slice(flush + 1, flush + 7)).toEqual([
       'add rule inet tscni postrouting ip daddr 224.0.0.0/4 return',
@@ -114,7 +116,15 @@ describe('nftables text', () => {
         nftables: [
           { table: { family: 'inet', name: 'tscni' } },
           { map: { name: 'keep4', elem: [[{ concat: ['10.9.9.9', '10.0.0.1'] }, 5]] } },
-          { rule: { chain: 'postrouting', expr: [{ match: { op: '!=', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '10.0.0.0', len: 8 } } } }, { return: null }] } },
+          {
+            rule: {
+              chain: 'postrouting',
+              expr: [
+                { match: { op: '!=', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '10.0.0.0', len: 8 } } } },
+                { return: null },
+              ],
+            },
+          },
         ],
       }),
     );
@@ -133,7 +143,10 @@ describe('nftables text', () => {
     st.elements.find((e) => e.key === '10.1.0.6')!.comment = 'tscni:deadbeef-000000000000';
     expect(nft.checkState(st, plans)).toEqual([expect.stringMatching(/10.1.0.6 belongs to "tscni:deadbeef/)]);
     // the fixture has 10.2.0.0/16 excluded for A; a plan without it sees it as unexpected
-    const p = nft.checkState(nft.parseTable(fixture), planAttachments([{ ...A, ip: '10.1.0.5', excluded: ['10.1.0.0/16'] }, { ...FIXTURE_RULES[1], excluded: ['fd00:1::/64'] }, FIXTURE_RULES[2]]));
+    const p = nft.checkState(
+      nft.parseTable(fixture),
+      planAttachments([{ ...A, ip: '10.1.0.5', excluded: ['10.1.0.0/16'] }, { ...FIXTURE_RULES[1], excluded: ['fd00:1::/64'] }, FIXTURE_RULES[2]]),
+    );
     expect(p).toEqual([expect.stringMatching(/unexpected element 10.1.0.5 . 10.2.0.0\/16/)]);
     st = nft.parseTable(fixture);
     st.baseRules.pop();
@@ -144,7 +157,13 @@ describe('nftables text', () => {
   it('delete selects elements by the tag in their comment', () => {
     const st = nft.parseTable(fixture);
     const tagA = attachmentTag(A);
-    expect(nft.deleteScript(st, (t) => t === tagA).split('\n').filter(Boolean).sort()).toEqual(
+    expect(
+      nft
+        .deleteScript(st, (t) => t === tagA)
+        .split('\n')
+        .filter(Boolean)
+        .sort(),
+    ).toEqual(
       [
         'delete element inet tscni masq4 { 10.1.0.5 }',
         'delete element inet tscni keep4 { 10.1.0.5 . 10.1.0.0/16 }',

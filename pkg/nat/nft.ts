@@ -195,7 +195,8 @@ export function checkState(st: NftState, plans: AttachmentPlan[]): string[] {
     const expected = want.some((w) => w.map === e.map && w.key === e.key);
     if (expected) continue;
     if (t && mine.has(t)) problems.push(`nftables map ${e.map} has an unexpected element ${e.key} (${e.comment})`);
-    else if (ips.has(`${e.map}|${e.ip}`)) problems.push(`nftables map ${e.map} element ${e.key} of another attachment (${e.comment ?? 'untagged'}) applies to ${e.ip}`);
+    else if (ips.has(`${e.map}|${e.ip}`))
+      problems.push(`nftables map ${e.map} element ${e.key} of another attachment (${e.comment ?? 'untagged'}) applies to ${e.ip}`);
   }
   return problems;
 }

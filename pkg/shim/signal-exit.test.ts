@@ -8,7 +8,9 @@ const shim = path.join(__dirname, 'signal-exit.ts');
 function node(body: string) {
   // the child runs the file's own code, transpiled here (the child is plain node)
   const ts = require('typescript') as typeof import('typescript');
-  const src = ts.transpileModule(require('fs').readFileSync(shim, 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+  const src = ts.transpileModule(require('fs').readFileSync(shim, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+  }).outputText;
   const script = `const m = { exports: {} }; (function (module, exports) { ${src} })(m, m.exports); const onExit = m.exports; ${body}`;
   return spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
 }
@@ -25,7 +27,9 @@ describe('signal-exit stand-in', () => {
     expect(r.signal).toBe('SIGTERM');
   });
   it('leaves the decision to a program that listens for the signal itself', () => {
-    const r = node(`onExit((c, s) => process.stdout.write('h' + (s || c))); process.on('SIGINT', () => { process.stdout.write(' own'); process.exit(0); }); setTimeout(() => {}, 5000); process.kill(process.pid, 'SIGINT');`);
+    const r = node(
+      `onExit((c, s) => process.stdout.write('h' + (s || c))); process.on('SIGINT', () => { process.stdout.write(' own'); process.exit(0); }); setTimeout(() => {}, 5000); process.kill(process.pid, 'SIGINT');`,
+    );
     expect(r.stdout).toBe('hSIGINT own');
     expect(r.status).toBe(0);
   });

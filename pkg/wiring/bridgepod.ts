@@ -115,7 +115,10 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     // 1. IPAM; masquerade needs only the addresses, so its rules go in from the moment IPAM answers
     const ipam = async (): Promise<Result> => {
       if (!conf.isLayer3) return { cniVersion: a.conf.cniVersion };
-      const r = await undo.do(() => ipamAdd(a), () => ipamDel(a));
+      const r = await undo.do(
+        () => ipamAdd(a),
+        () => ipamDel(a),
+      );
       if (conf.ipMasq && r.ips?.length) {
         undo.push(() => teardownMasq(attachment(a)));
         masq = resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, r, conf.masqExcluded)));

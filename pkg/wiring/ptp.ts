@@ -112,7 +112,10 @@ export function planPtpPod(p: PtpPodInput, ipv6Available = true): PtpPlan {
 
   // node end: the v6 link-local (before up, so the kernel makes none of its own), then routes to the pod
   const beforeUp: KernelOp[] = v6
-    ? [{ op: 'link-set', name: p.hostName, addrGenMode: 'none' }, { op: 'addr-replace', dev: p.hostName, cidr: `${GATEWAY6}/64`, nodad: true }]
+    ? [
+        { op: 'link-set', name: p.hostName, addrGenMode: 'none' },
+        { op: 'addr-replace', dev: p.hostName, cidr: `${GATEWAY6}/64`, nodad: true },
+      ]
     : [];
   const hostRoutes = podAddresses.map((dst): KernelOp => ({ op: 'route-replace', route: { dst, dev: p.hostName, scope: 'link' } }));
 

@@ -52,7 +52,8 @@ export const sysctlOps = (values: Record<string, string>): KernelOp[] => Object.
 export function planVeth(host: HostSide, pod: PodSide): VethPlan {
   const beforeUp: KernelOp[] = [];
   if (host.master) beforeUp.push({ op: 'link-set', name: host.name, master: host.master });
-  if (host.hairpin || host.isolated) beforeUp.push({ op: 'port-set', name: host.name, ...(host.hairpin ? { hairpin: true } : {}), ...(host.isolated ? { isolated: true } : {}) });
+  if (host.hairpin || host.isolated)
+    beforeUp.push({ op: 'port-set', name: host.name, ...(host.hairpin ? { hairpin: true } : {}), ...(host.isolated ? { isolated: true } : {}) });
   beforeUp.push(...(host.beforeUp ?? []));
   const podUp: KernelOp[] = pod.setMac ? [{ op: 'link-set', name: pod.ifName, mac: pod.mac }] : [];
   podUp.push(...pod.addresses.map((cidr): KernelOp => ({ op: 'addr-replace', dev: pod.ifName, cidr, nodad: pod.nodad })));
@@ -62,7 +63,15 @@ export function planVeth(host: HostSide, pod: PodSide): VethPlan {
     netns: pod.netns,
     hostName: host.name,
     node: {
-      create: [{ op: 'link-add', name: host.name, mac: host.mac, mtu: host.mtu, link: { type: 'veth', peer: { name: pod.ifName, mac: pod.mac, mtu: pod.mtu, netns: pod.netns } } }],
+      create: [
+        {
+          op: 'link-add',
+          name: host.name,
+          mac: host.mac,
+          mtu: host.mtu,
+          link: { type: 'veth', peer: { name: pod.ifName, mac: pod.mac, mtu: pod.mtu, netns: pod.netns } },
+        },
+      ],
       beforeUp,
       up: [{ op: 'link-set', name: host.name, up: true }],
       after: host.after ?? [],

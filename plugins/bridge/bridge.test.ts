@@ -72,9 +72,7 @@ describe('gateways', () => {
       { family: 'inet6' as const, local: 'fd99::1', prefixlen: 64 },
     ];
     // the gateway already held needs no command
-    expect(argvOf(gatewayOps('cni0', ['10.22.0.1/16', 'fd00:22::1/64'], held, false))).toEqual([
-      ['addr', 'replace', 'fd00:22::1/64', 'dev', 'cni0', 'nodad'],
-    ]);
+    expect(argvOf(gatewayOps('cni0', ['10.22.0.1/16', 'fd00:22::1/64'], held, false))).toEqual([['addr', 'replace', 'fd00:22::1/64', 'dev', 'cni0', 'nodad']]);
     // a tentative IPv6 gateway is replaced (nodad)
     const tentative = [{ family: 'inet6' as const, local: 'fd00:22::1', prefixlen: 64, tentative: true }];
     expect(argvOf(gatewayOps('cni0', ['fd00:22::1/64'], tentative, false))).toEqual([['addr', 'replace', 'fd00:22::1/64', 'dev', 'cni0', 'nodad']]);
@@ -93,10 +91,39 @@ describe('veth plan', () => {
     const r: Result = { cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/16', gateway: '10.22.0.1' }], routes: [{ dst: '0.0.0.0/0' }] };
     const plan = planVeth(
       { name: 'vethabc', mac: '0a:00:00:00:00:01', mtu: 1400, master: 'cni0', hairpin: true },
-      { netns: '/var/run/netns/p', ifName: 'eth0', mac: '0a:00:00:00:00:02', mtu: 1400, addresses: ['10.22.0.5/16'], nodad: true, routes: podRoutes(r, 'eth0'), sysctls: podSysctls('eth0', r, false) },
+      {
+        netns: '/var/run/netns/p',
+        ifName: 'eth0',
+        mac: '0a:00:00:00:00:02',
+        mtu: 1400,
+        addresses: ['10.22.0.5/16'],
+        nodad: true,
+        routes: podRoutes(r, 'eth0'),
+        sysctls: podSysctls('eth0', r, false),
+      },
     );
     expect(argvOf(plan.node.create)).toEqual([
-      ['link', 'add', 'name', 'vethabc', 'address', '0a:00:00:00:00:01', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'eth0', 'address', '0a:00:00:00:00:02', 'mtu', '1400', 'netns', '/var/run/netns/p'],
+      [
+        'link',
+        'add',
+        'name',
+        'vethabc',
+        'address',
+        '0a:00:00:00:00:01',
+        'mtu',
+        '1400',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'address',
+        '0a:00:00:00:00:02',
+        'mtu',
+        '1400',
+        'netns',
+        '/var/run/netns/p',
+      ],
     ]);
     expect(argvOf(plan.node.beforeUp)).toEqual([
       ['link', 'set', 'vethabc', 'master', 'cni0'],
@@ -128,7 +155,10 @@ describe('veth plan', () => {
   it('disables IPv6 DAD per address and per interface', () => {
     const r: Result = { cniVersion: '1.0.0', ips: [{ address: 'fd00::5/64' }] };
     expect(podSysctls('eth0', r, false)['net/ipv6/conf/eth0/accept_dad']).toBe('0');
-    const plan = planVeth({ name: 'v', mac: 'a', mtu: 1500 }, { netns: 'n', ifName: 'eth0', mac: 'b', mtu: 1500, addresses: ['fd00::5/64'], nodad: true, routes: [], sysctls: {} });
+    const plan = planVeth(
+      { name: 'v', mac: 'a', mtu: 1500 },
+      { netns: 'n', ifName: 'eth0', mac: 'b', mtu: 1500, addresses: ['fd00::5/64'], nodad: true, routes: [], sysctls: {} },
+    );
     expect(argvOf(plan.pod.up)[0]).toEqual(['addr', 'replace', 'fd00::5/64', 'dev', 'eth0', 'nodad']);
   });
   it('names the node veth deterministically within 15 characters', () => {

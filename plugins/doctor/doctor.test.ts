@@ -17,7 +17,10 @@ describe('parseDoctorArgs', () => {
     expect(parseDoctorArgs(['--conf', '/etc/cni/net.d/10-tscni.conflist', '--pod', 'abc', '--pod', 'def:net1=/run/netns/x', '--json'])).toEqual({
       conf: '/etc/cni/net.d/10-tscni.conflist',
       json: true,
-      pods: [{ id: 'abc', ifName: 'eth0' }, { id: 'def', ifName: 'net1', netns: '/run/netns/x' }],
+      pods: [
+        { id: 'abc', ifName: 'eth0' },
+        { id: 'def', ifName: 'net1', netns: '/run/netns/x' },
+      ],
     });
     expect(parseDoctorArgs(['--conf', 'f', '--netns', 'node1'])).toMatchObject({ netns: 'node1', json: false });
   });
@@ -86,13 +89,24 @@ describe('pods from host-local reservations', () => {
     fs.writeFileSync(path.join(net, '10.22.0.7'), '');
     fs.writeFileSync(path.join(net, 'last_reserved_ip.0'), '10.22.0.6');
     const conf = parseNetConf(
-      Buffer.from(JSON.stringify({
-        cniVersion: '1.0.0', name: 'n', type: 'bridge',
-        ipam: { type: 'host-local', dataDir: data, ranges: [[{ subnet: '10.22.0.0/24' }], [{ subnet: 'fd00::/64', gateway: 'fd00::1' }]] },
-      })),
+      Buffer.from(
+        JSON.stringify({
+          cniVersion: '1.0.0',
+          name: 'n',
+          type: 'bridge',
+          ipam: { type: 'host-local', dataDir: data, ranges: [[{ subnet: '10.22.0.0/24' }], [{ subnet: 'fd00::/64', gateway: 'fd00::1' }]] },
+        }),
+      ),
     );
     expect(listReservations(conf)).toEqual([
-      { id: 'c1', ifName: 'eth0', ips: [{ address: '10.22.0.5/24', gateway: '10.22.0.1' }, { address: 'fd00::5/64', gateway: 'fd00::1' }] },
+      {
+        id: 'c1',
+        ifName: 'eth0',
+        ips: [
+          { address: '10.22.0.5/24', gateway: '10.22.0.1' },
+          { address: 'fd00::5/64', gateway: 'fd00::1' },
+        ],
+      },
       { id: 'c2', ifName: 'net1', ips: [{ address: '10.22.0.6/24', gateway: '10.22.0.1' }] },
     ]);
     expect(describePod('c2', 'net1', ['10.22.0.6/24'])).toBe('pod c2 net1 (10.22.0.6)');

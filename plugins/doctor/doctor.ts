@@ -84,7 +84,13 @@ export function hostLocal(a: CmdArgs): HostLocal | undefined {
   const ranges = cfg.rangeSets.flatMap((s) =>
     s.ranges.map((r) => {
       const bits = r.family === 4 ? 32 : 128;
-      return { family: r.family, net: r.subnet.ip, last: r.subnet.ip + (1n << BigInt(bits - r.subnet.prefix)) - 1n, prefix: r.subnet.prefix, gateway: formatIP(r.family, r.gateway) };
+      return {
+        family: r.family,
+        net: r.subnet.ip,
+        last: r.subnet.ip + (1n << BigInt(bits - r.subnet.prefix)) - 1n,
+        prefix: r.subnet.prefix,
+        gateway: formatIP(r.family, r.gateway),
+      };
     }),
   );
   return { dataDir: path.join(cfg.dataDir, cfg.name), ranges, routes: cfg.routes };
@@ -197,7 +203,12 @@ async function fabricFindings(a: CmdArgs, findings: Finding[]) {
   for (const p of problems) {
     const peer = peerOf(p, peers);
     const name = peer && names.get(peer);
-    findings.push({ where: 'node', problem: p + mtuReason(p, desired, parsed.fabric.opts.mtu), ...(peer ? { peer } : {}), ...(name ? { peerName: name } : {}) });
+    findings.push({
+      where: 'node',
+      problem: p + mtuReason(p, desired, parsed.fabric.opts.mtu),
+      ...(peer ? { peer } : {}),
+      ...(name ? { peerName: name } : {}),
+    });
   }
   return { parsed, desired };
 }
@@ -263,7 +274,11 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOpti
   const pods: DoctorReport['pods'] = [];
   for (const ref of refs) {
     const ips = held.get(`${ref.id}/${ref.ifName}`)?.ips ?? [];
-    const where = describePod(ref.id, ref.ifName, ips.map((x) => x.address));
+    const where = describePod(
+      ref.id,
+      ref.ifName,
+      ips.map((x) => x.address),
+    );
     const pod = (problem: string) => findings.push({ where, problem, pod: { id: ref.id, ifName: ref.ifName } });
     const entry: DoctorReport['pods'][number] = { id: ref.id, ifName: ref.ifName, ips: ips.map((x) => x.address) };
     pods.push(entry);

@@ -19,7 +19,8 @@ const underlayOf = (n: NodeName, mtu = 1500): UnderlayFacts => ({ dev: 'eth0', m
 const peersOf = (n: NodeName): Peer[] =>
   (Object.keys(NODES) as NodeName[]).filter((m) => m !== n).map((m, i) => ({ nodeIP: NODES[m].nodeIP, podCIDR: NODES[m].podCIDR, key: `peers[${i}]` }));
 const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, 'ipip').opts;
-const plan = (n: NodeName, o: Record<string, unknown> = {}, mtu = 1500) => planFabric('ipip', { podCIDR: NODES[n].podCIDR }, peersOf(n), underlayOf(n, mtu), opts(o));
+const plan = (n: NodeName, o: Record<string, unknown> = {}, mtu = 1500) =>
+  planFabric('ipip', { podCIDR: NODES[n].podCIDR }, peersOf(n), underlayOf(n, mtu), opts(o));
 
 function err(f: () => unknown): CniError {
   try {
@@ -46,7 +47,20 @@ describe('ipip plan', () => {
     expect(d.mtu).toBe(1480);
     expect(d.device).toMatchObject({ name: 'tscni.ipip', kind: 'ipip', mtu: 1480, addresses: ['10.244.1.0/32'] });
     expect(d.device!.link).toEqual({ type: 'ipip', local: '192.168.10.11', dev: 'eth0' });
-    expect(argvOf([{ op: 'link-add', name: 'tscni.ipip', mtu: d.device!.mtu, link: d.device!.link }])[0]).toEqual(['link', 'add', 'name', 'tscni.ipip', 'mtu', '1480', 'type', 'ipip', 'local', '192.168.10.11', 'dev', 'eth0']);
+    expect(argvOf([{ op: 'link-add', name: 'tscni.ipip', mtu: d.device!.mtu, link: d.device!.link }])[0]).toEqual([
+      'link',
+      'add',
+      'name',
+      'tscni.ipip',
+      'mtu',
+      '1480',
+      'type',
+      'ipip',
+      'local',
+      '192.168.10.11',
+      'dev',
+      'eth0',
+    ]);
     // no `remote`: one device receives from every peer
     expect(d.device!.link).not.toHaveProperty('remote');
     expect(d.device!.infoData).toEqual({ local: '192.168.10.11', link: 'eth0' });
@@ -96,7 +110,9 @@ describe('ipip plan', () => {
   it('a peer that is this node or overlaps our pod CIDR is refused before anything is planned', () => {
     const self = { podCIDR: NODES.node1.podCIDR };
     const me = [{ nodeIP: NODES.node1.nodeIP, podCIDR: '10.244.9.0/24', key: 'peers[0]' }];
-    expect(err(() => planFabric('ipip', self, me, underlayOf('node1'), opts())).message).toMatch(/^invalid config: peers\[0\]: nodeIP 192\.168\.10\.11 is this node/);
+    expect(err(() => planFabric('ipip', self, me, underlayOf('node1'), opts())).message).toMatch(
+      /^invalid config: peers\[0\]: nodeIP 192\.168\.10\.11 is this node/,
+    );
     const overlap = [{ nodeIP: '192.168.10.50', podCIDR: '10.244.1.128/25', key: 'peers[0]' }];
     expect(err(() => planFabric('ipip', self, overlap, underlayOf('node1'), opts())).message).toMatch(/overlaps this node's podCIDR/);
   });
@@ -161,6 +177,8 @@ describe('ipip is IPv4 only', () => {
     expect(err(() => planFabric('ipip', { podCIDR: 'fd10:1::/64' }, [{ nodeIP: 'fd00::2', podCIDR: 'fd10:2::/64', key: 'p' }], v6, o6)).message).toMatch(
       /^invalid config: nodeIP: fd00::1: ipip needs an IPv4 underlay/,
     );
-    expect(err(() => planFabric('ipip', { podCIDR: 'fd10:1::/64' }, [], underlayOf('node1'), o6)).message).toMatch(/^invalid config: podCIDR: fd10:1::\/64: ipip carries IPv4 pods only/);
+    expect(err(() => planFabric('ipip', { podCIDR: 'fd10:1::/64' }, [], underlayOf('node1'), o6)).message).toMatch(
+      /^invalid config: podCIDR: fd10:1::\/64: ipip carries IPv4 pods only/,
+    );
   });
 });

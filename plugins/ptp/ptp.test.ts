@@ -70,15 +70,40 @@ const dual = (): Result => ({
 });
 
 const input = (ipam: Result, extra = {}) => ({
-  netns: '/var/run/netns/p', ifName: 'eth0', hostName: 'ptp0123456789ab', podMac: '02:00:00:00:00:05', mtu: 1400, ipam, ...extra,
+  netns: '/var/run/netns/p',
+  ifName: 'eth0',
+  hostName: 'ptp0123456789ab',
+  podMac: '02:00:00:00:00:05',
+  mtu: 1400,
+  ipam,
+  ...extra,
 });
 
 describe('ptp planning', () => {
   it('plans the node batch: pair with ee:ee:... MAC, v6 link-local before up, host routes after', () => {
     const p = planPtpPod(input(dual()));
     expect(argvOf(nodeOps(p.veth))).toEqual([
-      ['link', 'add', 'name', 'ptp0123456789ab', 'address', 'ee:ee:ee:ee:ee:ee', 'mtu', '1400', 'type', 'veth',
-        'peer', 'name', 'eth0', 'address', '02:00:00:00:00:05', 'mtu', '1400', 'netns', '/var/run/netns/p'],
+      [
+        'link',
+        'add',
+        'name',
+        'ptp0123456789ab',
+        'address',
+        'ee:ee:ee:ee:ee:ee',
+        'mtu',
+        '1400',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'address',
+        '02:00:00:00:00:05',
+        'mtu',
+        '1400',
+        'netns',
+        '/var/run/netns/p',
+      ],
       ['link', 'set', 'ptp0123456789ab', 'addrgenmode', 'none'],
       ['addr', 'replace', 'fe80::ecee:eeff:feee:eeee/64', 'dev', 'ptp0123456789ab', 'nodad'],
       ['link', 'set', 'ptp0123456789ab', 'up'],
@@ -100,13 +125,20 @@ describe('ptp planning', () => {
       ['neigh', 'replace', '169.254.1.1', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent'],
       ['neigh', 'replace', 'fe80::ecee:eeff:feee:eeee', 'lladdr', 'ee:ee:ee:ee:ee:ee', 'dev', 'eth0', 'nud', 'permanent'],
     ]);
-    expect(argvOf(p.veth.pod.beforeUp)).toEqual([['sysctl', 'net/ipv6/conf/eth0/disable_ipv6=0'], ['sysctl', 'net/ipv6/conf/eth0/accept_dad=0']]);
+    expect(argvOf(p.veth.pod.beforeUp)).toEqual([
+      ['sysctl', 'net/ipv6/conf/eth0/disable_ipv6=0'],
+      ['sysctl', 'net/ipv6/conf/eth0/accept_dad=0'],
+    ]);
   });
 
   it('needs no pod sysctls (no spawn) and no link-local lines for an IPv4-only pod', () => {
     const p = planPtpPod(input({ cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/24' }] }));
     expect(p.veth.pod.beforeUp).toEqual([]);
-    expect(argvOf(nodeOps(p.veth)).map((c) => c.slice(0, 4).join(' '))).toEqual(['link add name ptp0123456789ab', 'link set ptp0123456789ab up', 'route replace 10.22.0.5/32 dev']);
+    expect(argvOf(nodeOps(p.veth)).map((c) => c.slice(0, 4).join(' '))).toEqual([
+      'link add name ptp0123456789ab',
+      'link set ptp0123456789ab up',
+      'route replace 10.22.0.5/32 dev',
+    ]);
     expect(argvOf(podOps(p.veth)).some((c) => c.includes('fe80::ecee:eeff:feee:eeee'))).toBe(false);
     expect(p.hostSysctls).not.toHaveProperty('net/ipv6/conf/all/forwarding');
   });
@@ -145,7 +177,10 @@ describe('ptp planning', () => {
       { address: '10.22.0.5/24', gateway: '169.254.1.1', interface: 1 },
       { address: 'fd22::5/64', gateway: GATEWAY6, interface: 1 },
     ]);
-    expect(p.result.routes).toEqual([{ dst: '0.0.0.0/0', gw: '169.254.1.1' }, { dst: '::/0', gw: GATEWAY6 }]);
+    expect(p.result.routes).toEqual([
+      { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+      { dst: '::/0', gw: GATEWAY6 },
+    ]);
     expect(asHeld(p.result).ips!.map((i) => i.address)).toEqual(['10.22.0.5/32', 'fd22::5/128']);
   });
 

@@ -14,9 +14,7 @@ import { canonicalIP } from '../../pkg/ipnet';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
 import { hostVethName } from '../../pkg/wiring/names';
 import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
-import {
-  GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod,
-} from '../../pkg/wiring/ptp';
+import { GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod } from '../../pkg/wiring/ptp';
 import { deleteLink, readState, type IpLink, type IpNeigh, type IpRoute } from '../../pkg/ip/ops';
 import { parsePtpConf, type PtpConf } from './config';
 
@@ -49,7 +47,12 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
     const podMac = randomMac();
     const plan = planPtpPod(
       {
-        netns: a.netns, ifName: a.ifName, hostName, podMac, mtu: conf.mtu, ipam,
+        netns: a.netns,
+        ifName: a.ifName,
+        hostName,
+        podMac,
+        mtu: conf.mtu,
+        ipam,
         nodeIpv6DisabledByDefault: readSysctl('net/ipv6/conf/default/disable_ipv6') === '1',
       },
       ipv6Available(),
@@ -148,7 +151,10 @@ async function checkGateway(a: CmdArgs, prev: Result): Promise<string[]> {
   if (fams.includes(4) && !routes.some((r) => r.dst === GATEWAY4 && r.scope === 'link')) {
     problems.push(`pod has no route ${GATEWAY4} dev ${a.ifName} scope link`);
   }
-  for (const [f, gw] of [[4, GATEWAY4], [6, GATEWAY6]] as const) {
+  for (const [f, gw] of [
+    [4, GATEWAY4],
+    [6, GATEWAY6],
+  ] as const) {
     if (!fams.includes(f)) continue;
     const n = neighs.find((x) => canonicalIP(x.dst) === canonicalIP(gw));
     if (!n || n.lladdr !== HOST_MAC || !n.state?.includes('PERMANENT')) {

@@ -5,7 +5,9 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { parseNetConf } from '../../pkg/cni/skel';
 import type { CmdArgs, Result } from '../../pkg/cni/types';
 import { run } from '../../pkg/exec';
+import { parseConfig } from './config';
 import { processStart } from './lock';
+import { Store } from './store';
 import { plugin } from './plugin';
 
 let dataDir: string;
@@ -226,6 +228,23 @@ describe('host-local index', () => {
     expect(addr(await plugin.add(args(ipam, 'e')))).toEqual(['10.1.0.2']);
     expect(addr(await plugin.add(args(ipam, 'f')))).toEqual(['10.1.0.3']);
     expect((await fails(plugin.add(args(ipam, 'g')))).code).toBe(ErrCode.NoAddressAvailable);
+  });
+
+  test('what ADD and DEL write leaves the index current: the next call reads it, it does not rescan the directory', async () => {
+    const sets = parseConfig(args(v4()).conf).rangeSets;
+    const next = async () => {
+      const s = (await Store.open(dataDir, NET, sets, { create: false }))!;
+      await s.close();
+      return s.rebuilt;
+    };
+    await plugin.add(args(v4(), 'a'));
+    expect(await next()).toBe(false);
+    await plugin.add(args(v4(), 'b'));
+    await plugin.del({ ...args(v4(), 'a'), command: 'DEL' });
+    expect(await next()).toBe(false);
+    // a change behind its back (another writer) is noticed
+    fs.writeFileSync(path.join(netDir(), '10.1.0.9'), 'other\r\neth0');
+    expect(await next()).toBe(true);
   });
 
   test('a deleted or corrupted index is rebuilt from the files', async () => {

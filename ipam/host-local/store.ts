@@ -682,6 +682,9 @@ export class Store {
   /** Bring the index in line with what this call did on disk, stamp the directory, unlock. */
   async close(): Promise<void> {
     try {
+      // the temp file goes before the stamp: removing it changes the directory, and after the stamp that change
+      // would make the next call rebuild the index from every file
+      this.removeTemp();
       if (this.lock.compromised) throw new CniError(ErrCode.TryAgainLater, `lock ${this.lockPath} was lost: ${this.lock.compromised.message}`);
       if (this.changes.length || this.metaDirty || this.invalidate) this.commit();
     } catch (e) {
@@ -689,9 +692,15 @@ export class Store {
       for (const p of this.created) fs.rmSync(p, { force: true });
       throw asIOFailure(e, this.indexDir);
     } finally {
-      if (this.tmpContent !== undefined) fs.rmSync(this.tmpPath(), { force: true });
+      this.removeTemp();
       await this.lock.release();
     }
+  }
+
+  private removeTemp(): void {
+    if (this.tmpContent === undefined) return;
+    fs.rmSync(this.tmpPath(), { force: true });
+    this.tmpContent = undefined;
   }
 
   private commit(): void {

@@ -1,3 +1,3 @@
-// Milliseconds since the process started. performance.now() would do, but its first use loads perf_hooks,
-// about 2 ms of every call's start-up; process.uptime() reads the same monotonic clock.
+// Milliseconds since the process started. process.uptime(), not performance.now(): the latter loads
+// perf_hooks at its first use, at every call's start-up; both read the same monotonic clock.
 export const nowMs = (): number => process.uptime() * 1000;

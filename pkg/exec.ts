@@ -50,7 +50,7 @@ let inputSeq = 0;
 /**
  * A child's input (an `ip -batch -` or `nft -f -` script) as a descriptor of an unlinked temp file, whole
  * before the child starts. Through a pipe, EOF comes only when the event loop next runs the pipe's close,
- * and `ip`/`nft` wait for it before doing anything: 10-30 ms of an ADD or DEL while IPAM works alongside.
+ * and `ip`/`nft` wait for it before doing anything, for as long as IPAM keeps the loop busy alongside.
  * undefined when no temp file can be made (read-only or full TMPDIR): the caller then uses a pipe.
  */
 function inputFile(input: string): number | undefined {
@@ -102,7 +102,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
       env: opts.env,
       extendEnv: opts.env === undefined ? true : false,
       shell: false,
-      // execa's exit-time kill hooks every signal (signal-exit) around each spawn, ~1-2 ms a call; a child
+      // execa's exit-time kill hooks every signal (signal-exit) around each spawn; a child
       // outliving a killed plugin is one short `ip`/`nft` that finishes on its own (or at its timeout)
       cleanup: false,
     });

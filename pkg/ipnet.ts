@@ -15,9 +15,9 @@ const bits = (f: Family): number => (f === 4 ? 32 : 128);
 const DECIMAL_OCTET = /^(0|[1-9]\d{0,2})$/;
 
 /**
- * A dotted quad by hand: every call is a fresh process, and ipaddr.js's first parse (its patterns compiled
- * on first use) cost ~4 ms of a cold start. The same rule as ipaddr's isValidFourPartDecimal: four decimal
- * parts, no leading zeros, each at most 255.
+ * A dotted quad by hand: every call is a fresh process, and ipaddr.js's first parse compiles its patterns,
+ * a cost every start would pay. The same rule as ipaddr's isValidFourPartDecimal: four decimal parts, no
+ * leading zeros, each at most 255.
  */
 function parseIPv4(s: string): bigint | undefined {
   const parts = s.split('.');

@@ -44,7 +44,7 @@ export function processIO(): SkelIO {
       const fs = require('fs') as typeof import('fs');
       // a terminal never sends EOF by itself: `CNI_COMMAND=VERSION bridge` typed by hand must not hang
       if (isTerminal(0)) return Promise.resolve(Buffer.alloc(0));
-      // blocking reads to EOF: setting up process.stdin's stream cost a cold start ~8 ms
+      // blocking reads to EOF: process.stdin's stream would be set up at every start for one read
       const chunks: Buffer[] = [];
       try {
         for (;;) {
@@ -64,8 +64,8 @@ export function processIO(): SkelIO {
       });
     },
     write: (s) => {
-      // a blocking write, as for stdin: process.stdout on a pipe is a net.Socket, whose module costs a call
-      // that spawns nothing (VERSION, host-local) ~6 ms; a non-blocking pipe gets the rest through the stream
+      // a blocking write, as for stdin: process.stdout on a pipe is a net.Socket, whose module a call that
+      // spawns nothing (VERSION, host-local) would load for one write; a non-blocking pipe gets the rest through the stream
       const fs = require('fs') as typeof import('fs');
       const b = Buffer.from(s);
       let off = 0;

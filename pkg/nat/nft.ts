@@ -14,8 +14,8 @@
 // address; readable in `nft list ruleset`) and a mark derived from the same tag (so adding an address
 // held by another attachment clashes instead of silently keeping the other's comment).
 // Setup is one transaction of element adds: `add` of an identical element is a no-op, so ADD twice
-// leaves the same ruleset. Measured here, a transaction that deletes or flushes anything, or touches a
-// chain, costs ~15 ms more in the kernel commit than one that only adds elements (~5 ms), so:
+// leaves the same ruleset. A transaction that deletes or flushes anything, or touches a chain, costs the
+// kernel's commit several times what one that only adds elements does, so:
 //   1. fast path: add the elements (1 spawn);
 //   2. table or map missing (first pod of the node): one transaction creating table, maps, chain
 //      (flushed and refilled, so a tampered chain is repaired too) plus the elements (2nd spawn);

@@ -1,8 +1,8 @@
 // Bundled in place of signal-exit (its v3 API: onExit(fn) returns a remover) by scripts/bundle.sh. Its two
 // users here: proper-lockfile, which drops the locks it holds when the process ends, and execa, whose
 // exit-time kill we turn off (cleanup: false). The original loads `assert` and hooks 15 signals when it is
-// loaded, about 5 ms of every call's start-up. A plugin ends by exiting, or on SIGTERM/SIGINT/SIGHUP
-// from its runtime: those are the ends handled here.
+// loaded, at every call's start-up. A plugin ends by exiting, or on SIGTERM/SIGINT/SIGHUP from its runtime:
+// those are the ends handled here.
 type Handler = (code: number | null, signal: NodeJS.Signals | null) => void;
 
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];

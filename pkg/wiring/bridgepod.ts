@@ -5,7 +5,7 @@ import { settled } from '../settled';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
 import { macFromIPv4, randomMac } from '../ip/mac';
 import { netnsExists } from '../ip/netns';
-import { applyOps, deleteLink, OpError, readState } from '../ip/ops';
+import { applyOps, deleteLink, readState } from '../ip/ops';
 import { linkExists, readLink } from '../ip/sysfs';
 import { readSysctl } from '../ip/sysctl';
 import { Undo } from '../undo';
@@ -14,7 +14,7 @@ import { ensureBridge, ensureBridgeSysctls, gatewayOps, globalAddresses, type Ad
 import { calcGateways, vlanBridgeOps, vlanGatewayDevOps } from './gateway';
 import { hostVethName } from './names';
 import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, prevMasqRules, waitOperUp } from './pod';
-import { nodeOps, planVeth, podOps, sysctlOps, type VethPlan } from './veth';
+import { applyPairOps, nodeOps, planVeth, podOps, sysctlOps, type VethPlan } from './veth';
 
 export interface BridgePodConf {
   bridge: string;
@@ -64,20 +64,10 @@ function observeNode(conf: BridgePodConf, gwDev: string) {
   };
 }
 
-/**
- * The pair on the node: made (its peer straight into the pod netns), a port of the bridge, up; the gateway
- * device's addresses read in the same spawn. Once the pair exists its deletion is on the undo stack; a failed
- * `link add` made nothing, and the name may belong to a live pod, so then there is nothing to undo.
- */
+/** The pair on the node, a port of the bridge, up; the gateway device's addresses read in the same spawn. */
 async function createPair(undo: Undo, plan: VethPlan, readGateway?: string): Promise<AddrInfo[]> {
-  try {
-    const [links] = await applyOps(nodeOps(plan), readGateway ? { reads: [{ read: 'links', dev: readGateway }] } : {});
-    undo.push(() => deleteLink(plan.hostName));
-    return readGateway ? globalAddresses(links) : [];
-  } catch (e) {
-    if (!(e instanceof OpError && e.index === 0)) undo.push(() => deleteLink(plan.hostName));
-    throw e;
-  }
+  const [links] = await applyPairOps(undo, plan.hostName, nodeOps(plan), readGateway ? { reads: [{ read: 'links', dev: readGateway }] } : {});
+  return readGateway ? globalAddresses(links) : [];
 }
 
 export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {

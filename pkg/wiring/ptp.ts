@@ -5,7 +5,7 @@
 // How the pod resolves its gateway. Proxy ARP on the node end answers for 169.254.1.1 only when the node
 // has a route to 169.254.1.1 out of *another* interface (arp_process needs a forwarding route, not one back
 // out of the asking port): a node without a default route leaves the pod's first ARP unanswered, and with
-// the default proxy_delay even a node with one answers 129-678 ms late. Options weighed:
+// the default proxy_delay (a random wait of up to 0.8 s) even a node with one answers late. Options weighed:
 //   - a node route for 169.254.1.1/32 out of some other device: node-wide state shared by every pod,
 //     which DEL must not remove while other pods need it, and there may be no sensible device to name;
 //   - a permanent neighbour entry inside the pod, 169.254.1.1 -> ee:ee:ee:ee:ee:ee: per pod, gone with
@@ -18,8 +18,9 @@
 import type { Result, Route } from '../cni/types';
 import { linkLocalFromMac } from '../ip/mac';
 import { applyOps, type KernelOp } from '../ip/ops';
+import type { Undo } from '../undo';
 import { parseCIDR, type Family } from '../ipnet';
-import { nodeOps, planVeth, podOps, sysctlOps, type RouteSpec, type VethPlan } from './veth';
+import { applyPairOps, nodeOps, planVeth, podOps, sysctlOps, type RouteSpec, type VethPlan } from './veth';
 
 export const HOST_MAC = 'ee:ee:ee:ee:ee:ee';
 export const GATEWAY4 = '169.254.1.1';
@@ -177,11 +178,13 @@ export function asHeld(r: Result): Result {
 
 /**
  * The node side (pair, link-local, routes; its sysctls are direct /proc writes), then the pod side (sysctls only
- * with IPv6, then one batch). The caller deletes the node end on failure.
+ * with IPv6, then one batch). Once the pair exists its deletion is on the undo stack (a failed `link add` made
+ * nothing).
  */
-export async function applyPtpPlan(plan: PtpPlan): Promise<void> {
+export async function applyPtpPlan(plan: PtpPlan, undo: Undo): Promise<void> {
   const { node } = plan.veth;
   const sysctls = sysctlOps(plan.hostSysctls);
-  await applyOps(plan.hostSysctlsFirst ? [...node.create, ...sysctls, ...node.beforeUp, ...node.up, ...node.after] : [...nodeOps(plan.veth), ...sysctls]);
+  const nodeSide = plan.hostSysctlsFirst ? [...node.create, ...sysctls, ...node.beforeUp, ...node.up, ...node.after] : [...nodeOps(plan.veth), ...sysctls];
+  await applyPairOps(undo, plan.veth.hostName, nodeSide);
   await applyOps(podOps(plan.veth), { netns: plan.veth.netns });
 }

@@ -1,7 +1,8 @@
 // A veth pair from the node into the pod, planned as kernel operations in named phases: on the node, the pair
 // (its peer made straight inside the pod netns), what the node end needs before it goes up, up, and what comes
 // after (routes through it); in the pod, sysctls before its end goes up, then addresses and up, then routes.
-import type { KernelOp, RouteSpec } from '../ip/ops';
+import { applyOps, deleteLink, OpError, type ApplyOptions, type KernelOp, type RouteSpec } from '../ip/ops';
+import type { Undo } from '../undo';
 
 export type { RouteSpec };
 
@@ -92,4 +93,19 @@ export function nodeOps(p: VethPlan): KernelOp[] {
 /** The pod side in order: sysctls, addresses and up, routes. */
 export function podOps(p: VethPlan): KernelOp[] {
   return [...p.pod.beforeUp, ...p.pod.up, ...p.pod.after];
+}
+
+/**
+ * Apply node-side ops that begin with the pair's `link add`. From the moment the pair exists, its deletion is
+ * on the undo stack; a failed `link add` made nothing, and the name may belong to a live pod, so then nothing is.
+ */
+export async function applyPairOps(undo: Undo, hostName: string, ops: KernelOp[], o: ApplyOptions = {}): Promise<unknown[][]> {
+  try {
+    const found = await applyOps(ops, o);
+    undo.push(() => deleteLink(hostName));
+    return found;
+  } catch (e) {
+    if (!(e instanceof OpError && e.index === 0)) undo.push(() => deleteLink(hostName));
+    throw e;
+  }
 }

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/delegate';
 import { CniError, ErrCode, everyStep } from '../../pkg/cni/errors';
 import { settled } from '../../pkg/settled';
+import { Undo } from '../../pkg/undo';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
 import { randomMac } from '../../pkg/ip/mac';
 import { netnsExists } from '../../pkg/ip/netns';
@@ -37,10 +38,13 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
   const conf = podConf(a);
   if (!netnsExists(a.netns)) throw new CniError(ErrCode.UnknownContainer, `netns ${a.netns} does not exist`);
   const hostName = hostVethName(a.containerId, a.ifName, HOST_PREFIX);
-
-  // 1. addresses from IPAM; from here on a failure releases them
-  const ipam = await ipamAdd(a);
+  const undo = new Undo();
   try {
+    // 1. addresses from IPAM
+    const ipam = await undo.do(
+      () => ipamAdd(a),
+      () => ipamDel(a),
+    );
     if (!ipam.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
 
     // 2. the plan: pair, /32 and /128 in the pod, gateway routes and neighbours, node routes and sysctls
@@ -58,12 +62,13 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       ipv6Available(),
     );
 
-    // 3. a node end left by an earlier ADD of this same attachment is replaced; 4. masquerade of what leaves
-    // the pod subnet: independent of the wiring, so its spawn runs beside it
+    // 3. the wiring (a node end left by an earlier ADD of this attachment is replaced) and 4. masquerade of
+    // what leaves the pod subnet: independent, so their spawns run side by side
+    if (conf.ipMasq) undo.push(() => teardownMasq(attachment(a)));
     await settled([
       (async () => {
         if (linkExists(hostName)) await deleteLink(hostName);
-        await applyPtpPlan(plan);
+        await applyPtpPlan(plan, undo);
       })(),
       conf.ipMasq ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, plan.result, []))) : Promise.resolve(),
     ]);
@@ -79,11 +84,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
     else if (!result.dns || !Object.keys(result.dns).length) delete result.dns;
     return result;
   } catch (e) {
-    await settled([
-      deleteLink(hostName).catch(() => false),
-      conf.ipMasq ? teardownMasq(attachment(a)).catch(() => undefined) : Promise.resolve(),
-      ipamDel(a).catch(() => undefined),
-    ]);
+    await undo.run();
     throw e;
   }
 }

@@ -6,8 +6,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CniError } from '../pkg/cni/errors';
 import { parseFabricConf, syncFabric, type FabricConf } from '../pkg/fabric';
+import { FABRIC_MODES, fabricModeNamed } from './fabric-modes';
 
-const MODES = ['host-gw', 'vxlan', 'ipip'];
+const MODES = Object.keys(FABRIC_MODES);
 const USAGE = 'usage: tscni fabric sync|watch --conf <conflist or conf file> [--interval <seconds>] [--kubernetes (watch only)]';
 
 /** The fabric plugin's config from a .conf or a .conflist (its first host-gw/vxlan/ipip plugin). */
@@ -30,7 +31,7 @@ export function fabricConfOf(raw: Record<string, unknown>, file: string): Fabric
   }
   const type = String(raw.type);
   if (!MODES.includes(type)) throw new Error(`${file}: type ${JSON.stringify(raw.type)} is not one of ${MODES.join(', ')}`);
-  return parseFabricConf(raw, type);
+  return parseFabricConf(raw, fabricModeNamed(type));
 }
 
 async function syncOnce(file: string): Promise<void> {

@@ -99,7 +99,7 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     ]);
     // what the watcher will read: a fabric conf the fabric code accepts, for this node
     const fabric = loadFabricConf(opts(mode).fabricConf);
-    expect([fabric.mode, fabric.podCIDR, fabric.nodeIP, fabric.clusterCIDR]).toEqual([
+    expect([fabric.mode.name, fabric.podCIDR, fabric.nodeIP, fabric.clusterCIDR]).toEqual([
       mode === 'ptp' ? 'host-gw' : mode,
       '10.244.2.0/24',
       '172.18.0.4',

@@ -6,7 +6,7 @@
 // the lock directory is still the one that process made (inode, mtime, ctime); otherwise it waits, as
 // proper-lockfile would, for the lock to be released or to go stale.
 import * as fs from 'fs';
-import { checkBudget, nowDoing, remainingMs } from '../../pkg/cni/budget';
+import { checkBudget, nowDoing, overBudget, remainingMs } from '../../pkg/cni/budget';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { fsError } from '../../pkg/files';
 import onExit = require('../../pkg/shim/signal-exit');
@@ -127,6 +127,8 @@ export class NetworkLock {
     };
     // A holder keeps the lock for a few ms. Our own backoff (1 ms growing to 10 ms, jittered): proper-lockfile's
     // `retries` precomputes and sorts a delay per retry, thousands of them, before the first attempt.
+    // the call's budget may end the wait first: then it is what the error names
+    const budgetFirst = remainingMs() < LOCK_WAIT_MS;
     const deadline = Date.now() + Math.min(LOCK_WAIT_MS, remainingMs());
     for (let delay = 1; ; delay = Math.min(delay * 1.2, 10)) {
       try {
@@ -139,7 +141,11 @@ export class NetworkLock {
         const waiting = `waiting for the lock ${this.lockPath}`;
         nowDoing(waiting);
         checkBudget(waiting);
-        if (Date.now() > deadline) throw new CniError(ErrCode.TryAgainLater, `cannot lock ${this.lockPath}: held by another call for ${LOCK_WAIT_MS / 1000} s`);
+        if (Date.now() > deadline) {
+          throw budgetFirst
+            ? overBudget(waiting)
+            : new CniError(ErrCode.TryAgainLater, `cannot lock ${this.lockPath}: held by another call for ${LOCK_WAIT_MS / 1000} s`);
+        }
       }
       await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
     }

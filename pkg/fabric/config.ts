@@ -3,14 +3,14 @@ import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
 import { readConfigFile } from '../files';
 import { contains, formatCIDR, networkOf, parseCIDR, canonicalIP } from '../ipnet';
-import { isValidLinkName } from '../wiring/names';
-import type { FabricOptions, Peer } from './types';
+import type { FabricMode } from './mode';
+import type { Peer } from './types';
 
 /** a peers file of 100k nodes is about 8 MiB; anything past this is not a peers file */
 const PEERS_FILE_MAX = 64 << 20;
 
-export interface FabricConf {
-  mode: string;
+export interface FabricConf<O = unknown> {
+  mode: FabricMode<O>;
   nodeIP?: string;
   /** this node's pod CIDR, as a network (host bits cleared) */
   podCIDR: string;
@@ -18,7 +18,10 @@ export interface FabricConf {
   /** inline peers; the file's are read by loadPeers */
   peers: Peer[];
   peersFile?: string;
-  opts: FabricOptions;
+  /** explicit MTU of the pod network (and the tunnel device); default underlay MTU minus the mode's overhead */
+  mtu?: number;
+  /** the mode's own keys */
+  opts: O;
 }
 
 function cidrKey(c: ConfigReader, k: string, required: boolean): string | undefined {
@@ -45,7 +48,7 @@ function readPeer(c: ConfigReader): Peer {
 }
 
 /** Parse the fabric keys of a plugin config (the raw object). Peers from peersFile are not read here. */
-export function parseFabricConf(raw: Record<string, unknown>, mode: string): FabricConf {
+export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMode<O>): FabricConf<O> {
   const c = new ConfigReader(raw);
   const podCIDR = cidrKey(c, 'podCIDR', true)!;
   const clusterCIDR = cidrKey(c, 'clusterCIDR', false);
@@ -56,30 +59,11 @@ export function parseFabricConf(raw: Record<string, unknown>, mode: string): Fab
   }
   if (c.string('peersFile') === '') throw c.fail('peersFile', 'is empty');
   const peersFile = c.absolutePath('peersFile');
-  const opts: FabricOptions = {
-    mtu: c.int('mtu', undefined, 68, 65535) || undefined,
-    vni: 1,
-    port: 8472,
-    directRouting: false,
-    crossSubnet: false,
-  };
-  if (mode === 'vxlan') {
-    opts.vni = c.int('vni', 1, 1, 16777215);
-    opts.port = c.int('port', 8472, 1, 65535);
-    opts.vtepName = c.string('vtepName');
-    if (opts.vtepName !== undefined && !isValidLinkName(opts.vtepName))
-      throw c.fail('vtepName', `${JSON.stringify(opts.vtepName)} is not a valid interface name`);
-    opts.directRouting = c.bool('directRouting');
-  }
-  if (mode === 'ipip') {
-    opts.crossSubnet = c.bool('crossSubnet');
-    opts.tunnelName = c.string('tunnelName');
-    if (opts.tunnelName !== undefined && !isValidLinkName(opts.tunnelName))
-      throw c.fail('tunnelName', `${JSON.stringify(opts.tunnelName)} is not a valid interface name`);
-  }
+  const mtu = c.int('mtu', undefined, 68, 65535) || undefined;
+  const opts = mode.options(c);
   const peers = (c.objectList('peers') ?? []).map(readPeer);
   for (const p of peers) checkInCluster(p, clusterCIDR);
-  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, clusterCIDR, peers, peersFile, opts };
+  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, clusterCIDR, peers, peersFile, mtu, opts };
 }
 
 function checkInCluster(p: Peer, clusterCIDR: string | undefined): void {

@@ -1,5 +1,5 @@
 // One CNI plugin per fabric mode: the local pod as `bridge` wires it (pkg/wiring/bridgepod), plus the node's part
-// of the cluster fabric, reconciled on every ADD. plugins/{host-gw,vxlan,ipip} are this with a mode name.
+// of the cluster fabric, reconciled on every ADD. plugins/{host-gw,vxlan,ipip} are this with their mode.
 import { parseBridgeConf } from '../wiring/bridgeconf';
 import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
@@ -8,6 +8,7 @@ import { defaultRouteMtu } from '../ip/sysfs';
 import { addBridgePod, checkBridgePod, delBridgePod, gcBridgePods, statusBridgePods, type BridgePodConf } from '../wiring/bridgepod';
 import { parseFabricConf, type FabricConf } from './config';
 import { checkFabric, syncFabric } from './index';
+import type { FabricMode } from './mode';
 
 /**
  * The IPAM config with host-local's range defaulted from podCIDR: no `ipam` at all, or a host-local one without
@@ -23,15 +24,15 @@ export function withDefaultIpam(a: CmdArgs, podCIDR: string): CmdArgs {
   return { ...a, stdin: Buffer.from(JSON.stringify(raw)), conf: { ...a.conf, raw, ipam: next as CmdArgs['conf']['ipam'] } };
 }
 
-interface Parsed {
-  fabric: FabricConf;
+interface Parsed<O> {
+  fabric: FabricConf<O>;
   /** the args with the IPAM default applied: what the pod wiring and IPAM see */
   podArgs: CmdArgs;
   pod: BridgePodConf;
 }
 
 /** Fabric keys, then the bridge keys with this plugin's defaults: a gateway, the default route, masquerade on. */
-export function parseFabricPlugin(a: CmdArgs, mode: string): Parsed {
+export function parseFabricPlugin<O>(a: CmdArgs, mode: FabricMode<O>): Parsed<O> {
   const fabric = parseFabricConf(a.conf.raw, mode);
   const podArgs = withDefaultIpam(a, fabric.podCIDR);
   const b = parseBridgeConf(podArgs);
@@ -51,11 +52,11 @@ export function parseFabricPlugin(a: CmdArgs, mode: string): Parsed {
     mtu: b.mtu ?? defaultRouteMtu(),
     dns: a.conf.dns,
   };
-  if (!pod.isGateway) throw c.fail('isGateway', `must be true for ${mode}: the bridge is the pods' way to other nodes`);
+  if (!pod.isGateway) throw c.fail('isGateway', `must be true for ${mode.name}: the bridge is the pods' way to other nodes`);
   return { fabric, podArgs, pod };
 }
 
-export function fabricPlugin(mode: string): Plugin {
+export function fabricPlugin<O>(mode: FabricMode<O>): Plugin {
   return {
     async add(a: CmdArgs): Promise<Result> {
       const p = parseFabricPlugin(a, mode);

@@ -33,20 +33,6 @@ export interface UnderlayFacts {
   connected: string[];
 }
 
-/** Mode-specific settings; each mode reads the ones it knows. */
-export interface FabricOptions {
-  /** explicit MTU of the pod network (and the tunnel device); default underlay MTU minus the mode's overhead */
-  mtu?: number;
-  /** vxlan */
-  vni: number;
-  port: number;
-  vtepName?: string;
-  directRouting: boolean;
-  /** ipip: route same-subnet peers directly, tunnel only the others */
-  crossSubnet: boolean;
-  tunnelName?: string;
-}
-
 export interface DesiredDevice {
   name: string;
   /** linkinfo.info_kind, e.g. vxlan, ipip */

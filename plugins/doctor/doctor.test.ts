@@ -7,6 +7,7 @@ import { parseFabricConf } from '../../pkg/fabric/config';
 import { planFabric } from '../../pkg/fabric/plan';
 import { stableMac } from '../../pkg/ip/mac';
 import { listReservations } from '../../ipam/host-local/plugin';
+import { vxlanMode } from '../vxlan/vxlan';
 import { describePod, formatFinding, loadConf, mtuReason, peerIndex, peerOf } from './doctor';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-doctor-'));
@@ -54,7 +55,7 @@ describe('fabric findings name their peer', () => {
     { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24', key: 'peers[0]' },
     { nodeIP: '192.168.60.3', podCIDR: '10.244.3.0/24', key: 'peers[1]' },
   ];
-  const d = planFabric('vxlan', { podCIDR: '10.244.1.0/24' }, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24' }, 'vxlan').opts);
+  const d = planFabric(vxlanMode, { podCIDR: '10.244.1.0/24' }, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24' }, vxlanMode).opts);
   const idx = peerIndex(d);
 
   it('by route, neighbour and FDB entry; none for the device itself', () => {

@@ -171,8 +171,8 @@ export function peerOf(problem: string, index: Map<string, string>): string | un
 export function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined): string {
   if (!d.device || !problem.startsWith(`${d.device.name} has MTU `)) return '';
   if (configured !== undefined) return ' (mtu in the config)';
-  const { fabricMode } = require('../../pkg/fabric/plan') as typeof import('../../pkg/fabric/plan');
-  const overhead = fabricMode(d.mode).overhead(d.family);
+  const { fabricModeNamed } = require('../fabric-modes') as typeof import('../fabric-modes');
+  const overhead = fabricModeNamed(d.mode).overhead(d.family);
   return ` (underlay MTU ${d.mtu + overhead} - ${overhead} for ${d.mode})`;
 }
 
@@ -196,7 +196,8 @@ export function describePod(id: string, ifName: string, ips: string[]): string {
 async function fabricFindings(a: CmdArgs, findings: Finding[]) {
   const fp = require('../../pkg/fabric/plugin') as typeof import('../../pkg/fabric/plugin');
   const { checkFabric } = require('../../pkg/fabric') as typeof import('../../pkg/fabric');
-  const parsed = fp.parseFabricPlugin(a, a.conf.type);
+  const { fabricModeNamed } = require('../fabric-modes') as typeof import('../fabric-modes');
+  const parsed = fp.parseFabricPlugin(a, fabricModeNamed(a.conf.type));
   const { desired, problems } = await checkFabric(parsed.fabric);
   const peers = peerIndex(desired);
   const names = new Map(desired.paths.filter((p) => p.name).map((p) => [p.peer, p.name!]));
@@ -205,7 +206,7 @@ async function fabricFindings(a: CmdArgs, findings: Finding[]) {
     const name = peer && names.get(peer);
     findings.push({
       where: 'node',
-      problem: p + mtuReason(p, desired, parsed.fabric.opts.mtu),
+      problem: p + mtuReason(p, desired, parsed.fabric.mtu),
       ...(peer ? { peer } : {}),
       ...(name ? { peerName: name } : {}),
     });

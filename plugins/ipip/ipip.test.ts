@@ -1,6 +1,7 @@
 // ipip planning without root: the device, the routes, crossSubnet's path choice (and its symmetry), and the
 // reconcile diff against an ipip device exactly as the kernel reports it (captured in the UML guest).
 import { CniError } from '../../pkg/cni/errors';
+import { ipipMode } from './ipip';
 import { argvOf } from '../../pkg/ip/ops';
 import { parseFabricConf } from '../../pkg/fabric/config';
 import { planFabric } from '../../pkg/fabric/plan';
@@ -18,9 +19,11 @@ type NodeName = keyof typeof NODES;
 const underlayOf = (n: NodeName, mtu = 1500): UnderlayFacts => ({ dev: 'eth0', mtu, nodeIP: NODES[n].nodeIP, connected: [NODES[n].subnet] });
 const peersOf = (n: NodeName): Peer[] =>
   (Object.keys(NODES) as NodeName[]).filter((m) => m !== n).map((m, i) => ({ nodeIP: NODES[m].nodeIP, podCIDR: NODES[m].podCIDR, key: `peers[${i}]` }));
-const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, 'ipip').opts;
-const plan = (n: NodeName, o: Record<string, unknown> = {}, mtu = 1500) =>
-  planFabric('ipip', { podCIDR: NODES[n].podCIDR }, peersOf(n), underlayOf(n, mtu), opts(o));
+const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, ipipMode).opts;
+const plan = (n: NodeName, o: Record<string, unknown> = {}, mtu = 1500) => {
+  const c = parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, ipipMode);
+  return planFabric(ipipMode, { podCIDR: NODES[n].podCIDR }, peersOf(n), underlayOf(n, mtu), c.opts, c.mtu);
+};
 
 function err(f: () => unknown): CniError {
   try {
@@ -110,11 +113,11 @@ describe('ipip plan', () => {
   it('a peer that is this node or overlaps our pod CIDR is refused before anything is planned', () => {
     const self = { podCIDR: NODES.node1.podCIDR };
     const me = [{ nodeIP: NODES.node1.nodeIP, podCIDR: '10.244.9.0/24', key: 'peers[0]' }];
-    expect(err(() => planFabric('ipip', self, me, underlayOf('node1'), opts())).message).toMatch(
+    expect(err(() => planFabric(ipipMode, self, me, underlayOf('node1'), opts())).message).toMatch(
       /^invalid config: peers\[0\]: nodeIP 192\.168\.10\.11 is this node/,
     );
     const overlap = [{ nodeIP: '192.168.10.50', podCIDR: '10.244.1.128/25', key: 'peers[0]' }];
-    expect(err(() => planFabric('ipip', self, overlap, underlayOf('node1'), opts())).message).toMatch(/overlaps this node's podCIDR/);
+    expect(err(() => planFabric(ipipMode, self, overlap, underlayOf('node1'), opts())).message).toMatch(/overlaps this node's podCIDR/);
   });
 });
 
@@ -164,7 +167,7 @@ describe('ipip reconcile diff against the kernel view', () => {
   });
 
   it('a removed peer: its route is deleted by protocol, the others stay', () => {
-    const d = planFabric('ipip', { podCIDR: NODES.node1.podCIDR }, peersOf('node1').slice(0, 1), underlayOf('node1'), opts());
+    const d = planFabric(ipipMode, { podCIDR: NODES.node1.podCIDR }, peersOf('node1').slice(0, 1), underlayOf('node1'), opts());
     const diff = diffFabric(d, state([tunnel()]));
     expect(argvOf(diff.ip)).toEqual([['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]]);
   });
@@ -173,11 +176,11 @@ describe('ipip reconcile diff against the kernel view', () => {
 describe('ipip is IPv4 only', () => {
   it('refuses an IPv6 underlay or IPv6 pods, naming the key, before anything is changed', () => {
     const v6 = { dev: 'eth0', mtu: 1500, nodeIP: 'fd00::1', connected: ['fd00::/64'] };
-    const o6 = parseFabricConf({ podCIDR: 'fd10:1::/64' }, 'ipip').opts;
-    expect(err(() => planFabric('ipip', { podCIDR: 'fd10:1::/64' }, [{ nodeIP: 'fd00::2', podCIDR: 'fd10:2::/64', key: 'p' }], v6, o6)).message).toMatch(
+    const o6 = parseFabricConf({ podCIDR: 'fd10:1::/64' }, ipipMode).opts;
+    expect(err(() => planFabric(ipipMode, { podCIDR: 'fd10:1::/64' }, [{ nodeIP: 'fd00::2', podCIDR: 'fd10:2::/64', key: 'p' }], v6, o6)).message).toMatch(
       /^invalid config: nodeIP: fd00::1: ipip needs an IPv4 underlay/,
     );
-    expect(err(() => planFabric('ipip', { podCIDR: 'fd10:1::/64' }, [], underlayOf('node1'), o6)).message).toMatch(
+    expect(err(() => planFabric(ipipMode, { podCIDR: 'fd10:1::/64' }, [], underlayOf('node1'), o6)).message).toMatch(
       /^invalid config: podCIDR: fd10:1::\/64: ipip carries IPv4 pods only/,
     );
   });

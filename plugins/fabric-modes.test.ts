@@ -1,17 +1,20 @@
-import { CniError } from '../cni/errors';
-import { stableMac } from '../ip/mac';
-import { argvOf } from '../ip/ops';
-import { parseFabricConf, parsePeersFile } from './config';
-import { planFabric, underlayFacts } from './plan';
-import { diffFabric } from './reconcile';
-import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from './types';
+import { CniError } from '../pkg/cni/errors';
+import { stableMac } from '../pkg/ip/mac';
+import { argvOf } from '../pkg/ip/ops';
+import { parseFabricConf, parsePeersFile } from '../pkg/fabric/config';
+import { planFabric, underlayFacts } from '../pkg/fabric/plan';
+import { diffFabric } from '../pkg/fabric/reconcile';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../pkg/fabric/types';
+import { hostGwMode } from './host-gw/host-gw';
+import { ipipMode } from './ipip/ipip';
+import { vxlanMode } from './vxlan/vxlan';
 
 const underlay: UnderlayFacts = { dev: 'eth0', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] };
 const peers: Peer[] = [
   { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24', key: 'peers[0]' },
   { nodeIP: '192.168.60.3', podCIDR: '10.244.3.0/24', key: 'peers[1]' },
 ];
-const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', vni: 1, ...o }, 'vxlan').opts;
+const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', vni: 1, ...o }, vxlanMode).opts;
 const self = { podCIDR: '10.244.1.0/24' };
 
 function err(f: () => unknown): CniError {
@@ -43,7 +46,7 @@ const createArgs = [
 ];
 
 describe('planFabric vxlan', () => {
-  const d = planFabric('vxlan', self, peers, underlay, opts());
+  const d = planFabric(vxlanMode, self, peers, underlay, opts());
 
   it('plans one VTEP at underlay - 50 with a MAC from the node IP and the pod network address /32', () => {
     expect(d.mtu).toBe(1350);
@@ -66,7 +69,7 @@ describe('planFabric vxlan', () => {
   });
 
   it('directRouting sends on-link peers over the underlay and tunnels the others', () => {
-    const r = planFabric('vxlan', self, peers, underlay, opts({ directRouting: true }));
+    const r = planFabric(vxlanMode, self, peers, underlay, opts({ directRouting: true }));
     expect(r.routes[0]).toEqual({ dst: '10.244.2.0/24', gw: '192.168.50.2', dev: 'eth0', proto: RTPROT_TSCNI });
     expect(r.routes[1].dev).toBe('tscni.1');
     expect(r.paths).toEqual([
@@ -77,38 +80,38 @@ describe('planFabric vxlan', () => {
 
   it('takes 70 on an IPv6 underlay, and refuses an mtu that does not fit', () => {
     const v6 = { dev: 'eth0', mtu: 1500, nodeIP: 'fd00::1', connected: ['fd00::/64'] };
-    expect(planFabric('vxlan', self, [{ nodeIP: 'fd00::2', podCIDR: '10.244.2.0/24', key: 'p' }], v6, opts()).mtu).toBe(1430);
-    expect(err(() => planFabric('vxlan', self, [], underlay, opts({ mtu: 1400 }))).message).toMatch(/^invalid config: mtu: 1400 .*\(at most 1350\)/);
-    expect(planFabric('vxlan', self, [], underlay, opts({ mtu: 1300 })).mtu).toBe(1300);
+    expect(planFabric(vxlanMode, self, [{ nodeIP: 'fd00::2', podCIDR: '10.244.2.0/24', key: 'p' }], v6, opts()).mtu).toBe(1430);
+    expect(err(() => planFabric(vxlanMode, self, [], underlay, opts(), 1400)).message).toMatch(/^invalid config: mtu: 1400 .*\(at most 1350\)/);
+    expect(planFabric(vxlanMode, self, [], underlay, opts(), 1300).mtu).toBe(1300);
   });
 });
 
 describe('planFabric host-gw and ipip', () => {
   it('host-gw routes via the peer node on the underlay', () => {
-    const d = planFabric('host-gw', self, [peers[0]], underlay, opts());
+    const d = planFabric(hostGwMode, self, [peers[0]], underlay, {});
     expect(d.device).toBeUndefined();
     expect(d.mtu).toBe(1400);
     expect(d.routes).toEqual([{ dst: '10.244.2.0/24', gw: '192.168.50.2', dev: 'eth0', proto: RTPROT_TSCNI }]);
   });
 
   it('host-gw refuses a peer that is not on-link, naming it', () => {
-    const e = err(() => planFabric('host-gw', self, peers, underlay, opts()));
+    const e = err(() => planFabric(hostGwMode, self, peers, underlay, {}));
     expect(e.code).toBe(7);
     expect(e.message).toMatch(/^invalid config: peers\[1\]: nodeIP 192\.168\.60\.3 is not on-link on eth0/);
   });
 
   it('ipip: a tunnel at underlay - 20, routes via the peer node onlink; crossSubnet routes same-subnet peers directly', () => {
-    const d = planFabric('ipip', self, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24' }, 'ipip').opts);
+    const d = planFabric(ipipMode, self, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24' }, ipipMode).opts);
     expect(d.mtu).toBe(1380);
     expect(d.device).toMatchObject({ name: 'tscni.ipip', kind: 'ipip', addresses: ['10.244.1.0/32'] });
     expect(d.routes[0]).toMatchObject({ gw: '192.168.50.2', dev: 'tscni.ipip', onlink: true });
-    const x = planFabric('ipip', self, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24', crossSubnet: true }, 'ipip').opts);
+    const x = planFabric(ipipMode, self, peers, underlay, parseFabricConf({ podCIDR: '10.244.1.0/24', crossSubnet: true }, ipipMode).opts);
     expect(x.routes.map((r) => r.dev)).toEqual(['eth0', 'tscni.ipip']);
   });
 });
 
 describe('bad input', () => {
-  const plan = (ps: Peer[]) => () => planFabric('vxlan', self, ps, underlay, opts());
+  const plan = (ps: Peer[]) => () => planFabric(vxlanMode, self, ps, underlay, opts());
   it('names a peer equal to this node, a duplicate node, overlapping pod CIDRs', () => {
     expect(err(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe(
       'invalid config: peers[0]: nodeIP 192.168.50.1 is this node',
@@ -121,7 +124,7 @@ describe('bad input', () => {
   });
 
   it('names bad vni, port, CIDRs and peer fields', () => {
-    const p = (o: Record<string, unknown>) => err(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, 'vxlan')).message;
+    const p = (o: Record<string, unknown>) => err(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, vxlanMode)).message;
     expect(p({ vni: 0 })).toMatch(/^invalid config: vni: 0 is out of range/);
     expect(p({ vni: 1 << 24 })).toMatch(/^invalid config: vni: /);
     expect(p({ port: 70000 })).toMatch(/^invalid config: port: /);
@@ -167,7 +170,7 @@ describe('underlayFacts', () => {
 });
 
 describe('diffFabric', () => {
-  const d = planFabric('vxlan', self, peers, underlay, opts());
+  const d = planFabric(vxlanMode, self, peers, underlay, opts());
   const vtep = (o: Partial<JsonLink> = {}, data: Record<string, unknown> = {}): JsonLink => ({
     ifname: 'tscni.1',
     mtu: 1350,
@@ -228,7 +231,7 @@ describe('diffFabric', () => {
 });
 
 describe('diffFabric: what is not ours', () => {
-  const d = planFabric('vxlan', self, peers, underlay, opts());
+  const d = planFabric(vxlanMode, self, peers, underlay, opts());
   const empty = (): FabricState => ({ links: [], routes: [], neighs: [], fdb: [] });
 
   it('refuses to take over a route to a peer pod CIDR that another owner holds', () => {
@@ -258,7 +261,7 @@ describe('diffFabric: what is not ours', () => {
     expect(argvOf(x.ip).filter((c) => c[0] === 'route' && c[1] === 'del')).toEqual([]);
     expect(x.problems).toContain('stale fabric device tscni.7');
     // host-gw has no device: a VTEP of ours left from vxlan goes
-    const hg = planFabric('host-gw', self, peers.slice(0, 1), underlay, opts());
+    const hg = planFabric(hostGwMode, self, peers.slice(0, 1), underlay, {});
     expect(argvOf(diffFabric(hg, s).device)).toEqual([['link', 'del', 'tscni.7']]);
   });
 

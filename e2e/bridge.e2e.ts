@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../pkg/exec';
-import { parseIP } from '../pkg/ipnet';
+import { ipFiles, natRuleset, nodeLinks } from './lib/pods';
 import { useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -19,25 +19,6 @@ function bridgeConf(dataDir: string, extra: Record<string, unknown> = {}, ipam: 
     ...extra,
     ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.22.0.0/24' }]], ...ipam },
   };
-}
-
-async function nodeLinks(node: Netns): Promise<string[]> {
-  const links = await world.ipJson<{ ifname: string }[]>(node, ['link', 'show']);
-  return links.map((l) => l.ifname);
-}
-
-async function ruleset(node: Netns): Promise<string> {
-  const nft = await node.exec(['nft', 'list', 'ruleset'], { allowFailure: true });
-  const ipt = await node.exec(['iptables-save', '-t', 'nat'], { allowFailure: true });
-  return nft.stdout + ipt.stdout;
-}
-
-function ipFiles(dataDir: string, net = 'tscni-br'): string[] {
-  try {
-    return fs.readdirSync(path.join(dataDir, net)).filter((f) => parseIP(f) !== undefined);
-  } catch {
-    return [];
-  }
 }
 
 describe('bridge on one node', () => {
@@ -140,7 +121,7 @@ describe('bridge on one node', () => {
     expect((await world.cni(node, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...conf, prevResult: p.result } })).exitCode).toBe(0);
     expect(await world.ping(p.ns, '10.22.0.1')).toBe(true);
     expect(await world.tcp(p.ns, world.get('outside'), '203.0.113.2', 8082)).toBe('203.0.113.1');
-    expect(ipFiles(dataDir)).toHaveLength(2);
+    expect(ipFiles(dataDir, 'tscni-br')).toHaveLength(2);
   });
 
   it('CHECK holds a pod to the MTU ADD gave it (prevResult), not to a default route that changed since', async () => {
@@ -158,7 +139,7 @@ describe('bridge on one node', () => {
   it('DEL removes veth, address and rules; twice, and with the netns gone, still succeeds', async () => {
     const [a, b] = pods;
     const before = await nodeLinks(node);
-    const rulesBefore = await ruleset(node);
+    const rulesBefore = await natRuleset(node);
     for (const p of pods) expect(rulesBefore).toContain(p.result.ips[0].address.split('/')[0]);
     const vethA = a.result.interfaces[1].name;
     expect(before).toContain(vethA);
@@ -171,8 +152,8 @@ describe('bridge on one node', () => {
     await run('ip', ['netns', 'del', b.ns.name]);
     expect((await del(b, b.ns.path)).exitCode).toBe(0);
     expect((await del(b, '')).exitCode).toBe(0);
-    expect(ipFiles(dataDir)).toEqual([]);
-    const rules = await ruleset(node);
+    expect(ipFiles(dataDir, 'tscni-br')).toEqual([]);
+    const rules = await natRuleset(node);
     for (const p of pods) expect(rules).not.toContain(p.result.ips[0].address.split('/')[0]);
     expect(await nodeLinks(node)).toContain('cni0');
   });
@@ -239,7 +220,7 @@ describe('bridge failures and special modes', () => {
     expect(r.json.msg).toMatch(/exists/i);
     const after = (await nodeLinks(node)).filter((l) => l !== 'cni0');
     expect(after).toEqual(before.filter((l) => l !== 'cni0'));
-    expect(ipFiles(dataDir)).toEqual([]);
+    expect(ipFiles(dataDir, 'tscni-br')).toEqual([]);
   });
 
   it('refuses bad input with the key named and changes nothing', async () => {
@@ -258,7 +239,7 @@ describe('bridge failures and special modes', () => {
       expect(r.json.msg).toContain(key);
     }
     expect(await nodeLinks(node)).toEqual(['lo']);
-    expect(ipFiles(dataDir)).toEqual([]);
+    expect(ipFiles(dataDir, 'tscni-br')).toEqual([]);
   });
 
   it('serves a dual-stack pod: IPv4 and IPv6 to the gateway and between pods', async () => {

@@ -8,6 +8,7 @@ import { stableMac } from '../pkg/ip/mac';
 import { hostVethName } from '../pkg/wiring/names';
 import { buildCluster, tscni, type Cluster, type ClusterNode } from './lib/cluster';
 import { run } from '../pkg/exec';
+import { addPod } from './lib/pods';
 import { CLEAN_PATH, defaultBinDir, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -22,13 +23,8 @@ interface Pod {
 
 let podCount = 0;
 
-async function addPod(node: Netns, conf: Record<string, unknown>, label: string): Promise<Pod> {
-  const ns = await world.pod(`d${++podCount}-${label}`, { lo: true });
-  const id = world.containerId(label);
-  const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
-  if (r.exitCode !== 0) throw new Error(`ADD ${label}: ${r.stdout} ${r.stderr}`);
-  return { ns, id, ip: r.json.ips[0].address.split('/')[0], result: r.json };
-}
+const addDoctorPod = (node: Netns, conf: Record<string, unknown>, label: string) =>
+  addPod(world, node, conf, `d${++podCount}-${label}`, { lo: true, idLabel: label });
 
 /** The config as a conflist file, as an operator would hand it to doctor. */
 function conflist(conf: Record<string, unknown>): string {
@@ -98,7 +94,7 @@ describe('bridge node with two pods', () => {
       ipam: { type: 'host-local', subnet: '10.22.0.0/24', dataDir: world.tmpDir('ipam') },
     };
     file = conflist(conf);
-    pods.push(await addPod(node, conf, 'a'), await addPod(node, conf, 'b'));
+    pods.push(await addDoctorPod(node, conf, 'a'), await addDoctorPod(node, conf, 'b'));
   });
 
   it('a healthy node: nothing to report, exit 0; --json lists the pods and no findings', async () => {
@@ -201,7 +197,7 @@ describe('ptp node', () => {
       ipam: { type: 'host-local', subnet: '10.23.0.0/24', dataDir: world.tmpDir('ipam') },
     };
     file = conflist(conf);
-    pod = await addPod(node, conf, 'p');
+    pod = await addDoctorPod(node, conf, 'p');
     veth = hostVethName(pod.id, 'eth0', 'ptp');
   });
 
@@ -265,7 +261,7 @@ describe('vxlan across three nodes', () => {
     for (const n of c.nodes) {
       const conf = fabricConf(c, n, 'vxlan');
       if (n.name === 'node1') file = conflist(conf);
-      await addPod(n.ns, conf, n.name);
+      await addDoctorPod(n.ns, conf, n.name);
     }
     n1 = c.node('node1');
   });
@@ -320,7 +316,7 @@ describe('host-gw between node1 and node2', () => {
     for (const n of [c.node('node1'), c.node('node2')]) {
       const conf = fabricConf(c, n, 'host-gw');
       if (n.name === 'node1') file = conflist(conf);
-      await addPod(n.ns, conf, n.name);
+      await addDoctorPod(n.ns, conf, n.name);
     }
     n1 = c.node('node1');
   });
@@ -340,7 +336,7 @@ describe('host-gw between node1 and node2', () => {
       type: 'ptp',
       ipam: { type: 'host-local', dataDir: world.tmpDir('ipam'), ranges: [[{ subnet: '10.244.0.0/16', rangeStart: '10.244.1.50', rangeEnd: '10.244.1.60' }]] },
     };
-    await addPod(n1.ns, ptp, 'ptpf');
+    await addDoctorPod(n1.ns, ptp, 'ptpf');
     const ptpFile = conflist(ptp);
     const healthy = await doctor(n1.ns, ptpFile, '--fabric', file);
     expect(healthy.lines).toEqual([expect.stringMatching(/^ptp network d-ptp-fabric: node and 1 pod\(s\) checked: all as planned$/)]);

@@ -6,6 +6,7 @@ import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { buildCluster, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
 import { attachmentTraces, Cnictl, delAfterNetnsGone } from './lib/cnictl';
+import { addPod } from './lib/pods';
 import { defaultBinDir, useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -34,12 +35,8 @@ function fabricConf(c: Cluster, n: ClusterNode, type: string, dataDir: string, e
   };
 }
 
-async function addPod(n: ClusterNode, conf: Record<string, unknown>, label: string): Promise<Pod> {
-  const ns = await world.pod(`pod${++podCount}-${label}`, { lo: true });
-  const id = world.containerId(label);
-  const r = await world.cni(n.ns, { command: 'ADD', containerId: id, netns: ns, config: conf });
-  if (r.exitCode !== 0) throw new Error(`ADD ${label} on ${n.name}: ${r.stdout} ${r.stderr}`);
-  return { ns, id, ip: r.json.ips[0].address.split('/')[0], node: n, result: r.json, conf };
+async function addFabricPod(n: ClusterNode, conf: Record<string, unknown>, label: string): Promise<Pod> {
+  return { ...(await addPod(world, n.ns, conf, `pod${++podCount}-${label}`, { lo: true, idLabel: label })), node: n, conf };
 }
 
 let podCount = 0;
@@ -75,8 +72,8 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     c = await buildCluster(world, { tag: 'hg' });
     c.writePeers([c.node('node1'), c.node('node2')]);
     outsideNodeIp = (await world.outside(c.node('node1').ns, { name: 'hg-out' })).nodeIp;
-    a = await addPod(c.node('node1'), fabricConf(c, c.node('node1'), 'host-gw', dataDir()), 'a');
-    b = await addPod(c.node('node2'), fabricConf(c, c.node('node2'), 'host-gw', dataDir()), 'b');
+    a = await addFabricPod(c.node('node1'), fabricConf(c, c.node('node1'), 'host-gw', dataDir()), 'a');
+    b = await addFabricPod(c.node('node2'), fabricConf(c, c.node('node2'), 'host-gw', dataDir()), 'b');
   });
 
   it('routes the peer pod CIDR via the peer node, with our protocol number, and enables forwarding', async () => {
@@ -165,7 +162,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     await world.outside(c.node('node3').ns, { name: 'vx-out' });
     for (const n of c.nodes) {
       confs[n.name] = fabricConf(c, n, 'vxlan', world.tmpDir('ipam'));
-      pods[n.name] = await addPod(n, confs[n.name], n.name);
+      pods[n.name] = await addFabricPod(n, confs[n.name], n.name);
     }
   });
 
@@ -206,7 +203,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
   it('a second ADD with an unchanged peer set changes nothing on the fabric', async () => {
     const n2 = c.node('node2');
     const before = JSON.stringify([await routes(n2), await world.ipJson(n2.ns, ['neigh', 'show', 'dev', 'tscni.1'])]);
-    const p = await addPod(n2, confs.node2, 'node2b');
+    const p = await addFabricPod(n2, confs.node2, 'node2b');
     expect(JSON.stringify([await routes(n2), await world.ipJson(n2.ns, ['neigh', 'show', 'dev', 'tscni.1'])])).toBe(before);
     expect(await world.ping(p.ns, pods.node3.ip)).toBe(true);
   });
@@ -381,7 +378,7 @@ describe('vxlan with directRouting: node1-node2 direct, node3 through the tunnel
 
   beforeAll(async () => {
     c = await buildCluster(world, { tag: 'dr' });
-    for (const n of c.nodes) pods[n.name] = await addPod(n, fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { directRouting: true }), n.name);
+    for (const n of c.nodes) pods[n.name] = await addFabricPod(n, fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { directRouting: true }), n.name);
   });
 
   it('routes on-link peers over the underlay and the others over the VTEP, on both sides', async () => {
@@ -474,7 +471,7 @@ describe('concurrent first ADDs on a fresh node', () => {
     const c = await buildCluster(world, { tag: 'par' });
     const n1 = c.node('node1');
     const conf = fabricConf(c, n1, 'vxlan', world.tmpDir('ipam'));
-    const pods = await Promise.all([1, 2, 3, 4].map((i) => addPod(n1, conf, `par${i}`)));
+    const pods = await Promise.all([1, 2, 3, 4].map((i) => addFabricPod(n1, conf, `par${i}`)));
     expect(new Set(pods.map((p) => p.ip)).size).toBe(4);
     expect((await routes(n1)).map((r) => r.dst).sort()).toEqual(['10.244.2.0/24', '10.244.3.0/24']);
     const fdb = JSON.parse((await n1.ns.exec(['bridge', '-json', 'fdb', 'show', 'dev', 'tscni.1'])).stdout);

@@ -2,19 +2,12 @@
 // reaches nobody, its neighbour is unaffected, CHECK sees a tampered table, DEL (netns gone) and GC remove exactly
 // their own elements, and a config without macspoofchk makes no table at all.
 import { run } from '../pkg/exec';
+import { addPod, type AddedPod as Pod } from './lib/pods';
 import { useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
 jest.setTimeout(60_000);
 const TABLE = ['bridge', 'tscni-macspoof'];
-
-interface Pod {
-  ns: Netns;
-  id: string;
-  result: any;
-  ip: string;
-  ip6: string;
-}
 
 function bridgeConf(name: string, dataDir: string, extra: Record<string, unknown> = {}) {
   return {
@@ -27,16 +20,6 @@ function bridgeConf(name: string, dataDir: string, extra: Record<string, unknown
     ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.91.0.0/24' }], [{ subnet: 'fd91::/64' }]] },
     ...extra,
   };
-}
-
-async function addPod(node: Netns, name: string, conf: Record<string, unknown>): Promise<Pod> {
-  const ns = await world.pod(name, { lo: true });
-  const id = world.containerId(name);
-  const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
-  expect(r.stderr).toBe('');
-  expect(r.exitCode).toBe(0);
-  const ips = (r.json.ips as { address: string }[]).map((x) => x.address.split('/')[0]);
-  return { ns, id, result: r.json, ip: ips.find((x) => !x.includes(':'))!, ip6: ips.find((x) => x.includes(':'))! };
 }
 
 /** The table's elements as `set key` lines, and the drop counters of its four rules. */
@@ -69,8 +52,8 @@ describe('bridge macspoofchk', () => {
     node = await world.node('node');
     dataDir = world.tmpDir('ipam');
     conf = bridgeConf('spoofnet', dataDir);
-    a = await addPod(node, 'a', conf);
-    b = await addPod(node, 'b', conf);
+    a = await addPod(world, node, conf, 'a', { lo: true });
+    b = await addPod(world, node, conf, 'b', { lo: true });
   });
 
   it('ADD tags each pod port with its MAC and addresses; pods reach each other over IPv4 and IPv6', async () => {
@@ -151,12 +134,14 @@ describe('bridge macspoofchk', () => {
 
   it('DEL with the netns gone removes exactly the pod elements; GC removes the stale ones of its network only', async () => {
     const other = await addPod(
+      world,
       node,
-      'o',
       bridgeConf('othernet', world.tmpDir('ipam2'), {
         bridge: 'spoofbr1',
         ipam: { type: 'host-local', dataDir: world.tmpDir('ipam3'), subnet: '10.92.0.0/24' },
       }),
+      'o',
+      { lo: true },
     );
     await run('ip', ['netns', 'del', a.ns.name]);
     const del = await world.cni(node, { command: 'DEL', containerId: a.id, netns: a.ns.path, config: { ...conf, prevResult: a.result } });
@@ -179,7 +164,7 @@ describe('bridge macspoofchk', () => {
 describe('bridge without macspoofchk', () => {
   it('makes no macspoof table', async () => {
     const node = await world.node('plain');
-    const p = await addPod(node, 'plainpod', bridgeConf('plainnet', world.tmpDir('ipam'), { macspoofchk: false }));
+    const p = await addPod(world, node, bridgeConf('plainnet', world.tmpDir('ipam'), { macspoofchk: false }), 'plainpod', { lo: true });
     expect(p.ip).toMatch(/^10\.91\.0\./);
     expect((await table(node)).exists).toBe(false);
   });

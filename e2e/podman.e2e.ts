@@ -7,6 +7,7 @@ import * as path from 'path';
 import { run } from '../pkg/exec';
 import { pluginBinDir } from './lib/bins';
 import { busyboxMissing, busyboxRootfsTar } from './lib/busybox';
+import { ipFiles } from './lib/pods';
 import { Podman, podmanMissing } from './lib/podman';
 import { NETNS_DIR, REFERENCE_BIN_DIR, REPO_ROOT, useWorld, type Netns } from './lib/world';
 
@@ -21,14 +22,6 @@ function shipped(file: string, dataDir: string): { name: string; plugins: any[] 
   const conf = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'conf', file), 'utf8'));
   conf.plugins[0].ipam.dataDir = dataDir;
   return conf;
-}
-
-function ipFiles(dataDir: string, net: string): string[] {
-  try {
-    return fs.readdirSync(path.join(dataDir, net)).filter((f) => /^[0-9a-f.:]+$/.test(f) && f.includes('.') !== f.includes(':'));
-  } catch {
-    return [];
-  }
 }
 
 async function rootLinks(): Promise<string[]> {

@@ -3,8 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../pkg/exec';
-import { parseIP } from '../pkg/ipnet';
 import { attachmentTraces, Cnictl, delAfterNetnsGone } from './lib/cnictl';
+import { addPod, ipFiles, natRuleset, nodeLinks, nodeRoutes, type AddedPod as Pod } from './lib/pods';
 import { useWorld, type Netns } from './lib/world';
 
 const world = useWorld();
@@ -24,58 +24,6 @@ function ptpConf(dataDir: string, extra: Record<string, unknown> = {}, ipam: Rec
 
 const addr = (cidr: string) => cidr.split('/')[0];
 
-interface Pod {
-  ns: Netns;
-  id: string;
-  result: any;
-  ip: string;
-  ip6: string;
-  host: string;
-}
-
-async function addPod(node: Netns, name: string, conf: Record<string, unknown>): Promise<Pod> {
-  const ns = await world.pod(name);
-  const id = world.containerId(name);
-  const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
-  expect(r.stderr).toBe('');
-  expect(r.exitCode).toBe(0);
-  const ips = r.json.ips as { address: string }[];
-  return {
-    ns,
-    id,
-    result: r.json,
-    ip: addr(ips.find((x) => !x.address.includes(':'))?.address ?? ''),
-    ip6: addr(ips.find((x) => x.address.includes(':'))?.address ?? ''),
-    host: r.json.interfaces[0].name,
-  };
-}
-
-async function nodeLinks(node: Netns): Promise<string[]> {
-  return (await world.ipJson<{ ifname: string }[]>(node, ['link', 'show'])).map((l) => l.ifname);
-}
-
-async function nodeRoutes(node: Netns): Promise<string> {
-  const v4 = await node.ip(['route', 'show']);
-  const v6 = await node.ip(['-6', 'route', 'show']);
-  return v4.stdout + v6.stdout;
-}
-
-async function ruleset(node: Netns): Promise<string> {
-  const nft = await node.exec(['nft', 'list', 'ruleset'], { allowFailure: true });
-  const ipt = await node.exec(['iptables-save', '-t', 'nat'], { allowFailure: true });
-  const ip6t = await node.exec(['ip6tables-save', '-t', 'nat'], { allowFailure: true });
-  // without the save tools' timestamp comments
-  return (nft.stdout + ipt.stdout + ip6t.stdout).replace(/^#.*\n/gm, '');
-}
-
-function ipFiles(dataDir: string, net = NET): string[] {
-  try {
-    return fs.readdirSync(path.join(dataDir, net)).filter((f) => parseIP(f) !== undefined);
-  } catch {
-    return [];
-  }
-}
-
 describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
   let node: Netns;
   let dataDir: string;
@@ -90,8 +38,8 @@ describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
     // IPv6 on the uplink by hand (World.outside's subnet6 writes `-6` into an ip batch, which ip refuses)
     await node.ip(['-batch', '-'], { input: 'addr add fd03::1/64 dev uplink nodad\nroute add ::/0 via fd03::2 dev uplink\n' });
     await out.ns.ip(['addr', 'add', 'fd03::2/64', 'dev', 'eth0', 'nodad']);
-    pods.push(await addPod(node, 'a', conf));
-    pods.push(await addPod(node, 'b', conf));
+    pods.push(await addPod(world, node, conf, 'a'));
+    pods.push(await addPod(world, node, conf, 'b'));
   });
 
   it('returns the node end and the pod interface, addresses on interface 1 via the fake gateways', () => {
@@ -238,14 +186,14 @@ describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
   });
 
   it('rolls back an ADD that fails after the pair and the rules exist: no node end, route, rule or address left', async () => {
-    const before = [await nodeLinks(node), await nodeRoutes(node), ipFiles(dataDir)];
+    const before = [await nodeLinks(node), await nodeRoutes(node), ipFiles(dataDir, NET)];
     const ns = await world.pod('late-fail');
     // an MTU below IPv6's 1280: the kernel refuses the pod's IPv6 address, after the pair and the rules exist
     const r = await world.cni(node, { command: 'ADD', containerId: world.containerId('late'), netns: ns, config: { ...conf, mtu: 1200 } });
     expect(r.exitCode).toBe(1);
     expect(r.json.code).toBe(101);
-    expect([await nodeLinks(node), await nodeRoutes(node), ipFiles(dataDir)]).toEqual(before);
-    const rules = await ruleset(node);
+    expect([await nodeLinks(node), await nodeRoutes(node), ipFiles(dataDir, NET)]).toEqual(before);
+    const rules = await natRuleset(node);
     expect(rules).not.toContain('late');
     for (const p of pods) expect(rules).toContain(p.ip);
   });
@@ -288,8 +236,8 @@ describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
     expect(links).not.toContain(b.host);
     const routes = await nodeRoutes(node);
     for (const ip of [a.ip, b.ip, a.ip6, b.ip6]) expect(routes).not.toContain(ip);
-    expect(ipFiles(dataDir)).toEqual([]);
-    const rules = await ruleset(node);
+    expect(ipFiles(dataDir, NET)).toEqual([]);
+    const rules = await natRuleset(node);
     for (const ip of [a.ip, b.ip, a.ip6, b.ip6]) expect(rules).not.toContain(ip);
   });
 });
@@ -307,8 +255,8 @@ describe('ptp on a node without a default route', () => {
     await world.link(node, peer, { subnet: '192.168.77.0/24', subnet6: 'fd77::/64', aIf: 'underlay', bIf: 'underlay' });
     dataDir = world.tmpDir('ipam-bare');
     conf = ptpConf(dataDir);
-    pods.push(await addPod(node, 'c', conf));
-    pods.push(await addPod(node, 'd', conf));
+    pods.push(await addPod(world, node, conf, 'c'));
+    pods.push(await addPod(world, node, conf, 'd'));
   });
 
   it('really has no default route', async () => {
@@ -352,7 +300,7 @@ describe('ptp on a node without a default route', () => {
     expect(r.exitCode).toBe(1);
     expect(r.json.code).toBe(101);
     expect(await nodeLinks(node)).toEqual(before);
-    expect(ipFiles(dataDir).sort()).toEqual([...pods.map((p) => p.ip), ...pods.map((p) => p.ip6)].sort());
+    expect(ipFiles(dataDir, NET).sort()).toEqual([...pods.map((p) => p.ip), ...pods.map((p) => p.ip6)].sort());
   });
 
   it.each([
@@ -364,7 +312,7 @@ describe('ptp on a node without a default route', () => {
     [{ ipam: {} }, 7, 'ipam.type'],
     [{ ipam: undefined }, 7, 'ipam'],
   ])('refuses %j with code %d naming %s and changes nothing', async (extra, code, key) => {
-    const before = [await nodeLinks(node), await nodeRoutes(node), await ruleset(node), ipFiles(dataDir)];
+    const before = [await nodeLinks(node), await nodeRoutes(node), await natRuleset(node), ipFiles(dataDir, NET)];
     const ns = await world.pod(`bad${Math.random().toString(16).slice(2, 6)}`);
     const c: Record<string, unknown> = { ...conf, ...extra };
     if ('ipam' in extra && extra.ipam === undefined) delete c.ipam;
@@ -372,7 +320,7 @@ describe('ptp on a node without a default route', () => {
     expect(r.exitCode).toBe(1);
     expect(r.json.code).toBe(code);
     expect(r.json.msg).toContain(key);
-    expect([await nodeLinks(node), await nodeRoutes(node), await ruleset(node), ipFiles(dataDir)]).toEqual(before);
+    expect([await nodeLinks(node), await nodeRoutes(node), await natRuleset(node), ipFiles(dataDir, NET)]).toEqual(before);
     expect((await world.ipJson<any[]>(ns, ['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
   });
 
@@ -385,7 +333,7 @@ describe('ptp on a node without a default route', () => {
     expect(links.filter((l) => l.startsWith('ptp'))).toEqual([]);
     const routes = await nodeRoutes(node);
     for (const p of pods) expect(routes).not.toContain(p.ip);
-    expect(ipFiles(dataDir)).toEqual([]);
+    expect(ipFiles(dataDir, NET)).toEqual([]);
   });
 });
 
@@ -394,7 +342,7 @@ describe('ptp on a node whose new links come up without IPv6 (default.disable_ip
     const node = await world.node('nov6');
     await node.exec(['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=1']);
     const conf = ptpConf(world.tmpDir('ipam-nov6'));
-    const [e, f] = [await addPod(node, 'e', conf), await addPod(node, 'f', conf)];
+    const [e, f] = [await addPod(world, node, conf, 'e'), await addPod(world, node, conf, 'f')];
     expect(await node.sysctl(`net.ipv6.conf.${e.host}.disable_ipv6`)).toBe('0');
     expect((await node.ip(['-6', 'route', 'show', `${e.ip6}/128`])).stdout).toContain(`dev ${e.host}`);
     expect(await world.ping(e.ns, f.ip6, { count: 1, timeoutSec: 1 })).toBe(true);

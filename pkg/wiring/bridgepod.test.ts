@@ -1,14 +1,14 @@
-import { parseNetConf } from '../../pkg/cni/skel';
-import type { CmdArgs, Result } from '../../pkg/cni/types';
-import { CniError } from '../../pkg/cni/errors';
-import { argvOf } from '../../pkg/ip/ops';
-import { gatewayOps } from '../../pkg/wiring/bridge';
-import { planVeth } from '../../pkg/wiring/veth';
-import { podRoutes, podSysctls, masqRules } from '../../pkg/wiring/pod';
-import { hostVethName } from '../../pkg/wiring/names';
-import { macFromIPv4 } from '../../pkg/ip/mac';
-import { parseBridgeConf } from '../../pkg/wiring/bridgeconf';
-import { calcGateways, vlanBridgeOps } from '../../pkg/wiring/gateway';
+import { parseNetConf } from '../cni/skel';
+import type { CmdArgs, Result } from '../cni/types';
+import { CniError } from '../cni/errors';
+import { argvOf } from '../ip/ops';
+import { gatewayOps } from './bridge';
+import { planVeth } from './veth';
+import { podRoutes, podSysctls, masqRules } from './pod';
+import { hostVethName } from './names';
+import { macFromIPv4 } from '../ip/mac';
+import { parseBridgeConf } from './bridgeconf';
+import { calcGateways, vlanBridgeOps } from './gateway';
 
 function args(conf: Record<string, unknown>, cniArgs: Record<string, string> = {}): CmdArgs {
   const stdin = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam: {}, ...conf }));

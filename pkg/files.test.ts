@@ -4,22 +4,13 @@ import * as path from 'path';
 import { CniError, ErrCode } from './cni/errors';
 import { run } from './exec';
 import { asIOFailure, errnoText, fsError, makeDirs, probeDirs, readConfigFile } from './files';
+import { thrown } from './testing';
 
 let tmp: string;
 beforeEach(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-files-'));
 });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function thrown(f: () => void): CniError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    return e as CniError;
-  }
-  throw new Error('expected an error');
-}
 
 describe('makeDirs', () => {
   it('makes every missing component, and is a no-op on an existing directory', () => {

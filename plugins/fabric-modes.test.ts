@@ -1,4 +1,3 @@
-import { CniError } from '../pkg/cni/errors';
 import { stableMac } from '../pkg/ip/mac';
 import { argvOf } from '../pkg/ip/ops';
 import { parseFabricConf, parsePeersFile } from '../pkg/fabric/config';
@@ -8,6 +7,7 @@ import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer,
 import { hostGwMode } from './host-gw/host-gw';
 import { ipipMode } from './ipip/ipip';
 import { vxlanMode } from './vxlan/vxlan';
+import { thrown } from '../pkg/testing';
 
 const underlay: UnderlayFacts = { dev: 'eth0', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] };
 const peers: Peer[] = [
@@ -16,15 +16,6 @@ const peers: Peer[] = [
 ];
 const opts = (o: Record<string, unknown> = {}) => parseFabricConf({ podCIDR: '10.244.1.0/24', vni: 1, ...o }, vxlanMode).opts;
 const self = { podCIDR: '10.244.1.0/24' };
-
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    return e as CniError;
-  }
-  throw new Error('no error');
-}
 
 /** What follows `ip link add name tscni.1` for the VTEP this file's node wants. */
 const createArgs = [
@@ -81,7 +72,7 @@ describe('planFabric vxlan', () => {
   it('takes 70 on an IPv6 underlay, and refuses an mtu that does not fit', () => {
     const v6 = { dev: 'eth0', mtu: 1500, nodeIP: 'fd00::1', connected: ['fd00::/64'] };
     expect(planFabric(vxlanMode, self, [{ nodeIP: 'fd00::2', podCIDR: '10.244.2.0/24', key: 'p' }], v6, opts()).mtu).toBe(1430);
-    expect(err(() => planFabric(vxlanMode, self, [], underlay, opts(), 1400)).message).toMatch(/^invalid config: mtu: 1400 .*\(at most 1350\)/);
+    expect(thrown(() => planFabric(vxlanMode, self, [], underlay, opts(), 1400)).message).toMatch(/^invalid config: mtu: 1400 .*\(at most 1350\)/);
     expect(planFabric(vxlanMode, self, [], underlay, opts(), 1300).mtu).toBe(1300);
   });
 });
@@ -95,7 +86,7 @@ describe('planFabric host-gw and ipip', () => {
   });
 
   it('host-gw refuses a peer that is not on-link, naming it', () => {
-    const e = err(() => planFabric(hostGwMode, self, peers, underlay, {}));
+    const e = thrown(() => planFabric(hostGwMode, self, peers, underlay, {}));
     expect(e.code).toBe(7);
     expect(e.message).toMatch(/^invalid config: peers\[1\]: nodeIP 192\.168\.60\.3 is not on-link on eth0/);
   });
@@ -113,18 +104,20 @@ describe('planFabric host-gw and ipip', () => {
 describe('bad input', () => {
   const plan = (ps: Peer[]) => () => planFabric(vxlanMode, self, ps, underlay, opts());
   it('names a peer equal to this node, a duplicate node, overlapping pod CIDRs', () => {
-    expect(err(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe(
+    expect(thrown(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe(
       'invalid config: peers[0]: nodeIP 192.168.50.1 is this node',
     );
-    expect(err(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }])).message).toMatch(
+    expect(thrown(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }])).message).toMatch(
       /peers\[0\]: podCIDR 10\.244\.1\.128\/25 overlaps this node's/,
     );
-    expect(err(plan([peers[0], { ...peers[1], podCIDR: '10.244.2.128/25' }])).message).toMatch(/peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/);
-    expect(err(plan([peers[0], { ...peers[1], nodeIP: '192.168.50.2' }])).message).toMatch(/peers\[1\]: nodeIP 192\.168\.50\.2 is also peers\[0\]/);
+    expect(thrown(plan([peers[0], { ...peers[1], podCIDR: '10.244.2.128/25' }])).message).toMatch(
+      /peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/,
+    );
+    expect(thrown(plan([peers[0], { ...peers[1], nodeIP: '192.168.50.2' }])).message).toMatch(/peers\[1\]: nodeIP 192\.168\.50\.2 is also peers\[0\]/);
   });
 
   it('names bad vni, port, CIDRs and peer fields', () => {
-    const p = (o: Record<string, unknown>) => err(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, vxlanMode)).message;
+    const p = (o: Record<string, unknown>) => thrown(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, vxlanMode)).message;
     expect(p({ vni: 0 })).toMatch(/^invalid config: vni: 0 is out of range/);
     expect(p({ vni: 1 << 24 })).toMatch(/^invalid config: vni: /);
     expect(p({ port: 70000 })).toMatch(/^invalid config: port: /);
@@ -140,9 +133,9 @@ describe('bad input', () => {
 
   it('peers file: malformed JSON and wrong shapes are named; our own entry is skipped', () => {
     const s = { nodeIP: '192.168.50.1', podCIDR: '10.244.1.0/24' };
-    expect(err(() => parsePeersFile('{', '/x/p.json', s)).message).toMatch(/^invalid config: peersFile \/x\/p\.json: not valid JSON/);
-    expect(err(() => parsePeersFile('{"a":1}', '/x/p.json', s)).message).toMatch(/expected a list/);
-    expect(err(() => parsePeersFile('[{"nodeIP":"1.2.3.4","podCIDR":"x"}]', '/x/p.json', s)).message).toMatch(/peersFile \/x\/p\.json\[0\]\.podCIDR/);
+    expect(thrown(() => parsePeersFile('{', '/x/p.json', s)).message).toMatch(/^invalid config: peersFile \/x\/p\.json: not valid JSON/);
+    expect(thrown(() => parsePeersFile('{"a":1}', '/x/p.json', s)).message).toMatch(/expected a list/);
+    expect(thrown(() => parsePeersFile('[{"nodeIP":"1.2.3.4","podCIDR":"x"}]', '/x/p.json', s)).message).toMatch(/peersFile \/x\/p\.json\[0\]\.podCIDR/);
     const ps = parsePeersFile(JSON.stringify([s, { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' }]), '/x/p.json', s);
     expect(ps).toEqual([{ nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24', key: 'peersFile /x/p.json[1]' }]);
   });
@@ -164,8 +157,8 @@ describe('underlayFacts', () => {
   it('finds the interface of nodeIP, or takes the default-route interface', () => {
     expect(underlayFacts(links, '192.168.50.1', undefined)).toEqual({ dev: 'eth1', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] });
     expect(underlayFacts(links, undefined, 'uplink')).toMatchObject({ dev: 'uplink', nodeIP: '203.0.113.1' });
-    expect(err(() => underlayFacts(links, '10.0.0.1', undefined)).message).toMatch(/^invalid config: nodeIP: 10\.0\.0\.1 is not an address/);
-    expect(err(() => underlayFacts(links, undefined, undefined)).message).toMatch(/^invalid config: nodeIP: not set/);
+    expect(thrown(() => underlayFacts(links, '10.0.0.1', undefined)).message).toMatch(/^invalid config: nodeIP: 10\.0\.0\.1 is not an address/);
+    expect(thrown(() => underlayFacts(links, undefined, undefined)).message).toMatch(/^invalid config: nodeIP: not set/);
   });
 });
 

@@ -1,21 +1,12 @@
-import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { ErrCode } from '../../pkg/cni/errors';
 import { parseNetConf } from '../../pkg/cni/skel';
 import { formatIP } from '../../pkg/ipnet';
 import { parseConfig } from './config';
 import { parseResolvConf } from './dns';
+import { thrown } from '../../pkg/testing';
 
 function conf(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return parseNetConf(Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'host-local', ipam: { type: 'host-local', ...ipam }, ...extra })));
-}
-
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    return e as CniError;
-  }
-  throw new Error('expected an error');
 }
 
 describe('host-local config', () => {
@@ -80,14 +71,14 @@ describe('host-local config', () => {
     [{ subnet: '10.1.0.0/24', routes: [{ dst: '0.0.0.0/0', gw: 'y' }] }, 'ipam.routes[0].gw', 'not a valid IP'],
     [{ subnet: '10.1.0.0/24', dataDir: 5 }, 'ipam.dataDir', 'expected a string'],
   ])('bad config %j names %s', (ipam, key, why) => {
-    const e = err(() => parseConfig(conf(ipam)));
+    const e = thrown(() => parseConfig(conf(ipam)));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toContain(`${key}:`);
     expect(e.message).toContain(why);
   });
 
   test('bad runtimeConfig.ipRanges are named as such', () => {
-    const e = err(() => parseConfig(conf({ subnet: '10.1.0.0/24' }, { runtimeConfig: { ipRanges: [[{ subnet: '10.5.0.1/24' }]] } })));
+    const e = thrown(() => parseConfig(conf({ subnet: '10.1.0.0/24' }, { runtimeConfig: { ipRanges: [[{ subnet: '10.5.0.1/24' }]] } })));
     expect(e.message).toContain('runtimeConfig.ipRanges[0][0].subnet');
   });
 
@@ -101,10 +92,10 @@ describe('host-local config', () => {
       '10.1.0.7 args.cni.ips[0]',
       'fd00::7 runtimeConfig.ips[0]',
     ]);
-    const e = err(() => parseConfig(conf({ subnet: '10.1.0.0/24' }), { IP: '10.1.0.x' }));
+    const e = thrown(() => parseConfig(conf({ subnet: '10.1.0.0/24' }), { IP: '10.1.0.x' }));
     expect(e.code).toBe(ErrCode.InvalidEnv);
     expect(e.message).toContain('CNI_ARGS IP');
-    const e2 = err(() => parseConfig(conf({ subnet: '10.1.0.0/24' }, { runtimeConfig: { ips: ['bad'] } })));
+    const e2 = thrown(() => parseConfig(conf({ subnet: '10.1.0.0/24' }, { runtimeConfig: { ips: ['bad'] } })));
     expect(e2.message).toContain('runtimeConfig.ips[0]');
   });
 

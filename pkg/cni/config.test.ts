@@ -1,15 +1,6 @@
 import { ConfigReader } from './config';
-import { CniError, ErrCode } from './errors';
-
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    return e as CniError;
-  }
-  throw new Error('expected a CniError, nothing was thrown');
-}
+import { ErrCode } from './errors';
+import { thrown } from '../testing';
 
 const conf = {
   name: 'net1',
@@ -45,7 +36,7 @@ describe('ConfigReader typed reads', () => {
   it('requiredString: missing, null and empty are all "is required"', () => {
     expect(r.requiredString('name')).toBe('net1');
     for (const k of ['absent', 'nul', 'empty']) {
-      const e = err(() => r.requiredString(k));
+      const e = thrown(() => r.requiredString(k));
       expect(e.code).toBe(ErrCode.InvalidConfig);
       expect(e.message).toContain(k);
       expect(e.message).toContain('required');
@@ -63,14 +54,14 @@ describe('ConfigReader typed reads', () => {
     expect(r.int('mtu', 0, 68, 65535)).toBe(1450);
     expect(r.int('absent')).toBeUndefined();
     expect(r.int('absent', 1500, 68, 65535)).toBe(1500);
-    const e = err(() => r.int('big', 1500, 68, 65535));
+    const e = thrown(() => r.int('big', 1500, 68, 65535));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toMatch(/^invalid config: big: .*70000.*out of range 68\.\.65535/);
   });
 
   it('int range is checked even when the value equals the default', () => {
     // a default outside the range is a caller's choice, but a configured value must always be in range
-    const e = err(() => new ConfigReader({ vlan: 0 }).int('vlan', 0, 1, 4094));
+    const e = thrown(() => new ConfigReader({ vlan: 0 }).int('vlan', 0, 1, 4094));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toContain('vlan');
   });
@@ -79,41 +70,41 @@ describe('ConfigReader typed reads', () => {
     const ipam = r.object('ipam')!;
     expect(ipam.string('type')).toBe('host-local');
     expect(r.object('absent')).toBeUndefined();
-    const e = err(() => ipam.string('dataDir'));
+    const e = thrown(() => ipam.string('dataDir'));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toBe('invalid config: ipam.dataDir: expected a string, got number 42');
     const deep = ipam.object('nested')!.object('deep')!;
-    expect(err(() => deep.int('v')).message).toContain('ipam.nested.deep.v');
+    expect(thrown(() => deep.int('v')).message).toContain('ipam.nested.deep.v');
   });
 
   it('list, stringList', () => {
     expect(r.list('names')).toEqual(['a', 'b']);
     expect(r.stringList('names')).toEqual(['a', 'b']);
     expect(r.stringList('absent')).toBeUndefined();
-    const e = err(() => r.stringList('mixed'));
+    const e = thrown(() => r.stringList('mixed'));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toContain('mixed[1]');
     expect(e.message).toContain('expected a string, got number');
   });
 
   it('objectList names each entry ipam.routes[i]', () => {
-    const e = err(() => r.object('ipam')!.objectList('routes'));
+    const e = thrown(() => r.object('ipam')!.objectList('routes'));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toBe('invalid config: ipam.routes[1]: expected an object, got string');
     const ok = new ConfigReader({ ipam: { routes: [{ dst: '0.0.0.0/0' }, { dst: 5 }] } }).object('ipam')!.objectList('routes')!;
     expect(ok[0].string('dst')).toBe('0.0.0.0/0');
-    expect(err(() => ok[1].string('dst')).message).toContain('invalid config: ipam.routes[1].dst: ');
-    expect(err(() => new ConfigReader({ l: [null] }).objectList('l')).message).toContain('l[0]: expected an object, got null');
+    expect(thrown(() => ok[1].string('dst')).message).toContain('invalid config: ipam.routes[1].dst: ');
+    expect(thrown(() => new ConfigReader({ l: [null] }).objectList('l')).message).toContain('l[0]: expected an object, got null');
   });
 
   it('a list of lists (ipam.ranges): objectList names the inner list ipam.ranges[0]', () => {
     const ipam = r.object('ipam')!;
-    const e = err(() => ipam.objectList('ranges'));
+    const e = thrown(() => ipam.objectList('ranges'));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toBe('invalid config: ipam.ranges[0]: expected an object, got list');
     // readers built over inner entries by hand keep the path they are given
     const inner = new ConfigReader({ subnet: 'fd00::/64', gateway: 7 }, 'ipam.ranges[1][0]');
-    expect(err(() => inner.string('gateway')).message).toBe('invalid config: ipam.ranges[1][0].gateway: expected a string, got number 7');
+    expect(thrown(() => inner.string('gateway')).message).toBe('invalid config: ipam.ranges[1][0].gateway: expected a string, got number 7');
   });
 
   it.each([
@@ -128,7 +119,7 @@ describe('ConfigReader typed reads', () => {
     ['list from string', (r: ConfigReader) => r.stringList('name'), 'name', 'expected a list, got string'],
     ['objectList from string', (r: ConfigReader) => r.objectList('name'), 'name', 'expected a list'],
   ])('wrong type (%s) gives code 7 naming the key', (_what, f, key, why) => {
-    const e = err(() => f(new ConfigReader(conf)));
+    const e = thrown(() => f(new ConfigReader(conf)));
     expect(e.code).toBe(ErrCode.InvalidConfig);
     expect(e.message).toContain(`invalid config: ${key}: `);
     expect(e.message).toContain(why);

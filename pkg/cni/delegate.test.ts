@@ -4,6 +4,7 @@ import * as path from 'path';
 import { findInPath, ipamAdd, ipamDel, ipamGc } from './delegate';
 import { CniError, ErrCode } from './errors';
 import type { CmdArgs } from './types';
+import { thrown } from '../testing';
 
 // A fake IPAM plugin: records its stdin and CNI_* env next to itself, prints <self>.out, exits with <self>.rc.
 const FAKE = `#!/bin/sh
@@ -62,16 +63,6 @@ async function rejection(p: Promise<unknown>): Promise<CniError> {
     return e as CniError;
   }
   throw new Error('expected a rejection');
-}
-
-function thrown(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    return e as CniError;
-  }
-  throw new Error('expected a CniError');
 }
 
 describe('findInPath', () => {

@@ -1,21 +1,12 @@
 // parseBridgeConf: the reference keys and defaults, and errors that name the offending key.
 import { parseNetConf } from '../cni/skel';
 import type { CmdArgs } from '../cni/types';
-import type { CniError } from '../cni/errors';
 import { parseBridgeConf } from './bridgeconf';
+import { thrown } from '../testing';
 
 function args(conf: Record<string, unknown>, cniArgs: Record<string, string> = {}): CmdArgs {
   const stdin = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam: {}, ...conf }));
   return { command: 'ADD', containerId: 'c1', netns: '/var/run/netns/p', ifName: 'eth0', args: cniArgs, path: [], stdin, conf: parseNetConf(stdin) };
-}
-
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    return e as CniError;
-  }
-  throw new Error('expected an error');
 }
 
 describe('bridge config', () => {
@@ -39,7 +30,7 @@ describe('bridge config', () => {
     [{ vlanTrunk: [{ id: 5 }] }, 2, 'vlanTrunk'],
     [{ runtimeConfig: { mac: 'zz:00:00:00:00:00' } }, 7, 'runtimeConfig.mac'],
   ])('rejects %j with code %d naming %s', (conf, code, key) => {
-    const e = err(() => parseBridgeConf(args(conf)));
+    const e = thrown(() => parseBridgeConf(args(conf)));
     expect(e.code).toBe(code);
     expect(e.message).toContain(key);
   });
@@ -55,7 +46,7 @@ describe('bridge config', () => {
     expect(parseBridgeConf(args({ runtimeConfig: { mac: '0A:00:00:00:00:03' }, args: { cni: { mac: '0a:00:00:00:00:02' } } })).mac).toBe('0a:00:00:00:00:03');
   });
   it('refuses unknown CNI_ARGS unless IgnoreUnknown', () => {
-    expect(err(() => parseBridgeConf(args({}, { FOO: '1' }))).code).toBe(4);
+    expect(thrown(() => parseBridgeConf(args({}, { FOO: '1' }))).code).toBe(4);
     expect(() => parseBridgeConf(args({}, { FOO: '1', IgnoreUnknown: '1' }))).not.toThrow();
   });
 });

@@ -1,6 +1,5 @@
 import { parseNetConf } from '../cni/skel';
 import type { CmdArgs, Result } from '../cni/types';
-import { CniError } from '../cni/errors';
 import { argvOf } from '../ip/ops';
 import { gatewayOps } from './bridge';
 import { planVeth } from './veth';
@@ -9,6 +8,7 @@ import { hostVethName } from './names';
 import { macFromIPv4 } from '../ip/mac';
 import { parseBridgeConf } from './bridgeconf';
 import { calcGateways, vlanBridgeOps } from './gateway';
+import { thrown } from '../testing';
 
 function args(conf: Record<string, unknown>, cniArgs: Record<string, string> = {}): CmdArgs {
   const stdin = Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net1', type: 'bridge', ipam: {}, ...conf }));
@@ -17,15 +17,6 @@ function args(conf: Record<string, unknown>, cniArgs: Record<string, string> = {
 
 function pc(a: CmdArgs) {
   return { ...parseBridgeConf(a), mtu: 1500, masqExcluded: [] };
-}
-
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    return e as CniError;
-  }
-  throw new Error('expected an error');
 }
 
 describe('gateways', () => {
@@ -60,7 +51,7 @@ describe('gateways', () => {
   });
   it('refuses a bridge holding another IPv4 address unless forceAddress', () => {
     const held = [{ family: 'inet' as const, local: '10.99.0.1', prefixlen: 24 }];
-    expect(err(() => gatewayOps('cni0', ['10.22.0.1/16'], held, false)).message).toMatch(/already has an IP address 10.99.0.1\/24/);
+    expect(thrown(() => gatewayOps('cni0', ['10.22.0.1/16'], held, false)).message).toMatch(/already has an IP address 10.99.0.1\/24/);
     expect(argvOf(gatewayOps('cni0', ['10.22.0.1/16'], held, true))).toEqual([
       ['addr', 'del', '10.99.0.1/24', 'dev', 'cni0'],
       ['addr', 'replace', '10.22.0.1/16', 'dev', 'cni0'],

@@ -1,12 +1,12 @@
 // ipip planning without root: the device, the routes, crossSubnet's path choice (and its symmetry), and the
 // reconcile diff against an ipip device exactly as the kernel reports it (captured in the UML guest).
-import { CniError } from '../../pkg/cni/errors';
 import { ipipMode } from './ipip';
 import { argvOf } from '../../pkg/ip/ops';
 import { parseFabricConf } from '../../pkg/fabric/config';
 import { planFabric } from '../../pkg/fabric/plan';
 import { diffFabric } from '../../pkg/fabric/reconcile';
 import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../../pkg/fabric/types';
+import { thrown } from '../../pkg/testing';
 
 // seed 001: node1/node2 on 192.168.10.0/24, node3 on 192.168.20.0/24 behind a router
 const NODES = {
@@ -25,21 +25,12 @@ const plan = (n: NodeName, o: Record<string, unknown> = {}, mtu = 1500) => {
   return planFabric(ipipMode, { podCIDR: NODES[n].podCIDR }, peersOf(n), underlayOf(n, mtu), c.opts, c.mtu);
 };
 
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    return e as CniError;
-  }
-  throw new Error('no error');
-}
-
 describe('ipip config', () => {
   it('reads crossSubnet and tunnelName, and names a bad tunnel name', () => {
     expect(opts()).toMatchObject({ crossSubnet: false, tunnelName: undefined });
     expect(opts({ crossSubnet: true, tunnelName: 'ipip0' })).toMatchObject({ crossSubnet: true, tunnelName: 'ipip0' });
-    expect(err(() => opts({ tunnelName: 'a-name-that-is-too-long' })).message).toMatch(/^invalid config: tunnelName: /);
-    expect(err(() => opts({ crossSubnet: 'yes' })).message).toMatch(/crossSubnet/);
+    expect(thrown(() => opts({ tunnelName: 'a-name-that-is-too-long' })).message).toMatch(/^invalid config: tunnelName: /);
+    expect(thrown(() => opts({ crossSubnet: 'yes' })).message).toMatch(/crossSubnet/);
   });
 });
 
@@ -106,18 +97,18 @@ describe('ipip plan', () => {
   it('mtu: an explicit value up to underlay - 20; above it is refused naming the key', () => {
     expect(plan('node1', { mtu: 1400 }).mtu).toBe(1400);
     expect(plan('node1', { mtu: 1400 }).device!.mtu).toBe(1400);
-    expect(err(() => plan('node1', { mtu: 1481 })).message).toMatch(/^invalid config: mtu: 1481 .*ipip takes 20 .*at most 1480/);
+    expect(thrown(() => plan('node1', { mtu: 1481 })).message).toMatch(/^invalid config: mtu: 1481 .*ipip takes 20 .*at most 1480/);
     expect(plan('node1', {}, 9000).mtu).toBe(8980);
   });
 
   it('a peer that is this node or overlaps our pod CIDR is refused before anything is planned', () => {
     const self = { podCIDR: NODES.node1.podCIDR };
     const me = [{ nodeIP: NODES.node1.nodeIP, podCIDR: '10.244.9.0/24', key: 'peers[0]' }];
-    expect(err(() => planFabric(ipipMode, self, me, underlayOf('node1'), opts())).message).toMatch(
+    expect(thrown(() => planFabric(ipipMode, self, me, underlayOf('node1'), opts())).message).toMatch(
       /^invalid config: peers\[0\]: nodeIP 192\.168\.10\.11 is this node/,
     );
     const overlap = [{ nodeIP: '192.168.10.50', podCIDR: '10.244.1.128/25', key: 'peers[0]' }];
-    expect(err(() => planFabric(ipipMode, self, overlap, underlayOf('node1'), opts())).message).toMatch(/overlaps this node's podCIDR/);
+    expect(thrown(() => planFabric(ipipMode, self, overlap, underlayOf('node1'), opts())).message).toMatch(/overlaps this node's podCIDR/);
   });
 });
 
@@ -177,10 +168,10 @@ describe('ipip is IPv4 only', () => {
   it('refuses an IPv6 underlay or IPv6 pods, naming the key, before anything is changed', () => {
     const v6 = { dev: 'eth0', mtu: 1500, nodeIP: 'fd00::1', connected: ['fd00::/64'] };
     const o6 = parseFabricConf({ podCIDR: 'fd10:1::/64' }, ipipMode).opts;
-    expect(err(() => planFabric(ipipMode, { podCIDR: 'fd10:1::/64' }, [{ nodeIP: 'fd00::2', podCIDR: 'fd10:2::/64', key: 'p' }], v6, o6)).message).toMatch(
+    expect(thrown(() => planFabric(ipipMode, { podCIDR: 'fd10:1::/64' }, [{ nodeIP: 'fd00::2', podCIDR: 'fd10:2::/64', key: 'p' }], v6, o6)).message).toMatch(
       /^invalid config: nodeIP: fd00::1: ipip needs an IPv4 underlay/,
     );
-    expect(err(() => planFabric(ipipMode, { podCIDR: 'fd10:1::/64' }, [], underlayOf('node1'), o6)).message).toMatch(
+    expect(thrown(() => planFabric(ipipMode, { podCIDR: 'fd10:1::/64' }, [], underlayOf('node1'), o6)).message).toMatch(
       /^invalid config: podCIDR: fd10:1::\/64: ipip carries IPv4 pods only/,
     );
   });

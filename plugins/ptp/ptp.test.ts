@@ -2,21 +2,13 @@ import { parseNetConf } from '../../pkg/cni/skel';
 import type { CmdArgs } from '../../pkg/cni/types';
 import { CniError } from '../../pkg/cni/errors';
 import { parsePtpConf } from './config';
+import { thrown } from '../../pkg/testing';
 
 function args(conf: Record<string, unknown>, drop: string[] = []): CmdArgs {
   const o: Record<string, unknown> = { cniVersion: '1.0.0', name: 'net1', type: 'ptp', ipam: { type: 'host-local' }, ...conf };
   for (const k of drop) delete o[k];
   const stdin = Buffer.from(JSON.stringify(o));
   return { command: 'ADD', containerId: 'c1', netns: '/var/run/netns/p', ifName: 'eth0', args: {}, path: [], stdin, conf: parseNetConf(stdin) };
-}
-
-function err(f: () => unknown): CniError {
-  try {
-    f();
-  } catch (e) {
-    return e as CniError;
-  }
-  throw new Error('expected an error');
 }
 
 describe('ptp config', () => {
@@ -44,13 +36,13 @@ describe('ptp config', () => {
     [{ ipam: {} }, 7, 'ipam.type'],
     [{ ipam: { type: '' } }, 7, 'ipam.type'],
   ])('rejects %j with code %d naming %s', (conf, code, key) => {
-    const e = err(() => parsePtpConf(args(conf)));
+    const e = thrown(() => parsePtpConf(args(conf)));
     expect(e).toBeInstanceOf(CniError);
     expect(e.code).toBe(code);
     expect(e.message).toContain(key);
   });
   it('requires ipam', () => {
-    const e = err(() => parsePtpConf(args({}, ['ipam'])));
+    const e = thrown(() => parsePtpConf(args({}, ['ipam'])));
     expect(e.code).toBe(7);
     expect(e.message).toBe('invalid config: ipam: is required');
   });

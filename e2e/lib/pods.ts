@@ -2,7 +2,7 @@
 // of a store, the masquerade rules in every backend, the node's links and routes.
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseIPFileName } from '../../ipam/host-local/store';
+import { parseIPFileName } from '../../ipam/host-local/disk';
 import type { Netns, World } from './world';
 
 export interface AddedPod {

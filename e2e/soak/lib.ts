@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../../pkg/exec';
-import { parseIPFileName, parseOwner } from '../../ipam/host-local/store';
+import { parseIPFileName, parseOwner } from '../../ipam/host-local/disk';
 import { CLEAN_PATH, REPO_ROOT, cniCommand, cniResult, type CniOptions, type CniResult, type Netns } from '../lib/world';
 
 /** How many trials, cycles and calls: SOAK_SCALE=0.1 for a quick look, 1 (the default) for the release check. */

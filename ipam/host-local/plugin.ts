@@ -12,7 +12,8 @@ import { probeDirs } from '../../pkg/files';
 import { formatIP, parseIP } from '../../pkg/ipnet';
 import { type HostLocalConfig, type RangeSet, type RequestedIP, parseConfig } from './config';
 import { readResolvConf } from './dns';
-import { type Entry, type ScanEntry, Store, TORN_GRACE_MS, parseIPFileName, parseOwner } from './store';
+import { type Entry, type ScanEntry, TORN_GRACE_MS, parseIPFileName, parseOwner } from './disk';
+import { Store } from './store';
 
 export const KNOWN_CNI_ARGS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'] as const;
 

@@ -73,9 +73,9 @@ describe('fabric findings name their peer', () => {
   });
 
   it('explains the expected VTEP MTU', () => {
-    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, undefined)).toBe(' (underlay MTU 1450 - 50 for vxlan)');
-    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, 1400)).toBe(' (mtu in the config)');
-    expect(mtuReason('route 10.244.2.0/24 missing', d, undefined)).toBe('');
+    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, undefined, vxlanMode)).toBe(' (underlay MTU 1450 - 50 for vxlan)');
+    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, 1400, vxlanMode)).toBe(' (mtu in the config)');
+    expect(mtuReason('route 10.244.2.0/24 missing', d, undefined, vxlanMode)).toBe('');
   });
 });
 

@@ -3,6 +3,7 @@
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { directRoute, type FabricMode } from '../../pkg/fabric/mode';
 import { fabricPlugin } from '../../pkg/fabric/plugin';
+import { fabricDoctorView } from '../bridge/bridge';
 
 export const hostGwMode: FabricMode<Record<string, never>> = {
   name: 'host-gw',
@@ -21,3 +22,5 @@ export const hostGwMode: FabricMode<Record<string, never>> = {
 };
 
 export const plugin = fabricPlugin(hostGwMode);
+
+export const doctorView = fabricDoctorView(hostGwMode);

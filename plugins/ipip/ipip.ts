@@ -5,6 +5,7 @@ import type { ConfigReader } from '../../pkg/cni/config';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { directRoute, family, hostCIDR, networkAddress, type FabricMode } from '../../pkg/fabric/mode';
 import { fabricPlugin } from '../../pkg/fabric/plugin';
+import { fabricDoctorView } from '../bridge/bridge';
 import { isValidLinkName } from '../../pkg/wiring/names';
 
 export interface IpipOptions {
@@ -52,3 +53,5 @@ export const ipipMode: FabricMode<IpipOptions> = {
 };
 
 export const plugin = fabricPlugin(ipipMode);
+
+export const doctorView = fabricDoctorView(ipipMode);

@@ -15,8 +15,21 @@ import { canonicalIP } from '../../pkg/ipnet';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
 import { hostVethName } from '../../pkg/wiring/names';
 import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
-import { GATEWAY4, GATEWAY6, HOST_MAC, applyPtpPlan, asHeld, familiesOf, hostAddress, hostSysctls, planPtpPod } from '../../pkg/wiring/ptp';
+import {
+  GATEWAY4,
+  GATEWAY6,
+  HOST_MAC,
+  applyPtpPlan,
+  asHeld,
+  familiesOf,
+  hostAddress,
+  hostSysctls,
+  planPtpPod,
+  ptpResult,
+  ptpRoutes,
+} from '../../pkg/wiring/ptp';
 import { deleteLink, readState, type IpLink, type IpNeigh, type IpRoute } from '../../pkg/ip/ops';
+import type { DoctorView } from '../doctor/view';
 import { parsePtpConf, type PtpConf } from './config';
 
 /** Node ends are `ptp` + 12 hex of the attachment: stable, so DEL and a repeated ADD find them. */
@@ -199,3 +212,21 @@ async function cmdStatus(a: CmdArgs): Promise<void> {
 }
 
 export const plugin: Plugin = { add: cmdAdd, del: cmdDel, check: cmdCheck, gc: cmdGc, status: cmdStatus };
+
+/** tscni doctor's view of a ptp pod (plugins/doctor/view.ts): forwarding, then each pod as ADD made it. */
+export const doctorView: DoctorView = async (a, findings) => {
+  const { forwarding, hostLocal, sysctlFindings } = require('../doctor/view') as typeof import('../doctor/view');
+  const conf = podConf(a);
+  const h = hostLocal(a);
+  if (h) for (const problem of sysctlFindings(forwarding(h))) findings.push({ where: 'node', problem });
+  return {
+    ipamArgs: a,
+    hostVeth: (id, ifName) => hostVethName(id, ifName, HOST_PREFIX),
+    expected: (pa, ipam) => {
+      const r = ptpResult(ipam, ptpRoutes(ipam, pa.ifName, familiesOf(ipam)));
+      r.interfaces = [{ name: hostVethName(pa.containerId, pa.ifName, HOST_PREFIX) }, { name: pa.ifName, sandbox: pa.netns }];
+      return r;
+    },
+    problems: (pa, prev) => ptpPodProblems(pa, conf, prev),
+  };
+};

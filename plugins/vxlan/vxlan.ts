@@ -4,6 +4,7 @@
 import type { ConfigReader } from '../../pkg/cni/config';
 import { directRoute, hostCIDR, networkAddress, type FabricMode } from '../../pkg/fabric/mode';
 import { fabricPlugin } from '../../pkg/fabric/plugin';
+import { fabricDoctorView } from '../bridge/bridge';
 import { stableMac } from '../../pkg/ip/mac';
 import { isValidLinkName } from '../../pkg/wiring/names';
 
@@ -65,3 +66,5 @@ export const vxlanMode: FabricMode<VxlanOptions> = {
 };
 
 export const plugin = fabricPlugin(vxlanMode);
+
+export const doctorView = fabricDoctorView(vxlanMode);

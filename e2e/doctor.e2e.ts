@@ -411,6 +411,6 @@ describe('per-call log', () => {
     expect(cmds.length).toBeGreaterThanOrEqual(2);
     for (const l of cmds) expect(l).toMatch(new RegExp(`^\\S+Z ptp ADD id=${id} cmd=("[^"]*"|\\S+) exit=0 ms=\\d+\\.\\d$`));
     expect(cmds.some((l) => /cmd="ip -batch -"/.test(l))).toBe(true);
-    expect(lines[lines.length - 1]).toMatch(/ ptp ADD id=\S+ netns=\S+ if=eth0 result=ok ips=10\.25\.0\.2\/24 ms=/);
+    expect(lines[lines.length - 1]).toMatch(/ ptp ADD id=\S+ netns=\S+ if=eth0 result=ok ips=10\.25\.0\.2\/32 ms=/);
   });
 });

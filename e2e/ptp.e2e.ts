@@ -49,8 +49,8 @@ describe('ptp on a node with a default route (dual stack, ipMasq)', () => {
     expect(r.interfaces[0].name).toMatch(/^ptp[0-9a-f]{12}$/);
     expect(r.interfaces[1]).toMatchObject({ name: 'eth0', sandbox: pods[0].ns.path, mtu: 1400 });
     expect(r.ips).toEqual([
-      { address: expect.stringMatching(/^10\.22\.0\.\d+\/24$/), gateway: '169.254.1.1', interface: 1 },
-      { address: expect.stringMatching(/^fd22::[0-9a-f]+\/64$/), gateway: GW6, interface: 1 },
+      { address: expect.stringMatching(/^10\.22\.0\.\d+\/32$/), gateway: '169.254.1.1', interface: 1 },
+      { address: expect.stringMatching(/^fd22::[0-9a-f]+\/128$/), gateway: GW6, interface: 1 },
     ]);
     expect(r.routes).toEqual([
       { dst: '0.0.0.0/0', gw: '169.254.1.1' },

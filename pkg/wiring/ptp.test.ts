@@ -2,7 +2,7 @@ import { parseNetConf } from '../cni/skel';
 import type { CmdArgs, Result } from '../cni/types';
 import { argvOf } from '../ip/ops';
 import { masqRules } from './pod';
-import { GATEWAY6, asHeld, hostSysctls, planPtpPod, ptpRoutes } from './ptp';
+import { GATEWAY6, asHeld, hostSysctls, planPtpPod, ptpRoutes, withSubnets } from './ptp';
 import { nodeOps, podOps } from './veth';
 
 function args(conf: Record<string, unknown>): CmdArgs {
@@ -121,22 +121,27 @@ describe('ptp planning', () => {
     ]);
   });
 
-  it('reports IPAM prefixes with the fake gateways on interface 1, and the pod-held /32 /128 for CHECK', () => {
+  it('reports what the pod holds, /32 and /128, with the fake gateways on interface 1', () => {
     const p = planPtpPod(input(dual()));
     expect(p.result.ips).toEqual([
-      { address: '10.22.0.5/24', gateway: '169.254.1.1', interface: 1 },
-      { address: 'fd22::5/64', gateway: GATEWAY6, interface: 1 },
+      { address: '10.22.0.5/32', gateway: '169.254.1.1', interface: 1 },
+      { address: 'fd22::5/128', gateway: GATEWAY6, interface: 1 },
     ]);
     expect(p.result.routes).toEqual([
       { dst: '0.0.0.0/0', gw: '169.254.1.1' },
       { dst: '::/0', gw: GATEWAY6 },
     ]);
-    expect(asHeld(p.result).ips!.map((i) => i.address)).toEqual(['10.22.0.5/32', 'fd22::5/128']);
+    // a result of an older tscni, with IPAM's prefixes, reads the same
+    expect(asHeld({ ...p.result, ips: dual().ips }).ips!.map((i) => i.address)).toEqual(['10.22.0.5/32', 'fd22::5/128']);
   });
 
-  it('does not masquerade traffic to the pod subnet', () => {
+  it('does not masquerade traffic to the pod subnet: from the IPAM result, or the result with the IPAM subnets put back', () => {
     const a = args({});
-    const rules = masqRules(a, planPtpPod(input(dual())).result, []);
-    expect(rules.map((r) => r.excluded)).toEqual([['10.22.0.0/24'], ['fd22::/64']]);
+    expect(masqRules(a, dual(), []).map((r) => r.excluded)).toEqual([['10.22.0.0/24'], ['fd22::/64']]);
+    const result = planPtpPod(input(dual())).result;
+    const back = withSubnets(result, (ip) => (ip.includes(':') ? 64 : 24));
+    expect(masqRules(a, back, []).map((r) => r.excluded)).toEqual([['10.22.0.0/24'], ['fd22::/64']]);
+    // an address the IPAM config does not hold keeps its prefix
+    expect(withSubnets(result, () => undefined).ips!.map((i) => i.address)).toEqual(['10.22.0.5/32', 'fd22::5/128']);
   });
 });

@@ -152,13 +152,13 @@ export function gatewayNeighbours(ifName: string, families: Family[]): KernelOp[
 }
 
 /**
- * The result keeps IPAM's prefix on each address, as the reference ptp does (the pod itself holds /32,
- * /128): CHECK and masquerade then know the pod subnet, which is not masqueraded.
+ * The result says what the pod holds, as Calico's does: each address as /32 (/128), via the fake gateways. (The
+ * reference ptp reports IPAM's prefix; no runtime reads it. Masquerade takes the pod subnet from IPAM instead.)
  */
 export function ptpResult(ipam: Result, routes: RouteSpec[]): Result {
   return {
     cniVersion: ipam.cniVersion,
-    ips: (ipam.ips ?? []).map((ip) => ({ address: ip.address, gateway: GATEWAY[parseCIDR(ip.address)!.family], interface: 1 })),
+    ips: (ipam.ips ?? []).map((ip) => ({ address: hostAddress(ip.address), gateway: GATEWAY[parseCIDR(ip.address)!.family], interface: 1 })),
     routes: routes.map((r) => {
       const x: Route = { dst: r.dst, gw: r.gw };
       if (r.mtu !== undefined) x.mtu = r.mtu;
@@ -171,9 +171,24 @@ export function ptpResult(ipam: Result, routes: RouteSpec[]): Result {
   };
 }
 
-/** The result's addresses as the pod holds them (for comparing with the kernel). */
+/** The result's addresses as the pod holds them; a result of an older tscni carried IPAM's prefixes. */
 export function asHeld(r: Result): Result {
   return { ...r, ips: (r.ips ?? []).map((ip) => ({ ...ip, address: hostAddress(ip.address) })) };
+}
+
+/**
+ * The result's addresses at the prefix of the IPAM subnet holding them, as masquerade leaves that subnet alone:
+ * `subnetOf` names it (from the IPAM config); an address it does not know keeps the prefix it has.
+ */
+export function withSubnets(r: Result, subnetOf: (ip: string) => number | undefined): Result {
+  return {
+    ...r,
+    ips: (r.ips ?? []).map((ip) => {
+      const [addr, prefix] = ip.address.split('/');
+      const p = subnetOf(addr);
+      return { ...ip, address: `${addr}/${p ?? prefix}` };
+    }),
+  };
 }
 
 /**

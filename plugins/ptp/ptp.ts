@@ -11,7 +11,7 @@ import { randomMac } from '../../pkg/ip/mac';
 import { netnsExists } from '../../pkg/ip/netns';
 import { readSysctl } from '../../pkg/ip/sysctl';
 import { linkExists, readLink } from '../../pkg/ip/sysfs';
-import { canonicalIP } from '../../pkg/ipnet';
+import { canonicalIP, parseIP } from '../../pkg/ipnet';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
 import { hostVethName } from '../../pkg/wiring/names';
 import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
@@ -27,6 +27,7 @@ import {
   planPtpPod,
   ptpResult,
   ptpRoutes,
+  withSubnets,
 } from '../../pkg/wiring/ptp';
 import { deleteLink, readState, type IpLink, type IpNeigh, type IpRoute } from '../../pkg/ip/ops';
 import type { DoctorView } from '../doctor/view';
@@ -45,6 +46,30 @@ export function podConf(a: CmdArgs): PodConf {
 }
 
 const ipv6Available = (): boolean => fs.existsSync('/proc/sys/net/ipv6');
+
+/**
+ * A result (prevResult) with each address at the prefix of its IPAM subnet, which masquerade leaves alone: from
+ * host-local's ranges. With another IPAM the addresses stay as they are (DEL then finds the rules by their tag).
+ */
+export function ipamSubnets(a: CmdArgs, r: Result): Result {
+  if (a.conf.ipam?.type !== 'host-local') return r;
+  let sets: import('../../ipam/host-local/config').RangeSet[];
+  try {
+    sets = (require('../../ipam/host-local/config') as typeof import('../../ipam/host-local/config')).parseConfig(a.conf, {}).rangeSets;
+  } catch {
+    return r;
+  }
+  return withSubnets(r, (ip) => {
+    const x = parseIP(ip);
+    return x && sets.map((s) => s.rangeOf(x.family, x.ip)).find(Boolean)?.subnet.prefix;
+  });
+}
+
+/** The args with prevResult's addresses at their IPAM subnets (see ipamSubnets). */
+function withIpamSubnets(a: CmdArgs): CmdArgs {
+  const prev = a.conf.prevResult;
+  return prev ? { ...a, conf: { ...a.conf, prevResult: ipamSubnets(a, prev) } } : a;
+}
 const attachment = (a: CmdArgs) => ({ network: a.conf.name, containerId: a.containerId, ifName: a.ifName });
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {
@@ -83,7 +108,8 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
         if (linkExists(hostName)) await deleteLink(hostName);
         await applyPtpPlan(plan, undo);
       })(),
-      conf.ipMasq ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, plan.result, []))) : Promise.resolve(),
+      // the pod subnet is left alone: the IPAM result carries it (the CNI result has /32 and /128)
+      conf.ipMasq ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, ipam, []))) : Promise.resolve(),
     ]);
     await waitOperUp(hostName);
 
@@ -112,7 +138,7 @@ async function cmdDel(a: CmdArgs): Promise<void> {
     linkExists(hostName) ? deleteLink(hostName) : Promise.resolve(false),
     // rules are found by attachment, not by address, so this works when the netns is long gone; with a
     // prevResult, nftables removes them without listing first
-    conf.ipMasq ? teardownMasq(attachment(a), {}, prevMasqRules(a, [])) : Promise.resolve(),
+    conf.ipMasq ? teardownMasq(attachment(a), {}, prevMasqRules(withIpamSubnets(a), [])) : Promise.resolve(),
     ipamDel(a),
   ]);
 }
@@ -194,7 +220,11 @@ export async function ptpPodProblems(a: CmdArgs, conf: PodConf, prev: Result): P
   // the pod holds its addresses as /32 and /128; prevResult carries the IPAM prefix
   problems.push(...(await checkPod(a, asHeld(prev), { mtu: conf.mtu, peerIfindex: readLink(hostName)?.ifindex })));
   if (!problems.some((p) => p.startsWith(`pod interface ${a.ifName}:`))) problems.push(...(await checkGateway(a, prev)));
-  if (conf.ipMasq) problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, prev, []))));
+  // the rules leave the pod subnet alone, which only host-local's ranges tell now that the result holds /32 and
+  // /128: with another IPAM the masquerade rules stay out of the comparison
+  if (conf.ipMasq && a.conf.ipam?.type === 'host-local') {
+    problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, ipamSubnets(a, prev), []))));
+  }
   return problems;
 }
 

@@ -21,8 +21,12 @@ deps-npm:
 
 build: deps-npm build/bin/tscni
 
-build/bin/tscni: $(SOURCES) scripts/build.sh scripts/bundle.sh scripts/sea-exe.sh scripts/sea.js
+build/bin/tscni: $(SOURCES) pkg/netlink/native/netlink.c scripts/build.sh scripts/bundle.sh scripts/native.sh scripts/sea-exe.sh scripts/sea.js
 	bash scripts/build.sh
+
+# the netlink module alone, for unit tests that run without a full build
+build/native/netlink.node: pkg/netlink/native/netlink.c scripts/native.sh
+	bash scripts/native.sh build/native
 
 typecheck: deps-npm
 	node_modules/.bin/tsc --noEmit -p .
@@ -51,7 +55,7 @@ lint: deps-npm
 test: deps build lint
 	bash scripts/test.sh unit e2e
 
-test-unit: deps-npm lint
+test-unit: deps-npm lint build/native/netlink.node
 	bash scripts/test.sh unit
 
 test-e2e: deps build

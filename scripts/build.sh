@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the multi-call executable: plugins/main.ts -> build/tscni.js (esbuild, one CommonJS file)
-# -> build/bin/tscni (Node single-executable application through @yao-pkg/pkg's SEA code path, with the
+# Builds the multi-call executable: plugins/main.ts -> build/tscni.js (esbuild, one CommonJS file) and
+# pkg/netlink/native -> build/native/netlink.node (scripts/native.sh) -> build/bin/tscni (Node single-executable application through @yao-pkg/pkg's SEA code path, with the
 # local Node binary; see scripts/sea.js for why not the pkg CLI) -> one symlink per plugin name.
 # Offline: nothing here downloads.
 set -euo pipefail
@@ -14,8 +14,10 @@ PLUGINS=(bridge host-local ptp host-gw ipip vxlan)
 OUT=${OUT:-build}
 mkdir -p "$OUT/bin"
 bash scripts/bundle.sh "$OUT/tscni.js"
+# beside the bundle (a checkout's runs load it from there) and inside the executable as an SEA asset
+bash scripts/native.sh "$OUT/native"
 
-bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni"
+bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni" "netlink.node=$OUT/native/netlink.node"
 
 for p in "${PLUGINS[@]}"; do ln -sfn tscni "$OUT/bin/$p"; done
 

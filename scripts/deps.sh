@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
+  gcc libc6-dev                              # the netlink module (scripts/native.sh)
   iproute2 nftables iptables conntrack procps iputils-ping iperf3 jq hyperfine
   containernetworking-plugins                # reference plugins: side-by-side runs, portmap in the chain test
   golang-go golang-github-appc-cni-dev       # the libcni test client in e2e/

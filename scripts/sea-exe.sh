@@ -4,7 +4,7 @@
 # stripped BEFORE postject injects the blob, which SEA tolerates (stripping an injected binary could drop
 # the blob's note). Used by scripts/build.sh for tscni and by bench/run.sh for the bench's floor program,
 # so both start the same way.
-# usage: scripts/sea-exe.sh <bundle.js> <output executable>
+# usage: scripts/sea-exe.sh <bundle.js> <output executable> [asset-name=file ...]
 set -euo pipefail
 bundle=$(realpath "$1")
 out=$(realpath -m "$2")
@@ -13,5 +13,5 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/tscni-sea.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cp "$(node -p 'require("fs").realpathSync(process.execPath)')" "$tmp/node-base"
 if command -v strip >/dev/null; then strip --strip-all "$tmp/node-base"; fi
-node scripts/sea.js "$bundle" "$out.new" "$tmp/node-base"
+node scripts/sea.js "$bundle" "$out.new" "$tmp/node-base" "${@:3}"
 mv -f "$out.new" "$out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Turns the esbuild bundle into one self-contained executable with @yao-pkg/pkg's SEA code path.
-// usage: node scripts/sea.js <bundle.js> <output executable> [base node binary]
+// usage: node scripts/sea.js <bundle.js> <output executable> [base node binary] [asset-name=file ...]
 //
 // Why not the `pkg` command line: its default mode downloads pkg's patched Node base binaries, and its
 // `--sea` flag (pkg 6.14.2) hands sea() only {targets, signature}, so sea() downloads an official Node
@@ -12,7 +12,15 @@ const fs = require('fs');
 const path = require('path');
 
 async function main() {
-  const [entry, output, base] = process.argv.slice(2);
+  const [entry, output, base, ...assetArgs] = process.argv.slice(2);
+  // files the program reads with node:sea getAsset (the netlink module): name=path
+  const assets = Object.fromEntries(
+    assetArgs.map((a) => {
+      const i = a.indexOf('=');
+      if (i <= 0 || !fs.existsSync(a.slice(i + 1))) throw new Error(`bad asset ${a} (want name=existing-file)`);
+      return [a.slice(0, i), path.resolve(a.slice(i + 1))];
+    }),
+  );
   if (!entry || !output) throw new Error('usage: node scripts/sea.js <bundle.js> <output>');
   const root = path.resolve(__dirname, '..');
   // The blob (and its code cache) must be made by the same Node version that becomes the executable:
@@ -41,6 +49,7 @@ async function main() {
       // V8 code cache in the blob: the bundle is not parsed and compiled at every start (each CNI call is a new process)
       useCodeCache: true,
       useSnapshot: false,
+      ...(Object.keys(assets).length ? { assets } : {}),
     },
   });
 

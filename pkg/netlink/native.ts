@@ -1,0 +1,92 @@
+// The native part (pkg/netlink/native/netlink.c: socket and setns, nothing else), loaded once per call. Inside the
+// executable it is an asset of the single-executable application: written once to a root-only directory under a
+// name made of its hash, then dlopen'd; a path another user could write is refused. From a checkout (tests, the
+// bench's bundle) it is build/native/netlink.node, made by scripts/native.sh.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+export interface Native {
+  /** a netlink socket of `protocol` (fd), or -errno */
+  socket(protocol: number): number;
+  /** setns(2) on this thread: 0 or -errno */
+  setns(fd: number, nstype: number): number;
+}
+
+export const ASSET = 'netlink.node';
+/** where the asset is written: root's runtime directory, else a per-user one in TMPDIR */
+const DIRS = ['/run/tscni', path.join(os.tmpdir(), `tscni-${process.getuid?.() ?? 0}`)];
+
+let loaded: Native | undefined;
+
+function seaAsset(): Buffer | undefined {
+  try {
+    const sea = require('node:sea') as { isSea(): boolean; getAsset(key: string): ArrayBuffer };
+    return sea.isSea() ? Buffer.from(sea.getAsset(ASSET)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A directory only we can write: made 0700 if missing, refused when another user owns it or may write in it. */
+function privateDir(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+  }
+  const st = fs.lstatSync(dir);
+  return st.isDirectory() && st.uid === (process.getuid?.() ?? 0) && (st.mode & 0o022) === 0;
+}
+
+/** The asset as a file named by its content (written whole, then renamed), in a private directory. */
+function assetFile(data: Buffer): string {
+  const name = `netlink-${crypto.createHash('sha256').update(data).digest('hex').slice(0, 16)}.node`;
+  for (const dir of DIRS) {
+    if (!privateDir(dir)) continue;
+    const file = path.join(dir, name);
+    if (fs.existsSync(file)) return file;
+    const tmp = `${file}.${process.pid}`;
+    try {
+      fs.writeFileSync(tmp, data, { mode: 0o500 });
+      fs.renameSync(tmp, file);
+      return file;
+    } catch {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
+  throw new Error(`no private directory to put the netlink module in (${DIRS.join(', ')})`);
+}
+
+/** From a checkout: beside the bundle (build/native), or from the sources (pkg/netlink -> build/native). */
+function devFile(): string {
+  if (process.env.TSCNI_NETLINK_NODE) return process.env.TSCNI_NETLINK_NODE;
+  const near = path.join(__dirname, 'native', ASSET);
+  return fs.existsSync(near) ? near : path.resolve(__dirname, '..', '..', 'build', 'native', ASSET);
+}
+
+/** The native part; throws when it cannot be had (no asset, no private directory, a failed dlopen). */
+export function native(): Native {
+  if (loaded) return loaded;
+  const data = seaAsset();
+  const file = data ? assetFile(data) : devFile();
+  const m = { exports: {} as Native };
+  process.dlopen(m, file);
+  loaded = m.exports;
+  return loaded;
+}
+
+let usable: boolean | undefined;
+
+/** Whether the in-process door can be used: the native module loads (TSCNI_NETLINK=0 turns it off, for comparisons). */
+export function netlinkUsable(): boolean {
+  if (usable === undefined) {
+    try {
+      usable = process.env.TSCNI_NETLINK !== '0' && typeof native().socket === 'function';
+    } catch {
+      usable = false;
+    }
+  }
+  return usable;
+}

@@ -4,7 +4,7 @@ import type { ExecaReturnValue } from 'execa';
 import { nowDoing, overBudget, remainingMs } from './cni/budget';
 import { CniError, ErrCode } from './cni/errors';
 import { nowMs } from './clock';
-import { observing, spawned } from './spawnlog';
+import { observing, spawned } from './doorlog';
 
 export interface RunOptions {
   input?: string;

@@ -40,7 +40,7 @@ async function syncOnce(file: string): Promise<void> {
   const direct = desired.paths.filter((p) => p.via === 'direct').length;
   process.stdout.write(
     `fabric ${desired.mode}: ${desired.paths.length} peer(s) (${direct} direct, ${desired.paths.length - direct} tunnelled), mtu ${desired.mtu}, ` +
-      `${report.changed ? `${report.changed} change(s) in ${report.writes} write(s)` : 'unchanged'}\n`,
+      `${report.changed ? `${report.changed} change(s)` : 'unchanged'}\n`,
   );
 }
 

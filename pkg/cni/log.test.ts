@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { run } from '../exec';
-import { observeSpawns } from '../spawnlog';
+import { observeDoors } from '../doorlog';
 import { CniError, ErrCode } from './errors';
 import { CallLog, formatFields, parseLogConf } from './log';
 import { runPlugin, type SkelIO } from './skel';
@@ -10,7 +10,7 @@ import type { CmdArgs, Plugin } from './types';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tscni-log-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-afterEach(() => observeSpawns(undefined));
+afterEach(() => observeDoors(undefined, undefined));
 
 const env = { CNI_CONTAINERID: 'ctr-1', CNI_NETNS: '/var/run/netns/p1', CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
 
@@ -174,9 +174,16 @@ describe('CallLog', () => {
       clock: () => new Date(0),
     });
     log.command('ip', ['-batch', '-'], 2, 0);
+    log.kernelOp('ip link set veth1 up', undefined, 0.04, undefined);
+    log.kernelOp('ip addr replace 10.0.0.2/24 dev eth0', '/n', 0.25, 'File exists');
     log.done({ cniVersion: '1.1.0' });
     expect(appends).toEqual([
-      '1970-01-01T00:00:00.000Z bridge ADD id=c cmd="ip -batch -" exit=0 ms=2.0\n1970-01-01T00:00:00.000Z bridge ADD id=c netns=/n if=eth0 result=ok ms=12.3\n',
+      [
+        '1970-01-01T00:00:00.000Z bridge ADD id=c cmd="ip -batch -" exit=0 ms=2.0',
+        '1970-01-01T00:00:00.000Z bridge ADD id=c op="ip link set veth1 up" result=ok ms=0.0',
+        '1970-01-01T00:00:00.000Z bridge ADD id=c op="ip addr replace 10.0.0.2/24 dev eth0" netns=/n result=error msg="File exists" ms=0.3',
+        '1970-01-01T00:00:00.000Z bridge ADD id=c netns=/n if=eth0 result=ok ms=12.3\n',
+      ].join('\n'),
     ]);
   });
 });

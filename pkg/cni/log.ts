@@ -100,6 +100,20 @@ export class CallLog {
     this.lines.push(`${this.head()} ${formatFields(fields)}`);
   }
 
+  /** One kernel op carried out in process (level debug): in ip's words, with where and the refusal if any. */
+  kernelOp(op: string, netns: string | undefined, ms: number, error: string | undefined): void {
+    if (this.conf.level !== 'debug') return;
+    const fields: Field[] = [
+      ['id', this.a.containerId],
+      ['op', op],
+      ['netns', netns],
+      ['result', error === undefined ? 'ok' : 'error'],
+      ['msg', error],
+      ['ms', ms.toFixed(1)],
+    ];
+    this.lines.push(`${this.head()} ${formatFields(fields)}`);
+  }
+
   /** The call's outcome: the result (ADD) or nothing on success, the error on failure. Never throws. */
   done(result: Result | undefined, err?: CniError): void {
     if (!err && this.conf.level === 'error') return;
@@ -123,15 +137,18 @@ export class CallLog {
 }
 
 /**
- * The log for this call, or undefined without a `log` block. With level debug every external command is
- * recorded (pkg/spawnlog.ts).
+ * The log for this call, or undefined without a `log` block. With level debug every external command and every
+ * kernel op is recorded (pkg/doorlog.ts).
  */
 export function openCallLog(plugin: string, a: CmdArgs, t0: number): CallLog | undefined {
   const conf = parseLogConf(a.conf.raw);
   if (!conf) return undefined;
   const log = new CallLog(conf, plugin, a, t0);
   if (conf.level === 'debug') {
-    (require('../spawnlog') as typeof import('../spawnlog')).observeSpawns((file, args, ms, code) => log.command(file, args, ms, code));
+    (require('../doorlog') as typeof import('../doorlog')).observeDoors(
+      (file, args, ms, code) => log.command(file, args, ms, code),
+      (op, netns, ms, error) => log.kernelOp(op, netns, ms, error),
+    );
   }
   return log;
 }

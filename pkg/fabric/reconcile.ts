@@ -1,26 +1,11 @@
 // Reconcile: read what the kernel holds (one read of links, routes and the device's neighbours; one of its FDB
 // when there is a VTEP), diff it with the plan, write only the difference. An unchanged fabric costs the reads
 // and no write.
-import {
-  applyOps,
-  OpError,
-  readFdb,
-  readState,
-  spawnsOf,
-  type IpLink,
-  type IpNeigh,
-  type IpRoute,
-  type KernelOp,
-  type KernelRead,
-  type RouteSpec,
-} from '../ip/ops';
+import { applyOps, OpError, readFdb, readState, type IpLink, type IpNeigh, type IpRoute, type KernelOp, type KernelRead, type RouteSpec } from '../ip/ops';
 import { defaultRouteInterface, linkExists } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
 import { CniError, ErrCode } from '../cni/errors';
 import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState } from './types';
-
-/** Counts spawns of this module, for tests and the bench. */
-export const spawnCount = { reads: 0, writes: 0 };
 
 /**
  * Read links with addresses and details, the main table's routes (ours are those with RTPROT_TSCNI), and (when
@@ -31,7 +16,6 @@ export async function readFabricState(device: string | undefined, family: 4 | 6 
   const reads: KernelRead[] = [{ read: 'links' }, { read: 'routes', family, table: 'main' }];
   if (has) reads.push({ read: 'neighs', dev: device });
   const [ip, fdbEntries] = await Promise.all([readState(reads), has && fdb ? readFdb(device) : Promise.resolve([])]);
-  spawnCount.reads += has && fdb ? 2 : 1;
   const routes = (ip[1] ?? []) as IpRoute[];
   const ours = (r: IpRoute) => r.protocol === String(RTPROT_TSCNI);
   return {
@@ -174,20 +158,17 @@ export function sysctlProblems(d: DesiredFabric): string[] {
 export interface ReconcileReport {
   changed: number;
   problems: string[];
-  writes: number;
 }
 
 /** Make the kernel match `d`, given the state read before planning. A race with a concurrent ADD is retried once. */
 export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true): Promise<ReconcileReport> {
   const diff = diffFabric(d, s);
   if (diff.conflicts.length) throw new CniError(ErrCode.KernelOperation, `fabric ${d.mode}: ${diff.conflicts.join('; ')}`);
-  // device first (FDB entries need it), FDB, then neighbours and routes: one spawn when there is no FDB work
+  // device first (FDB entries need it), FDB, then neighbours and routes
   const ops: KernelOp[] = [...diff.device, ...diff.fdb, ...diff.ip];
-  const writes = spawnsOf(ops);
   try {
     await applyOps(ops);
   } catch (e) {
-    spawnCount.writes += writes;
     // another ADD on this node may have made the same change a moment ago: read again and retry once
     if (retry && (e instanceof OpError || e instanceof CniError)) {
       const again = await readFabricState(d.device?.name, d.family, d.usesFdb);
@@ -195,7 +176,6 @@ export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true
     }
     throw e;
   }
-  spawnCount.writes += writes;
   await setSysctls(d.sysctls);
-  return { changed: ops.length, problems: diff.problems, writes };
+  return { changed: ops.length, problems: diff.problems };
 }

@@ -1,8 +1,12 @@
 // Kernel operations as data. Plans (pkg/wiring, pkg/fabric) say what the kernel should do in these values and
-// never in command lines; this module is the one that carries them out. Today that is iproute2 (`ip -batch`,
-// `bridge -batch`) and /proc/sys; the in-process netlink door executes the same values.
+// never in command lines; this module is the one that carries them out: in-process over netlink and /proc/sys
+// (pkg/netlink) when its native module loads, else through iproute2 (`ip -batch`, `bridge -batch`), which also
+// gives ops their words in messages.
 import { CniError, ErrCode } from '../cni/errors';
+import { observingOps, opDone } from '../doorlog';
 import { run } from '../exec';
+import { applyOverNetlink, FailedOp, readFdbOverNetlink } from '../netlink/door';
+import { netlinkUsable } from '../netlink/native';
 import { inNetns } from './netns';
 import { setSysctls } from './sysctl';
 
@@ -300,6 +304,7 @@ export interface ApplyOptions {
  */
 export async function applyOps(ops: readonly KernelOp[], o: ApplyOptions = {}): Promise<unknown[][]> {
   const reads = o.reads ?? [];
+  if (netlinkUsable()) return applyInProcess(ops, reads, o);
   const toolOf = (x: KernelOp) => (x.op === 'sysctl' ? 'sysctl' : commandOf(x).tool);
   // the reads ride with the last run of ip ops when it is the last run
   const foldReads = reads.length > 0 && ops.length > 0 && toolOf(ops[ops.length - 1]) === 'ip';
@@ -326,7 +331,19 @@ export async function applyOps(ops: readonly KernelOp[], o: ApplyOptions = {}): 
   return found;
 }
 
-/** Dumps only (one spawn). */
+function applyInProcess(ops: readonly KernelOp[], reads: KernelRead[], o: ApplyOptions): unknown[][] {
+  try {
+    const timer = observingOps() ? (i: number, ms: number, error?: string) => opDone(describeOp(ops[i]), o.netns, ms, error) : undefined;
+    return applyOverNetlink(ops, reads, o.netns, timer);
+  } catch (e) {
+    if (e instanceof FailedOp) throw new OpError(e.index, ops[e.index], e.reason, where(o));
+    if (e instanceof CniError) throw e;
+    // a read failed: say which, as the iproute2 door does
+    throw new CniError(ErrCode.KernelOperation, `reading ${reads.map((r) => r.read).join(', ')}${where(o)}: ${(e as Error).message}`);
+  }
+}
+
+/** Dumps only (one spawn, or none over netlink). */
 export async function readState(reads: KernelRead[], o: Omit<ApplyOptions, 'reads'> = {}): Promise<unknown[][]> {
   return applyOps([], { ...o, reads });
 }
@@ -343,21 +360,10 @@ export async function readLinks(dev?: string, netns?: string): Promise<IpLink[]>
 
 /** A VTEP's forwarding entries of its own (`self`), as `bridge fdb` lists them. */
 export async function readFdb(dev: string, netns?: string): Promise<FdbRecord[]> {
+  if (netlinkUsable()) return readFdbOverNetlink(dev, netns);
   const [file, args] = inNetns(netns, 'bridge', ['-json', 'fdb', 'show', 'dev', dev]);
   const r = await run(file, args);
   return (JSON.parse(r.stdout.trim() || '[]') as FdbRecord[]).filter((e) => e.flags?.includes('self'));
-}
-
-/** How many spawns applying these ops takes (sysctls of our own netns are file writes). */
-export function spawnsOf(ops: readonly KernelOp[], o: ApplyOptions = {}): number {
-  let n = 0;
-  let last = '';
-  for (const x of ops) {
-    const tool = x.op === 'sysctl' ? 'sysctl' : commandOf(x).tool;
-    if (tool !== last && (tool !== 'sysctl' || o.netns)) n++;
-    last = tool;
-  }
-  return n;
 }
 
 function where(o: ApplyOptions): string {

@@ -226,6 +226,8 @@ export interface IpLink {
   mtu: number;
   address?: string;
   flags?: string[];
+  /** RFC 2863 state as ip prints it: UP once the link carries traffic */
+  operstate?: string;
   ifalias?: string;
   /** a veth's peer (ifindex in the peer's netns) */
   link_index?: number;

@@ -48,6 +48,8 @@ const IFF: Array<[number, string]> = [
   [0x1000, 'MULTICAST'],
   [0x10000, 'LOWER_UP'],
 ];
+/** IF_OPER_* as ip prints them */
+const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
 const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
 /** the names of /etc/iproute2/rt_protos that ip prints; other protocols print as their number */
 const PROTOCOLS: Record<number, string> = {
@@ -173,6 +175,8 @@ function linkOf(l: Decoded, addrs: Map<number, IpAddr[]>, nameOf: (i: number) =>
     flags: IFF.filter(([bit]) => flags & bit).map(([, n]) => n),
     addr_info: addrs.get(index) ?? [],
   };
+  const oper = l.attrs.get(IFLA.OPERSTATE)?.readUInt8(0);
+  if (oper !== undefined) link.operstate = OPERSTATES[oper] ?? String(oper);
   const alias = cstr(l.attrs.get(IFLA.IFALIAS));
   if (alias) link.ifalias = alias;
   // as ip prints them: the peer's index and netns id when it is in another netns (within one, ip names it)

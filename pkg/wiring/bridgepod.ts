@@ -13,7 +13,7 @@ import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq, type MasqBa
 import { ensureBridge, ensureBridgeSysctls, gatewayOps, globalAddresses, type AddrInfo } from './bridge';
 import { calcGateways, vlanBridgeOps, vlanGatewayDevOps } from './gateway';
 import { hostVethName } from './names';
-import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, prevMasqRules, waitOperUp } from './pod';
+import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, prevMasqRules, waitPairUp } from './pod';
 import { applyPairOps, nodeOps, planVeth, podOps, sysctlOps, type VethPlan } from './veth';
 
 export interface BridgePodConf {
@@ -151,7 +151,7 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
       applyOps(podOps(pairPlan(result)), { netns: a.netns }),
       conf.macspoofchk ? spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result)) : Promise.resolve(),
     ]);
-    if (!conf.disableContainerInterface) await waitOperUp(hostName);
+    if (!conf.disableContainerInterface) await waitPairUp(hostName, a.netns, a.ifName);
 
     // 5. the result: bridge, node veth, pod interface
     result.interfaces = [

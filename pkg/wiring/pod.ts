@@ -1,7 +1,7 @@
 // The pod end: routes and sysctls derived from an IPAM result, and the CHECK of what ADD configured.
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Result } from '../cni/types';
-import { readState, type IpLink, type IpRoute, type RouteSpec } from '../ip/ops';
+import { readLinks, readState, type IpLink, type IpRoute, type RouteSpec } from '../ip/ops';
 import { defaultRouteMtu, readOperstate } from '../ip/sysfs';
 import { netnsExists } from '../ip/netns';
 import { canonicalIP, networkOf, parseCIDR, formatCIDR, type Family } from '../ipnet';
@@ -89,15 +89,26 @@ export function prevMasqRules(a: CmdArgs, excluded: string[]): MasqRule[] | unde
   }
 }
 
-/** Wait until the node end of a veth reports carrier, as the reference does before returning. */
-export async function waitOperUp(name: string): Promise<void> {
-  // the kernel's link watcher reports carrier a few ms after the pod end goes up: poll finely at first
-  for (const delay of [0, 1, 2, 3, 5, 10, 20, 50, 100, 250, 500, 1000]) {
-    if (delay) await new Promise((r) => setTimeout(r, delay));
-    const state = readOperstate(name);
-    if (state === 'up' || state === 'unknown') return;
+/**
+ * Wait until both ends of a pod's veth report carrier, as the reference does for the node end before returning:
+ * the pod may send the moment ADD returns. The kernel's link watcher reports carrier a few ms after a link goes
+ * up, and up to a second later when it treats the change as not urgent (a veth whose ifindex equals its
+ * peer's, as a node's first pod can have): poll finely at first.
+ */
+export async function waitPairUp(hostName: string, netns: string, ifName: string): Promise<void> {
+  const ends: Array<[string, () => Promise<string | undefined>]> = [
+    [hostName, async () => readOperstate(hostName)],
+    [`${ifName} in ${netns}`, async () => (await readLinks(ifName, netns))[0]?.operstate?.toLowerCase()],
+  ];
+  for (const [name, state] of ends) {
+    let s: string | undefined;
+    for (const delay of [0, 1, 2, 3, 5, 10, 20, 50, 100, 250, 500, 1000]) {
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      s = await state();
+      if (s === 'up' || s === 'unknown') break;
+    }
+    if (s !== 'up' && s !== 'unknown') throw new CniError(ErrCode.KernelOperation, `${name} did not come up`);
   }
-  throw new CniError(ErrCode.KernelOperation, `${name} did not come up`);
 }
 
 function routeKey(dst: string): string {

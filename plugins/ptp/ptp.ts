@@ -14,7 +14,7 @@ import { linkExists, readLink } from '../../pkg/ip/sysfs';
 import { canonicalIP, parseIP } from '../../pkg/ipnet';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq } from '../../pkg/nat';
 import { hostVethName } from '../../pkg/wiring/names';
-import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitOperUp } from '../../pkg/wiring/pod';
+import { checkPod, defaultPodMtu, masqRules, prevMasqRules, waitPairUp } from '../../pkg/wiring/pod';
 import {
   GATEWAY4,
   GATEWAY6,
@@ -111,7 +111,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       // the pod subnet is left alone: the IPAM result carries it (the CNI result has /32 and /128)
       conf.ipMasq ? resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, ipam, []))) : Promise.resolve(),
     ]);
-    await waitOperUp(hostName);
+    await waitPairUp(hostName, a.netns, a.ifName);
 
     // 5. the result: node end, pod interface (index 1 holds the addresses)
     const result = plan.result;

@@ -93,7 +93,7 @@ B=${BIN}
 CNICTL=${cnictl}
 S=${S}
 
-for ns in lan router node1 node2 node3 pod1 pod1b pod2 pod3; do ip netns add $ns; done
+for ns in lan router node1 node2 node3 pod1 pod1b pod1c pod2 pod3; do ip netns add $ns; done
 # the L2 segment of node1, node2 and the router
 ip -n lan link add br0 type bridge && ip -n lan link set br0 up
 for n in node1 node2 router; do
@@ -115,7 +115,7 @@ ip -n node2 route add default via 192.168.10.1
 ip -n node3 route add default via 192.168.20.1
 
 cni() { # verb node pod conf
-  ip netns exec "$2" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin CNI_COMMAND="$1" CNI_CONTAINERID="c-$3" \\
+  ip netns exec "$2" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \${TRACE:+TSCNI_TRACE=1} CNI_COMMAND="$1" CNI_CONTAINERID="c-$3" \\
     CNI_NETNS="/run/netns/$3" CNI_IFNAME=eth0 CNI_PATH="$B" "$B/ipip" < "$4"
 }
 add() { cni ADD "$1" "$2" "$3" > "$S/res.$2"; _rc=$?; cat "$S/res.$2"; return $_rc; }
@@ -133,6 +133,11 @@ tcpp() { # from to: server in "to", client in "from"; notes what the server saw 
   wait $_p
   note "seen.$1.$2" "$(cat "$S/seen.$1.$2")"
   return $_rc
+}
+spawns() { # node pod conf: ADD, CHECK and DEL with TSCNI_TRACE=1; prints the spawn lines of the three calls
+  TRACE=1 add "$1" "$2" "$3" >/dev/null 2>"$S/trace.add" && TRACE=1 check "$1" "$2" "$3" 2>"$S/trace.check" &&
+    TRACE=1 cni DEL "$1" "$2" "$3" 2>"$S/trace.del" || return 1
+  cat "$S/trace.add" "$S/trace.check" "$S/trace.del" | grep ' spawn ' || true
 }
 fsync() { ip netns exec "$1" "$B/tscni" fabric sync --conf "$S/$1.$2.conf"; }
 lc() { # cmd node pod: through libcni (cnictl), as containerd and podman call plugins
@@ -153,6 +158,7 @@ step A.addr ip -n node1 -j addr show dev ${DEV}
 step A.routes.node1 ip -n node1 -j route show proto ${PROTO}
 step A.podmtu ip -n pod1 -j link show eth0
 step A.check-pod1 check node1 pod1 $S/node1.tunnel.conf
+step A.spawns spawns node1 pod1c $S/node1.tunnel.conf
 step A.lc-check-pod1b lc check node1 pod1b
 t0=$(txp node1)
 step A.ping.1-2 pingp pod1 $(podip pod2)
@@ -393,6 +399,10 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
   it('a full-size packet with DF set passes at underlay - 20; one byte more does not', () => {
     expect(ok(r, 'A.mtu.fits')).toMatch(/1 received/);
     fails(r, 'A.mtu.over');
+  });
+
+  it('ADD, CHECK and DEL of a pod on a node whose tunnel exists spawn no program (TSCNI_TRACE)', () => {
+    expect(ok(r, 'A.spawns')).toBe('');
   });
 
   it('CHECK passes on a healthy pod, names a lost route, passes again after fabric sync', () => {

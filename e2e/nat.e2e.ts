@@ -4,6 +4,7 @@ import * as exec from '../pkg/exec';
 import { checkMasq, gcMasq, setupMasq, teardownMasq, type MasqBackend, type MasqRule } from '../pkg/nat';
 import { attachmentTag } from '../pkg/nat/model';
 import { resetToolsForTest, setToolForTest } from '../pkg/nat/tools';
+import { setNetlinkForTest } from '../pkg/netlink/native';
 import { useWorld, type Netns } from './lib/world';
 
 jest.setTimeout(60_000);
@@ -48,7 +49,18 @@ async function spawns(fn: () => Promise<unknown>): Promise<Record<string, number
   }
 }
 
-describe('nftables rules', () => {
+// the in-process door (netlink, pkg/netlink/nftables.ts) and the nft program, which it falls back to; `n` is the
+// nft spawns each door takes for the same work
+describe.each([
+  ['netlink', true],
+  ['nft', false],
+] as const)('nftables rules (%s door)', (_door, netlink) => {
+  const n = (viaNetlink: number, viaNft: number): Record<string, number> => {
+    const count = netlink ? viaNetlink : viaNft;
+    return count ? { nft: count } : {};
+  };
+  beforeAll(() => setNetlinkForTest(netlink));
+  afterAll(() => setNetlinkForTest(undefined));
   const world = useWorld();
   let ns: Netns;
   let o: { netns: string };
@@ -62,10 +74,10 @@ describe('nftables rules', () => {
     o = { netns: ns.path };
   });
 
-  it('first setup creates the table (2 spawns), later ones add elements in 1; dual-stack in one inet table; idempotent', async () => {
-    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 2 });
+  it('first setup creates the table with nft -f, later ones only add elements; dual-stack in one inet table; idempotent', async () => {
+    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual(n(1, 2));
     const first = await nftText(ns);
-    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual({ nft: 1 });
+    expect(await spawns(() => setupMasq('nftables', [...rulesA, ...rulesB], o))).toEqual(n(0, 1));
     expect(await nftText(ns)).toBe(first);
 
     const items = await nftJson(ns);
@@ -79,10 +91,9 @@ describe('nftables rules', () => {
     expect(await checkMasq('nftables', [...rulesA, ...rulesB], o)).toEqual([]);
   });
 
-  it('teardown needs no address, takes at most 2 nft spawns, and leaves other attachments alone', async () => {
+  it('teardown needs no address (a listing, then deletes) and leaves other attachments alone', async () => {
     await setupMasq('nftables', [...rulesA, ...rulesB], o);
-    const n = await spawns(() => teardownMasq(A, o));
-    expect(n.nft).toBe(2);
+    expect(await spawns(() => teardownMasq(A, o))).toEqual(n(0, 2));
     const text = await nftText(ns);
     expect(tagged(text, A)).toBe('');
     expect(text).not.toContain('10.1.0.5');
@@ -90,12 +101,12 @@ describe('nftables rules', () => {
     expect(tagged(text, B)).toContain('10.1.0.6');
     expect(await checkMasq('nftables', rulesB, o)).toEqual([]);
     // again: nothing left, still fine, and only the listing
-    expect((await spawns(() => teardownMasq(A, o))).nft).toBe(1);
+    expect(await spawns(() => teardownMasq(A, o))).toEqual(n(0, 1));
   });
 
-  it('check is one spawn and names a deleted rule and a deleted element; ADD again repairs', async () => {
+  it('check is one listing and names a deleted rule and a deleted element; ADD again repairs', async () => {
     await setupMasq('nftables', rulesA, o);
-    expect(await spawns(() => checkMasq('nftables', rulesA, o))).toEqual({ nft: 1 });
+    expect(await spawns(() => checkMasq('nftables', rulesA, o))).toEqual(n(0, 1));
     await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'element', 'inet', 'tscni', 'masq6', '{', 'fd00:1::5', '}']);
     expect(await checkMasq('nftables', rulesA, o)).toEqual([expect.stringMatching(/masq6 element fd00:1::5 is missing/)]);
     await setupMasq('nftables', rulesA, o);
@@ -109,16 +120,16 @@ describe('nftables rules', () => {
     expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
   });
 
-  it("teardown with the rules known (prevResult) is one nft spawn, idempotent, and never takes another owner's element", async () => {
+  it("teardown with the rules known (prevResult) is one transaction, idempotent, and never takes another owner's element", async () => {
     await setupMasq('nftables', [...rulesA, ...rulesB], o);
-    expect(await spawns(() => teardownMasq(A, o, rulesA))).toEqual({ nft: 1 });
+    expect(await spawns(() => teardownMasq(A, o, rulesA))).toEqual(n(0, 1));
     const text = await nftText(ns);
     expect(tagged(text, A)).toBe('');
     expect(tagged(text, B)).toContain('10.1.0.6');
-    expect((await spawns(() => teardownMasq(A, o, rulesA))).nft).toBe(1); // DEL twice
+    expect(await spawns(() => teardownMasq(A, o, rulesA))).toEqual(n(0, 1)); // DEL twice
     // rules that name B's address as A's: the clash aborts the blind delete, the listing removes only A's own
     await setupMasq('nftables', rulesA, o);
-    expect((await spawns(() => teardownMasq(A, o, [{ ...A, ip: '10.1.0.6', excluded: [] }]))).nft).toBe(3);
+    expect(await spawns(() => teardownMasq(A, o, [{ ...A, ip: '10.1.0.6', excluded: [] }]))).toEqual(n(0, 3));
     expect(tagged(await nftText(ns), A)).toBe('');
     expect(await checkMasq('nftables', rulesB, o)).toEqual([]);
     await teardownMasq(B, o, rulesB);
@@ -145,7 +156,7 @@ describe('nftables rules', () => {
     await setupMasq('nftables', [{ ...B, ip: '10.1.0.6', excluded: ['10.0.0.0/8'] }], o);
     const D = att('container-d');
     const rulesD = [{ ...D, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }];
-    expect(await spawns(() => setupMasq('nftables', rulesD, o))).toEqual({ nft: 3 });
+    expect(await spawns(() => setupMasq('nftables', rulesD, o))).toEqual(n(1, 3));
     expect(await checkMasq('nftables', rulesD, o)).toEqual([]);
     await teardownMasq(B, o); // the stale owner's DEL must not take D's elements
     expect(await checkMasq('nftables', rulesD, o)).toEqual([]);
@@ -157,7 +168,7 @@ describe('nftables rules', () => {
     await setupMasq('nftables', rulesA, o);
     try {
       for (const t of ['iptables-save', 'iptables-restore', 'ip6tables-save', 'ip6tables-restore']) setToolForTest(t, undefined);
-      expect(await spawns(() => teardownMasq(A, o))).toEqual({ nft: 2 });
+      expect(await spawns(() => teardownMasq(A, o))).toEqual(n(0, 2));
       resetToolsForTest();
       setToolForTest('nft', undefined);
       await expect(teardownMasq(A, o)).resolves.toBeUndefined();

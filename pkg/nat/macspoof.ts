@@ -17,9 +17,11 @@
 // their own. The reference instead makes two chains per pod and two transactions per ADD.
 import { run } from '../exec';
 import { CniError, ErrCode } from '../cni/errors';
+import { netlinkUsable } from '../netlink/native';
+import { applyElements, listElements, readChain, type KeyField, type RuleTerm, type SetSpec } from '../netlink/nftables';
 import { formatIP, parseIP } from '../ipnet';
 import { attachmentComment, attachmentTag, networkTag, type MasqAttachment } from './model';
-import { commentTag, tagOf } from './nft';
+import { commentTag, selectTagged } from './nft';
 import { findTool } from './tools';
 import type { NatOptions } from './index';
 
@@ -34,6 +36,13 @@ const SETS: Record<string, string> = {
   ports6: 'ifname',
   addrs6: 'ifname . ipv6_addr; flags interval',
 };
+/** the sets as netlink sees them */
+const SPECS: Record<string, SetSpec> = Object.fromEntries(
+  Object.entries(SETS).map(([name, type]) => {
+    const fields = type.split(';')[0].split(' . ') as KeyField[];
+    return [name, { family: 'bridge', table: SPOOF_TABLE, name, fields, interval: type.includes('interval') }];
+  }),
+);
 const RULES = [
   'iifname @ports iifname . ether saddr != @macs counter drop',
   'iifname @ports4 arp saddr ip != 0.0.0.0 iifname . arp saddr ip != @addrs4 counter drop',
@@ -133,6 +142,31 @@ export function rulesKey(expr: J[]): string {
   return parts.join(' ');
 }
 
+/** A rule read over netlink, as rulesKey renders it. */
+export function termsRulesKey(terms: RuleTerm[]): string {
+  return terms.map((t) => ('match' in t ? t.right : 'verdict' in t ? t.verdict : JSON.stringify(t))).join(' ');
+}
+
+/** The table as netlink reads it. */
+function readSpoofTable(o: NatOptions): SpoofState {
+  const c = readChain('bridge', SPOOF_TABLE, CHAIN, o.netns);
+  const st: SpoofState = {
+    exists: c.table,
+    hooked: c.chain?.hook === 'prerouting' && c.chain.priority === -300,
+    rules: c.rules.map(termsRulesKey),
+    elements: [],
+  };
+  if (!c.table) return st;
+  for (const spec of Object.values(SPECS)) {
+    try {
+      for (const e of listElements(spec, o.netns)) st.elements.push({ set: spec.name, key: e.key, comment: e.comment });
+    } catch {
+      // a set that is missing: its elements are reported missing
+    }
+  }
+  return st;
+}
+
 export function parseSpoofTable(json: string): SpoofState {
   const st: SpoofState = { exists: false, hooked: false, rules: [], elements: [] };
   if (!json.trim()) return st;
@@ -152,11 +186,7 @@ export function parseSpoofTable(json: string): SpoofState {
 
 /** Deletes of the elements whose tag is selected; '' when there are none. */
 export function deleteScript(st: SpoofState, select: (tag: string) => boolean): string {
-  return st.elements
-    .filter((e) => {
-      const t = tagOf(e.comment);
-      return t !== undefined && select(t);
-    })
+  return selectTagged(st.elements, select)
     .map((e) => `delete element ${T} ${e.set} { ${e.key} }\n`)
     .join('');
 }
@@ -196,24 +226,53 @@ async function nft(args: string[], o: NatOptions, input?: string) {
 }
 
 export async function listSpoofTable(o: NatOptions = {}): Promise<SpoofState> {
+  if (netlinkUsable()) {
+    try {
+      return readSpoofTable(o);
+    } catch (e) {
+      throw new CniError(ErrCode.KernelOperation, `macspoofchk: nftables table ${T}: ${(e as Error).message}`);
+    }
+  }
   const r = await nft(['-j', 'list', 'table', 'bridge', SPOOF_TABLE], o);
   if (r.exitCode === 0) return parseSpoofTable(r.stdout);
   if (/No such file or directory|does not exist/i.test(r.stderr)) return parseSpoofTable('');
   throw new CniError(ErrCode.KernelOperation, `macspoofchk: nft list table ${T}: ${r.stderr.trim() || `exit ${r.exitCode}`}`);
 }
 
-/** Install the port's check: one spawn, two on a node's first pod (table and chain made then). */
+/** Element ops in one netlink transaction, answered as nft would: exit 0, or nft's words on stderr. */
+function overNetlink(ops: Parameters<typeof applyElements>[0], o: NatOptions): { exitCode: number; stderr: string } {
+  try {
+    applyElements(ops, o.netns);
+    return { exitCode: 0, stderr: '' };
+  } catch (e) {
+    return { exitCode: 1, stderr: (e as Error).message };
+  }
+}
+
+/** Install the port's check: element adds (over netlink, else one `nft -f`); `nft -f` makes table and chain. */
 export async function setupSpoofchk(p: SpoofPort, o: NatOptions = {}): Promise<void> {
-  let r = await nft(['-f', '-'], o, elementsScript(p));
+  let r = netlinkUsable()
+    ? overNetlink(
+        portElements(p).map((e) => ({ op: 'add' as const, set: SPECS[e.set], key: e.key, comment: e.comment })),
+        o,
+      )
+    : await nft(['-f', '-'], o, elementsScript(p));
   if (r.exitCode !== 0 && /No such file or directory/i.test(r.stderr)) r = await nft(['-f', '-'], o, fullScript(p));
   if (r.exitCode !== 0) throw new CniError(ErrCode.KernelOperation, `macspoofchk: nft setup failed: ${r.stderr.trim().split('\n')[0]}`);
 }
 
 async function removeTagged(o: NatOptions, select: (tag: string) => boolean): Promise<void> {
   if (!nftBin(false)) return; // no nft: nothing of ours can exist
-  const script = deleteScript(await listSpoofTable(o), select);
+  const st = await listSpoofTable(o);
+  const script = deleteScript(st, select);
   if (!script) return;
-  const r = await nft(['-f', '-'], o, script);
+  const doomed = selectTagged(st.elements, select);
+  const r = netlinkUsable()
+    ? overNetlink(
+        doomed.map((e) => ({ op: 'del' as const, set: SPECS[e.set], key: e.key })),
+        o,
+      )
+    : await nft(['-f', '-'], o, script);
   if (r.exitCode !== 0) throw new CniError(ErrCode.KernelOperation, `macspoofchk: nft delete failed: ${r.stderr.trim().split('\n')[0]}`);
 }
 

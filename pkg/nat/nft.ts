@@ -16,14 +16,18 @@
 // Setup is one transaction of element adds: `add` of an identical element is a no-op, so ADD twice
 // leaves the same ruleset. A transaction that deletes or flushes anything, or touches a chain, costs the
 // kernel's commit several times what one that only adds elements does, so:
-//   1. fast path: add the elements (1 spawn);
-//   2. table or map missing (first pod of the node): one transaction creating table, maps, chain
-//      (flushed and refilled, so a tampered chain is repaired too) plus the elements (2nd spawn);
+//   1. fast path: add the elements (over netlink in process, pkg/netlink/nftables.ts; else one `nft -f`);
+//   2. table or map missing (first pod of the node): one `nft -f` transaction creating table, maps, chain
+//      (flushed and refilled, so a tampered chain is repaired too) plus the elements;
 //   3. clash with a stale attachment holding the address: list, then the full transaction that also
-//      deletes that attachment's elements for our addresses (rare, 3 spawns).
+//      deletes that attachment's elements for our addresses (rare).
+// Listing (CHECK, DEL without prevResult, GC) and element deletes also go over netlink when they can.
 // The lookup per packet is a hash/interval lookup whatever the number of pods.
 import { run } from '../exec';
 import { CniError, ErrCode } from '../cni/errors';
+import { netlinkUsable } from '../netlink/native';
+import { NetlinkError } from '../netlink/nl';
+import { applyElements, listElements, readChain, type ElementOp, type RuleTerm, type SetSpec } from '../netlink/nftables';
 import { MULTICAST, attachmentMark, type AttachmentPlan } from './model';
 import type { Family } from '../ipnet';
 
@@ -34,9 +38,28 @@ export const KEEP: Record<Family, string> = { 4: 'keep4', 6: 'keep6' };
 const ADDR: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
 const T = `inet ${TABLE}`;
 
+/** the maps as netlink sees them: key fields, ranges, mark data */
+const MAPS: Record<string, SetSpec> = Object.fromEntries(
+  ([4, 6] as Family[]).flatMap((f) => {
+    const addr = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
+    return [
+      [MASQ[f], { family: 'inet', table: TABLE, name: MASQ[f], fields: [addr], mark: true }],
+      [KEEP[f], { family: 'inet', table: TABLE, name: KEEP[f], fields: [addr, addr], interval: true, mark: true }],
+    ];
+  }),
+);
+
 export const commentTag = (tag: string): string => `tscni:${tag}`;
 /** the tag an element comment carries, or undefined for foreign elements */
 export const tagOf = (comment: string | undefined): string | undefined => /^tscni:(\S+)/.exec(comment ?? '')?.[1];
+
+/** The elements whose tag is selected (untagged ones are never ours). */
+export function selectTagged<E extends { comment?: string }>(elements: E[], select: (tag: string) => boolean): E[] {
+  return elements.filter((e) => {
+    const t = tagOf(e.comment);
+    return t !== undefined && select(t);
+  });
+}
 
 /** The base chain's rules as `ruleKey` renders them. */
 export const BASE_RULE_KEYS = [
@@ -127,6 +150,15 @@ function exprText(v: J): string {
   return valueText(v);
 }
 
+/** A rule read over netlink as the same short text. */
+export function termsKey(terms: RuleTerm[]): string {
+  return terms
+    .map((t) =>
+      'match' in t ? `${t.match} ${t.op === '!=' ? '!= ' : ''}${t.right}` : 'verdict' in t ? t.verdict : 'masquerade' in t ? 'masquerade' : JSON.stringify(t),
+    )
+    .join(' ');
+}
+
 /** A rule's expressions as the short text we generate; counters and comments are ignored, the unknown kept verbatim. */
 export function ruleKey(expr: J[]): string {
   const parts: string[] = [];
@@ -165,11 +197,7 @@ export function parseTable(json: string): NftState {
 
 /** Transaction removing the elements whose tag is selected; '' when there are none. */
 export function deleteScript(st: NftState, select: (tag: string) => boolean): string {
-  return st.elements
-    .filter((e) => {
-      const t = tagOf(e.comment);
-      return t !== undefined && select(t);
-    })
+  return selectTagged(st.elements, select)
     .map((e) => deleteLine(e) + '\n')
     .join('');
 }
@@ -208,7 +236,36 @@ export interface NftIO {
   netns?: string;
 }
 
+/** The table as netlink reads it: chain, rules and every map's elements. */
+function readTable(io: NftIO): NftState {
+  const c = readChain('inet', TABLE, BASE_CHAIN, io.netns);
+  const st: NftState = {
+    exists: c.table,
+    maps: new Set(),
+    baseHooked: c.chain?.hook === 'postrouting' && c.chain.type === 'nat',
+    baseRules: c.rules.map(termsKey),
+    elements: [],
+  };
+  if (!c.table) return st;
+  for (const spec of Object.values(MAPS)) {
+    try {
+      for (const e of listElements(spec, io.netns)) st.elements.push({ map: spec.name, key: e.key, ip: e.key.split(' . ')[0], comment: e.comment });
+      st.maps.add(spec.name);
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.code === 'ENOENT')) throw e;
+    }
+  }
+  return st;
+}
+
 export async function listTable(io: NftIO): Promise<NftState> {
+  if (netlinkUsable()) {
+    try {
+      return readTable(io);
+    } catch (e) {
+      throw new CniError(ErrCode.KernelOperation, `nftables table ${T}: ${(e as Error).message}`);
+    }
+  }
   const r = await run(io.nft, ['-j', 'list', 'table', 'inet', TABLE], { netns: io.netns, allowFailure: true });
   if (r.exitCode !== 0) {
     if (/No such file or directory|does not exist/i.test(r.stderr)) return parseTable('');
@@ -222,8 +279,21 @@ export async function apply(io: NftIO, script: string): Promise<{ ok: boolean; s
   return { ok: r.exitCode === 0, stderr: r.stderr.trim() || `exit ${r.exitCode}` };
 }
 
+/** Element adds and deletes in one netlink transaction, answered as nft would: ok, or nft's words for the refusal. */
+function applyOverNetlink(io: NftIO, ops: ElementOp[]): { ok: boolean; stderr: string } {
+  try {
+    applyElements(ops, io.netns);
+    return { ok: true, stderr: '' };
+  } catch (e) {
+    return { ok: false, stderr: (e as Error).message };
+  }
+}
+
+const addOps = (plans: AttachmentPlan[]): ElementOp[] =>
+  planElements(plans).map((e) => ({ op: 'add', set: MAPS[e.map], key: e.key, comment: e.comment, mark: e.mark }));
+
 export async function setup(io: NftIO, plans: AttachmentPlan[]): Promise<void> {
-  let r = await apply(io, elementsScript(plans));
+  let r = netlinkUsable() ? applyOverNetlink(io, addOps(plans)) : await apply(io, elementsScript(plans));
   if (!r.ok && /No such file or directory/i.test(r.stderr)) r = await apply(io, fullScript(plans));
   if (!r.ok && /File exists/i.test(r.stderr)) {
     const st = await listTable(io);
@@ -244,14 +314,24 @@ export async function setup(io: NftIO, plans: AttachmentPlan[]): Promise<void> {
 export async function removeKnown(io: NftIO, plans: AttachmentPlan[]): Promise<boolean> {
   const els = planElements(plans);
   if (!els.length) return true;
+  if (netlinkUsable())
+    return applyOverNetlink(
+      io,
+      addOps(plans).flatMap((a) => [a, { ...a, op: 'del' as const }]),
+    ).ok;
   const script = els.map((e) => `${elementLine(e)}\n${deleteLine(e)}\n`).join('');
   return (await apply(io, script)).ok;
 }
 
 export async function removeTagged(io: NftIO, select: (tag: string) => boolean): Promise<void> {
   const st = await listTable(io);
-  const script = deleteScript(st, select);
-  if (!script) return;
-  const r = await apply(io, script);
+  const doomed = selectTagged(st.elements, select);
+  if (!doomed.length) return;
+  const r = netlinkUsable()
+    ? applyOverNetlink(
+        io,
+        doomed.map((e) => ({ op: 'del', set: MAPS[e.map], key: e.key })),
+      )
+    : await apply(io, deleteScript(st, select));
   if (!r.ok) throw new CniError(ErrCode.KernelOperation, `ipMasq: nft delete failed: ${r.stderr.split('\n')[0]}`);
 }

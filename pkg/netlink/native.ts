@@ -90,3 +90,8 @@ export function netlinkUsable(): boolean {
   }
   return usable;
 }
+
+/** For tests that run both doors in one process: force the choice (undefined: back to the probe). */
+export function setNetlinkForTest(on: boolean | undefined): void {
+  usable = on;
+}

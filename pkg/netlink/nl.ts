@@ -218,26 +218,38 @@ export class NetlinkSocket {
   }
 
   /**
-   * Send messages in one write (a batch: each with its own seq from `first`) and read until every one of them is
-   * acknowledged (or, for a dump, done). `onMessage` sees every other message.
+   * Send messages in one write (a batch: each renumbered with its own seq) and read until every one that asks
+   * for an answer (ack or dump) has one. `onMessage` sees every other message. An error answering a message
+   * that asked for none (the head of an nf_tables batch) ends the wait: nothing more will come.
    */
   exchange(messages: Buffer[], onMessage: (m: Message) => void): void {
     const first = this.seq;
-    let n = 0;
-    // renumber: each message gets the next seq
-    for (const m of messages) m.writeUInt32LE(first + n++, 8);
-    this.seq += n;
+    const waiting = new Set<number>();
+    messages.forEach((m, i) => {
+      m.writeUInt32LE(first + i, 8);
+      if (m.readUInt16LE(6) & (NLM_F_ACK | NLM_F_DUMP)) waiting.add(first + i);
+    });
+    this.seq += messages.length;
+    const sent = (seq: number) => seq >= first && seq < first + messages.length;
     const out = Buffer.concat(messages);
     for (let o = 0; o < out.length;) o += fs.writeSync(this.fd, out, o);
-    const waiting = new Set(Array.from({ length: n }, (_, i) => first + i));
     let failure: NetlinkError | undefined;
     while (waiting.size) {
-      const got = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+      let got: number;
+      try {
+        got = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+      } catch (e) {
+        // SO_RCVTIMEO (set by the native part) ran out
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') throw new NetlinkError(os.constants.errno.ETIMEDOUT, 'no answer from the kernel');
+        throw e;
+      }
       // a copy: messages handed out outlive the next read into the buffer
       for (const m of decodeMessages(Buffer.from(this.buf.subarray(0, got)))) {
-        if (!waiting.has(m.seq)) continue; // an answer to something this socket no longer waits for
+        if (!sent(m.seq)) continue; // an answer to an earlier exchange
         if (m.type === NLMSG_ERROR) {
-          failure ??= errorOf(m);
+          const e = errorOf(m);
+          failure ??= e;
+          if (e && !waiting.has(m.seq)) waiting.clear();
           waiting.delete(m.seq);
         } else if (m.type === NLMSG_DONE) {
           failure ??= doneErrorOf(m);

@@ -8,6 +8,7 @@
 #include <linux/netlink.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <node_api.h>
 
@@ -47,6 +48,9 @@ static napi_value nl_socket(napi_env env, napi_callback_info info) {
   int one = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one);
+  // a kernel that never answers (a lost ack) must not hang the call: reads give up after 10 s with EAGAIN
+  struct timeval limit = {.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   return int_value(env, fd);
 }
 

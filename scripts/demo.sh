@@ -4,6 +4,8 @@
 #
 # Everything happens in throwaway namespaces: tscni-demo-node stands in for the node (the bridge, the
 # host-side veths and the masquerade rules live there), so the machine's own namespace is never changed.
+# The plugins get a PATH with nft alone (a node's first pod creates its nftables table with it): no ip,
+# nsenter or bridge, since the kernel work goes through netlink inside the plugin.
 #
 # TODO: also show a pod reaching an "outside" namespace through the masquerade (as e2e/bridge.e2e.ts does).
 set -euo pipefail
@@ -22,11 +24,16 @@ if ! env -i CNI_COMMAND=VERSION "$BIN/bridge" </dev/null >/dev/null 2>&1; then
   exit 1
 fi
 
+# the plugins' PATH: nft only
+HOSTBIN=$ROOT/hostbin
+mkdir -p "$HOSTBIN"
+ln -sf "$(command -v nft)" "$HOSTBIN/nft"
+
 cleanup() {
   set +e
   for p in "${PODS[@]}"; do cni DEL "$p" >/dev/null 2>&1; ip netns del "$p" 2>/dev/null; done
   ip netns del "$NODE" 2>/dev/null
-  rm -rf "$ROOT/var"
+  rm -rf "$ROOT/var" "$HOSTBIN"
 }
 trap cleanup EXIT
 
@@ -40,7 +47,7 @@ net_conf=$(jq -c --arg data "$ROOT/var/lib/cni/networks" \
 cni() {
   local conf=$net_conf
   [ -z "${3:-}" ] || conf=$(jq -c --argjson prev "$3" '. + {prevResult: $prev}' <<<"$net_conf")
-  echo "$conf" | ip netns exec "$NODE" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  echo "$conf" | ip netns exec "$NODE" env -i PATH="$HOSTBIN" \
     CNI_COMMAND="$1" CNI_CONTAINERID="$2" CNI_NETNS="/var/run/netns/$2" CNI_IFNAME=eth0 CNI_PATH="$BIN" \
     "$BIN/bridge"
 }
@@ -78,4 +85,4 @@ for p in "${PODS[@]}"; do
   cni DEL "$p" "${result[$p]}"
   echo ok
 done
-echo "== demo done; namespaces removed on exit"
+echo "== demo done (the plugins ran with PATH=$HOSTBIN: $(ls "$HOSTBIN")); namespaces removed on exit"

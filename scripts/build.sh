@@ -17,7 +17,7 @@ bash scripts/bundle.sh "$OUT/tscni.js"
 # beside the bundle (a checkout's runs load it from there) and inside the executable as an SEA asset
 bash scripts/native.sh "$OUT/native"
 
-bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni" "netlink.node=$OUT/native/netlink.node"
+bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni" "netlink.node=$OUT/native/netlink.node" "netlink.node.id=$OUT/native/netlink.node.id"
 
 for p in "${PLUGINS[@]}"; do ln -sfn tscni "$OUT/bin/$p"; done
 

@@ -1,5 +1,6 @@
 // MAC addresses we choose ourselves, so a result needs no read-back from the kernel.
-import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import { sha256 } from '../sha256';
 
 function format(b: Buffer): string {
   return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
@@ -7,7 +8,13 @@ function format(b: Buffer): string {
 
 /** Random, unicast and locally administered (first octet x2, x6, xA or xE). */
 export function randomMac(): string {
-  const b = randomBytes(6);
+  const b = Buffer.alloc(6);
+  const fd = fs.openSync('/dev/urandom', 'r');
+  try {
+    fs.readSync(fd, b);
+  } finally {
+    fs.closeSync(fd);
+  }
   b[0] = (b[0] & 0xfe) | 0x02;
   return format(b);
 }
@@ -23,7 +30,7 @@ export function macFromIPv4(ip: string): string {
 
 /** Stable MAC derived from a seed (e.g. a node IP for a VTEP), unicast and locally administered. */
 export function stableMac(seed: string): string {
-  const b = createHash('sha256').update(seed).digest();
+  const b = sha256(seed);
   b[0] = (b[0] & 0xfe) | 0x02;
   return format(b);
 }

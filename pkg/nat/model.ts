@@ -1,5 +1,5 @@
 // Pure planning shared by both backends: attachments, their tags, and the rules each one owns.
-import { createHash } from 'crypto';
+import { sha256Hex } from '../sha256';
 import { CniError, ErrCode } from '../cni/errors';
 import { contains, formatCIDR, formatIP, networkOf, parseCIDR, parseIP, type Family } from '../ipnet';
 
@@ -16,8 +16,6 @@ export interface MasqRule extends MasqAttachment {
   excluded: string[];
 }
 
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
-
 /** 32 bits of the attachment tag: the data of its nft map elements, so a clash with another attachment is detected. */
 export function attachmentMark(tag: string): number {
   return parseInt(tag.slice(9, 17), 16);
@@ -25,7 +23,7 @@ export function attachmentMark(tag: string): number {
 
 /** 8 hex of the network name: every object of a network shares it, so GC can find the network's own. */
 export function networkTag(network: string): string {
-  return sha256(`tscni-net\0${network}`).slice(0, 8);
+  return sha256Hex(`tscni-net\0${network}`).slice(0, 8);
 }
 
 /**
@@ -33,7 +31,7 @@ export function networkTag(network: string): string {
  * collisions negligible among a node's attachments and fits iptables' 28-char chain names.
  */
 export function attachmentTag(a: MasqAttachment): string {
-  return `${networkTag(a.network)}-${sha256(`${a.network}\0${a.containerId}\0${a.ifName}`).slice(0, 12)}`;
+  return `${networkTag(a.network)}-${sha256Hex(`${a.network}\0${a.containerId}\0${a.ifName}`).slice(0, 12)}`;
 }
 
 /** Readable text for operators; characters that could break nft/iptables quoting become `_`. */

@@ -1,8 +1,7 @@
 // The native part (pkg/netlink/native/netlink.c: socket and setns, nothing else), loaded once per call. Inside the
 // executable it is an asset of the single-executable application: written once to a root-only directory under a
-// name made of its hash, then dlopen'd; a path another user could write is refused. From a checkout (tests, the
+// name made of its hash (computed at build time, the asset netlink.node.id), then dlopen'd; a path another user could write is refused. From a checkout (tests, the
 // bench's bundle) it is build/native/netlink.node, made by scripts/native.sh.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -20,13 +19,22 @@ const DIRS = ['/run/tscni', path.join(os.tmpdir(), `tscni-${process.getuid?.() ?
 
 let loaded: Native | undefined;
 
-function seaAsset(): Buffer | undefined {
+interface Sea {
+  isSea(): boolean;
+  getAsset(key: string): ArrayBuffer;
+  getAsset(key: string, encoding: 'utf8'): string;
+}
+
+/** Inside the executable: the module's bytes, read only when its file is not there yet, and its id. */
+function seaAsset(): { id: string; data: () => Buffer } | undefined {
+  let sea: Sea;
   try {
-    const sea = require('node:sea') as { isSea(): boolean; getAsset(key: string): ArrayBuffer };
-    return sea.isSea() ? Buffer.from(sea.getAsset(ASSET)) : undefined;
+    sea = require('node:sea') as Sea;
+    if (!sea.isSea()) return undefined;
   } catch {
     return undefined;
   }
+  return { id: sea.getAsset(`${ASSET}.id`, 'utf8').trim(), data: () => Buffer.from(sea.getAsset(ASSET)) };
 }
 
 /** A directory only we can write: made 0700 if missing, refused when another user owns it or may write in it. */
@@ -41,15 +49,15 @@ function privateDir(dir: string): boolean {
 }
 
 /** The asset as a file named by its content (written whole, then renamed), in a private directory. */
-function assetFile(data: Buffer): string {
-  const name = `netlink-${crypto.createHash('sha256').update(data).digest('hex').slice(0, 16)}.node`;
+function assetFile(asset: { id: string; data: () => Buffer }): string {
+  const name = `netlink-${asset.id}.node`;
   for (const dir of DIRS) {
     if (!privateDir(dir)) continue;
     const file = path.join(dir, name);
     if (fs.existsSync(file)) return file;
     const tmp = `${file}.${process.pid}`;
     try {
-      fs.writeFileSync(tmp, data, { mode: 0o500 });
+      fs.writeFileSync(tmp, asset.data(), { mode: 0o500 });
       fs.renameSync(tmp, file);
       return file;
     } catch {
@@ -69,8 +77,8 @@ function devFile(): string {
 /** The native part; throws when it cannot be had (no asset, no private directory, a failed dlopen). */
 export function native(): Native {
   if (loaded) return loaded;
-  const data = seaAsset();
-  const file = data ? assetFile(data) : devFile();
+  const asset = seaAsset();
+  const file = asset ? assetFile(asset) : devFile();
   const m = { exports: {} as Native };
   process.dlopen(m, file);
   loaded = m.exports;

@@ -1,9 +1,9 @@
 // Deterministic node-side names, so DEL and a repeated ADD find what an earlier ADD made.
-import { createHash } from 'crypto';
+import { sha256Hex } from '../sha256';
 
 /** `<prefix>` + 11 hex of sha256(containerID/ifname): 15 characters, the kernel's limit. */
 export function hostVethName(containerId: string, ifName: string, prefix = 'veth'): string {
-  const h = createHash('sha256').update(`${containerId}/${ifName}`).digest('hex');
+  const h = sha256Hex(`${containerId}/${ifName}`);
   return prefix + h.slice(0, 15 - prefix.length);
 }
 

@@ -22,24 +22,53 @@ interface Call {
   bin: string;
   env: Record<string, string>;
   input: string;
+  /** measure CPU instead of wall time: run the plugin under bash, whose `times` reports its children's */
+  cpu?: boolean;
 }
 
 interface CallResult {
   ms: number;
+  /** user+sys of the plugin process (with --cpu) */
+  cpuMs?: number;
   exitCode: number;
   stdout: string;
   stderr: string;
 }
 
+/** bash's `times` second line: the children's user and system time, e.g. `0m0.041s 0m0.012s` */
+function childrenCpuMs(timesOut: string): number {
+  const lines = timesOut.trim().split('\n');
+  const m = /(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/.exec(lines[lines.length - 1]);
+  if (!m) throw new Error(`cannot read bash times: ${timesOut}`);
+  return (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000;
+}
+
 /** --call mode: inside the node namespace, warm up the spawn path, then time one plugin call. */
 async function callMode(spec: string): Promise<void> {
   const c = JSON.parse(spec) as Call;
+  if (c.cpu) {
+    // the plugin's stderr is dropped: the last line there is the report of `times`
+    const r = await run('bash', ['-c', '"$0" 2>/dev/null; rc=$?; times >&2; exit $rc', c.bin], { env: c.env, input: c.input, allowFailure: true });
+    process.stdout.write(JSON.stringify({ ms: NaN, cpuMs: childrenCpuMs(r.stderr), exitCode: r.exitCode, stdout: r.stdout, stderr: '' } satisfies CallResult));
+    return;
+  }
   await run('true', [], { env: {}, allowFailure: true });
   await run('true', [], { env: {}, allowFailure: true });
   const t0 = process.hrtime.bigint();
   const r = await run(c.bin, [], { env: c.env, input: c.input, allowFailure: true });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   process.stdout.write(JSON.stringify({ ms, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr } satisfies CallResult));
+}
+
+/** --burst mode: inside the node namespace, start every call at once; the wall time until the last one ends. */
+async function burstMode(spec: string): Promise<void> {
+  const calls = JSON.parse(spec) as Call[];
+  await run('true', [], { env: {}, allowFailure: true });
+  const t0 = process.hrtime.bigint();
+  const rs = await Promise.all(calls.map((c) => run(c.bin, [], { env: c.env, input: c.input, allowFailure: true })));
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const failed = rs.filter((r) => r.exitCode !== 0);
+  process.stdout.write(JSON.stringify({ ms, failed: failed.length, first: failed[0]?.stdout ?? '' }));
 }
 
 function median(xs: number[]): number {
@@ -106,8 +135,9 @@ function withPrev(conf: string, addOut: string): string {
   return JSON.stringify({ ...JSON.parse(conf), prevResult: JSON.parse(addOut) });
 }
 
-async function call(node: Node, verb: string, id: string, podNs: string, extraEnv: Record<string, string> = {}, input = node.conf): Promise<CallResult> {
-  const spec: Call = {
+function callSpec(node: Node, verb: string, id: string, podNs: string, extraEnv: Record<string, string>, input: string, cpu: boolean): Call {
+  return {
+    cpu,
     bin: path.join(node.impl.dir, node.plugin),
     env: {
       CNI_COMMAND: verb,
@@ -120,6 +150,18 @@ async function call(node: Node, verb: string, id: string, podNs: string, extraEn
     },
     input,
   };
+}
+
+async function call(
+  node: Node,
+  verb: string,
+  id: string,
+  podNs: string,
+  extraEnv: Record<string, string> = {},
+  input = node.conf,
+  cpu = false,
+): Promise<CallResult> {
+  const spec = callSpec(node, verb, id, podNs, extraEnv, input, cpu);
   const r = await run('ip', ['netns', 'exec', node.ns, process.execPath, __filename, '--call', JSON.stringify(spec)], {
     env: { PATH: SBIN_PATH },
   });
@@ -128,6 +170,17 @@ async function call(node: Node, verb: string, id: string, podNs: string, extraEn
     throw new Error(`${node.impl.name} ${node.plugin} ${verb} ${id}: exit ${res.exitCode}: ${res.stdout}${res.stderr}`);
   }
   return res;
+}
+
+/** All pods' calls of one verb at once inside the node; wall ms until the last ends. */
+async function burst(node: Node, verb: string, pods: string[], inputs: string[]): Promise<number> {
+  const specs = pods.map((pod, i) => callSpec(node, verb, `burst${i}`, pod, {}, inputs[i], false));
+  const r = await run('ip', ['netns', 'exec', node.ns, process.execPath, __filename, '--burst', JSON.stringify(specs)], {
+    env: { PATH: SBIN_PATH },
+  });
+  const res = JSON.parse(r.stdout) as { ms: number; failed: number; first: string };
+  if (res.failed) throw new Error(`${node.impl.name} ${node.plugin} burst ${verb}: ${res.failed} failed, e.g. ${res.first}`);
+  return res.ms;
 }
 
 /** Spawns of one traced call of ours, per program (nsenter counted by what it runs). */
@@ -149,6 +202,7 @@ const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
 
 async function main(): Promise<void> {
   if (process.argv[2] === '--call') return callMode(process.argv[3]);
+  if (process.argv[2] === '--burst') return burstMode(process.argv[3]);
   const ours: Impl = { name: 'tscni', dir: path.resolve(arg('ours')) };
   const ref: Impl = { name: 'reference', dir: path.resolve(arg('ref', '/usr/lib/cni')) };
   const floorDir = arg('floor', '');
@@ -156,6 +210,8 @@ async function main(): Promise<void> {
   const pods = Number(arg('pods', '20'));
   const warmup = Number(arg('warmup', '3'));
   const plugins = arg('plugins', 'bridge,ptp').split(',');
+  const cpuPods = Number(arg('cpu-pods', '10'));
+  const burstPods = Number(arg('burst', '50'));
   const prefix = process.env.BENCH_PREFIX ?? `tscni-t-bench${process.pid}`;
   for (const im of [ours, ref]) {
     for (const p of [...plugins, 'host-local']) {
@@ -228,6 +284,43 @@ async function main(): Promise<void> {
       }
     }
 
+    // ---- CPU per call (user+sys of the plugin process), a few more pods per node, and of VERSION
+    const cpu: Record<string, { add: number[]; del: number[]; version: number[] }> = {};
+    for (const n of nodes.filter((x) => x.impl !== floor)) {
+      const c = (cpu[`${n.plugin}/${n.impl.name}`] = { add: [] as number[], del: [] as number[], version: [] as number[] });
+      for (let i = 0; i < cpuPods; i++) {
+        const pod = await newPod();
+        const r = await call(n, 'ADD', `cpu${i}`, pod, {}, n.conf, true);
+        c.add.push(r.cpuMs!);
+        c.del.push((await call(n, 'DEL', `cpu${i}`, pod, {}, withPrev(n.conf, r.stdout), true)).cpuMs!);
+        c.version.push((await call(n, 'VERSION', `cpu${i}`, pod, {}, n.conf, true)).cpuMs!);
+        await ip(['netns', 'del', pod]);
+      }
+    }
+
+    // ---- burst: as many bridge pods as a node starts at once after a reboot, all ADDs then all DELs at once
+    const bursts: Record<string, { add: number; del: number }> = {};
+    if (burstPods > 0) {
+      for (const n of nodes.filter((x) => x.impl !== floor && x.plugin === plugins[0])) {
+        const pods: string[] = [];
+        for (let i = 0; i < burstPods; i++) pods.push(await newPod());
+        const add = await burst(
+          n,
+          'ADD',
+          pods,
+          pods.map(() => n.conf),
+        );
+        const del = await burst(
+          n,
+          'DEL',
+          pods,
+          pods.map(() => n.conf),
+        );
+        bursts[n.impl.name] = { add, del };
+        for (const p of pods) await ip(['netns', 'del', p]);
+      }
+    }
+
     // ---- one traced ADD and DEL of ours per plugin: spawns per verb
     const spawns: string[] = [];
     for (const n of nodes.filter((x) => x.impl === ours)) {
@@ -282,6 +375,23 @@ async function main(): Promise<void> {
     console.log(
       `${'VERSION start-up'.padEnd(16)} ${''.padEnd(4)} ${fmt(vo).padStart(8)} ${fmt(vr).padStart(10)} ${(vo / vr).toFixed(2).padStart(6)}x  (30 calls each, from a warm parent)`,
     );
+    console.log(`CPU per call, user+sys of the plugin process, median ms over ${cpuPods} pods (bash's times); target: ADD <= own VERSION + 15 ms`);
+    console.log(`${'plugin'.padEnd(16)} ${'verb'.padEnd(7)} ${'tscni'.padStart(8)} ${'reference'.padStart(10)}`);
+    for (const plugin of plugins) {
+      for (const verb of ['add', 'del', 'version'] as const) {
+        const o = median(cpu[`${plugin}/tscni`][verb]);
+        const r = median(cpu[`${plugin}/reference`][verb]);
+        const v = median(cpu[`${plugin}/tscni`].version);
+        const target = verb === 'add' ? `  <=${fmt(v + 15)} ${verdict(o, v + 15)}` : '';
+        console.log(`${`${plugin}+host-local`.padEnd(16)} ${verb.toUpperCase().padEnd(7)} ${fmt(o).padStart(8)} ${fmt(r).padStart(10)}${target}`);
+      }
+    }
+    if (burstPods > 0) {
+      const [o, r] = [bursts.tscni, bursts.reference];
+      console.log(
+        `${burstPods} ${plugins[0]} pods at once, wall ms: ADD ${fmt(o.add)} vs ${fmt(r.add)} (${(o.add / r.add).toFixed(2)}x, target <=1.5x ${verdict(o.add / r.add, 1.5)}); DEL ${fmt(o.del)} vs ${fmt(r.del)} (${(o.del / r.del).toFixed(2)}x)`,
+      );
+    }
     console.log('tscni spawns per call (one traced call; the reference uses netlink in-process):');
     for (const s of spawns) console.log(s);
   } finally {

@@ -17,7 +17,13 @@ bash scripts/bundle.sh "$OUT/tscni.js"
 # beside the bundle (a checkout's runs load it from there) and inside the executable as an SEA asset
 bash scripts/native.sh "$OUT/native"
 
-bash scripts/sea-exe.sh "$OUT/tscni.js" "$OUT/bin/tscni" "netlink.node=$OUT/native/netlink.node" "netlink.node.id=$OUT/native/netlink.node.id"
+# the entry (plugins/boot.ts) compiles the bundle, an asset, with V8's code cache: the build-time one (made
+# by the same Node that becomes the executable), then the one each node's first calls leave
+bash scripts/bundle.sh "$OUT/boot.js" plugins/boot.ts
+node "$OUT/boot.js" --code-cache "$OUT/tscni.js" "$OUT/tscni.cache"
+sha256sum "$OUT/tscni.js" | cut -c1-16 >"$OUT/tscni.id"
+bash scripts/sea-exe.sh "$OUT/boot.js" "$OUT/bin/tscni" "tscni.js=$OUT/tscni.js" "tscni.cache=$OUT/tscni.cache" "tscni.id=$OUT/tscni.id" \
+  "netlink.node=$OUT/native/netlink.node" "netlink.node.id=$OUT/native/netlink.node.id"
 
 for p in "${PLUGINS[@]}"; do ln -sfn tscni "$OUT/bin/$p"; done
 

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# plugins/main.ts -> one CommonJS file (esbuild): what scripts/build.sh turns into the executable, and what the
+# plugins/main.ts -> one CommonJS file (esbuild): what scripts/build.sh puts into the executable, and what the
 # bench's host-local part loads under node when no build is at hand. One place, so both are the same bundle.
-# usage: scripts/bundle.sh <outfile>
+# The executable's entry, plugins/boot.ts, is bundled the same way (second argument).
+# usage: scripts/bundle.sh <outfile> [entry (default plugins/main.ts)]
 set -euo pipefail
 out=$(realpath -m "$1")
+entry=${2:-plugins/main.ts}
 cd "$(dirname "$0")/.."
 # Identifiers are kept (no --minify-identifiers) so stack traces on stderr stay readable.
 # graceful-fs (proper-lockfile's fs) patches and clones fs when loaded, a cost on every IPAM call; its
 # EMFILE retry queue serves long-lived processes with thousands of open files, not a CNI call: plain fs.
 # signal-exit (proper-lockfile's and execa's) gives way to pkg/shim/signal-exit.ts, for the reason given there.
 # human-signals (execa's) gives way to pkg/shim/human-signals.ts, likewise.
-node_modules/.bin/esbuild plugins/main.ts \
+node_modules/.bin/esbuild "$entry" \
   --bundle --platform=node --target=node20 --format=cjs --alias:graceful-fs=fs --alias:signal-exit=./pkg/shim/signal-exit.ts --alias:human-signals=./pkg/shim/human-signals.ts \
   --minify-whitespace --minify-syntax --legal-comments=none \
   --log-level=warning --outfile="$out"
 # `import * as fs from 'fs'` becomes __toESM(require("fs")): a copy of the module with a getter per export,
 # made once per importing file at load. For Node's built-in modules the module object itself serves (the code
 # only reads its properties; none is imported by default), and the copies cost each call a few ms of CPU.
-sed -E -i 's/__toESM\(require\("(node:)?([a-z_]+(\/[a-z_]+)?)"\)\)/require("\1\2")/g' "$out"
-if grep -qE '__toESM\(require\("(node:)?[a-z_]+' "$out"; then echo "bundle: a built-in module still copied by __toESM" >&2; exit 1; fi
+sed -E -i 's/__toESM\(require\("(node:)?([a-z0-9_]+(\/[a-z0-9_]+)?)"\)\)/require("\1\2")/g' "$out"
+if grep -qE '__toESM\(require\("(node:)?[a-z0-9_]+' "$out"; then echo "bundle: a built-in module still copied by __toESM" >&2; exit 1; fi

@@ -1,9 +1,9 @@
 // The native part (pkg/netlink/native/netlink.c: socket and setns, nothing else), loaded once per call. Inside the
-// executable it is an asset of the single-executable application: written once to a root-only directory under a
-// name made of its hash (computed at build time, the asset netlink.node.id), then dlopen'd; a path another user could write is refused. From a checkout (tests, the
-// bench's bundle) it is build/native/netlink.node, made by scripts/native.sh.
+// executable it is an asset of the single-executable application: written once to a private run directory
+// (pkg/rundir.ts) under a name made of its hash (computed at build time: the asset netlink.node.id), then
+// dlopen'd. From a checkout (tests, the bench's bundle) it is build/native/netlink.node, made by scripts/native.sh.
 import * as fs from 'fs';
-import * as os from 'os';
+import { privateDir, runDirs, seaModule, writeWhole, type Sea } from '../rundir';
 import * as path from 'path';
 
 export interface Native {
@@ -14,57 +14,18 @@ export interface Native {
 }
 
 export const ASSET = 'netlink.node';
-/** where the asset is written: root's runtime directory, else a per-user one in TMPDIR */
-const DIRS = ['/run/tscni', path.join(os.tmpdir(), `tscni-${process.getuid?.() ?? 0}`)];
-
 let loaded: Native | undefined;
 
-interface Sea {
-  isSea(): boolean;
-  getAsset(key: string): ArrayBuffer;
-  getAsset(key: string, encoding: 'utf8'): string;
-}
-
-/** Inside the executable: the module's bytes, read only when its file is not there yet, and its id. */
-function seaAsset(): { id: string; data: () => Buffer } | undefined {
-  let sea: Sea;
-  try {
-    sea = require('node:sea') as Sea;
-    if (!sea.isSea()) return undefined;
-  } catch {
-    return undefined;
-  }
-  return { id: sea.getAsset(`${ASSET}.id`, 'utf8').trim(), data: () => Buffer.from(sea.getAsset(ASSET)) };
-}
-
-/** A directory only we can write: made 0700 if missing, refused when another user owns it or may write in it. */
-function privateDir(dir: string): boolean {
-  try {
-    fs.mkdirSync(dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return false;
-  }
-  const st = fs.lstatSync(dir);
-  return st.isDirectory() && st.uid === (process.getuid?.() ?? 0) && (st.mode & 0o022) === 0;
-}
-
-/** The asset as a file named by its content (written whole, then renamed), in a private directory. */
-function assetFile(asset: { id: string; data: () => Buffer }): string {
-  const name = `netlink-${asset.id}.node`;
-  for (const dir of DIRS) {
+/** The asset as a file named by its content (its id, computed at build time), in a private directory. */
+function assetFile(sea: Sea): string {
+  const name = `netlink-${sea.getAsset(`${ASSET}.id`, 'utf8').trim()}.node`;
+  const dirs = runDirs();
+  for (const dir of dirs) {
     if (!privateDir(dir)) continue;
     const file = path.join(dir, name);
-    if (fs.existsSync(file)) return file;
-    const tmp = `${file}.${process.pid}`;
-    try {
-      fs.writeFileSync(tmp, asset.data(), { mode: 0o500 });
-      fs.renameSync(tmp, file);
-      return file;
-    } catch {
-      fs.rmSync(tmp, { force: true });
-    }
+    if (fs.existsSync(file) || writeWhole(file, Buffer.from(sea.getAsset(ASSET)), 0o500)) return file;
   }
-  throw new Error(`no private directory to put the netlink module in (${DIRS.join(', ')})`);
+  throw new Error(`no private directory to put the netlink module in (${dirs.join(', ')})`);
 }
 
 /** From a checkout: beside the bundle (build/native), or from the sources (pkg/netlink -> build/native). */
@@ -77,8 +38,8 @@ function devFile(): string {
 /** The native part; throws when it cannot be had (no asset, no private directory, a failed dlopen). */
 export function native(): Native {
   if (loaded) return loaded;
-  const asset = seaAsset();
-  const file = asset ? assetFile(asset) : devFile();
+  const sea = seaModule();
+  const file = sea ? assetFile(sea) : devFile();
   const m = { exports: {} as Native };
   process.dlopen(m, file);
   loaded = m.exports;

@@ -7,6 +7,7 @@ import { netlinkUsable } from '../pkg/netlink/native';
 import { readSysctl } from '../pkg/ip/sysctl';
 import { run } from '../pkg/exec';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
+import { fdbKey, linkView, neighKey, routeKey, selfEntries } from '../pkg/netlink/ipjson';
 import { buildCluster } from './lib/cluster';
 import { World, type Netns } from './lib/world';
 
@@ -190,24 +191,11 @@ describe('netlink door: ops and reads agree with iproute2', () => {
     )) as [IpLink[], IpRoute[], IpRoute[], IpNeigh[]];
 
     const ipLinks = await ipj<any[]>(node, ['-d', 'addr', 'show']);
-    expect(links.map((l) => l.ifname).sort()).toEqual(ipLinks.map((l) => l.ifname).sort());
-    for (const l of links) {
-      const w = ipLinks.find((x) => x.ifname === l.ifname);
-      // every field we produce is the one ip prints (ip omits what we leave undefined too)
-      for (const k of ['ifindex', 'mtu', 'address', 'ifalias', 'master', 'link_index', 'link_netnsid'] as const)
-        expect([l.ifname, k, l[k]]).toEqual([l.ifname, k, w[k]]);
-      expect(l.flags!.filter((f) => f !== 'LOWER_UP').sort()).toEqual(
-        w.flags.filter((f: string) => ['UP', 'BROADCAST', 'LOOPBACK', 'POINTOPOINT', 'NOARP', 'PROMISC', 'ALLMULTI', 'MULTICAST'].includes(f)).sort(),
-      );
-      expect(l.linkinfo?.info_kind).toBe(w.linkinfo?.info_kind);
-      const addr = (a: any) => `${a.family} ${a.local}/${a.prefixlen} ${a.scope}${a.tentative ? ' tentative' : ''}`;
-      expect(l.addr_info!.map(addr).sort()).toEqual((w.addr_info as any[]).map(addr).sort());
-    }
+    // every field we produce is the one ip prints (ip omits what we leave undefined too)
+    expect(links.flatMap(linkView)).toEqual(ipLinks.flatMap(linkView));
     const vx = links.find((l) => l.ifname === 'nlvx')!;
     expect(vx.linkinfo?.info_data).toMatchObject({ id: 4097, local: '192.0.2.1', link: 'nlund', port: 8472, learning: false });
 
-    const routeKey = (r: any) =>
-      [r.type ?? 'unicast', r.dst, r.gateway ?? '', r.dev ?? '', r.protocol, r.scope, r.table ?? 'main', (r.flags ?? []).join(',')].join(' ');
     expect(routesMain.map(routeKey).sort()).toEqual((await ipj<any[]>(node, ['-d', 'route', 'show', 'table', 'main'])).map(routeKey).sort());
     const all = [
       ...(await ipj<any[]>(node, ['-d', '-4', 'route', 'show', 'table', 'all'])),
@@ -215,11 +203,9 @@ describe('netlink door: ops and reads agree with iproute2', () => {
     ];
     expect(routesAll.map(routeKey).sort()).toEqual(all.map(routeKey).sort());
 
-    const neighKey = (n: any) => `${n.dst} ${n.lladdr ?? ''} ${(n.state ?? []).join(',')}`;
     expect(neighs.map(neighKey).sort()).toEqual((await ipj<any[]>(node, ['neigh', 'show', 'dev', 'nlbr0'])).map(neighKey).sort());
 
-    const fdbKey = (e: any) => `${e.mac} ${e.dst ?? ''} ${e.state ?? ''}`;
-    const ipFdb = (await bridgeJson<any[]>(node, ['fdb', 'show', 'dev', 'nlvx'])).filter((e) => e.flags?.includes('self'));
+    const ipFdb = selfEntries(await bridgeJson<any[]>(node, ['fdb', 'show', 'dev', 'nlvx']));
     expect((await readFdb('nlvx', node.path)).map(fdbKey).sort()).toEqual(ipFdb.map(fdbKey).sort());
 
     // the veth's link_netnsid names the pod's namespace among the named ones

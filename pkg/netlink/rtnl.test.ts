@@ -130,11 +130,11 @@ describe('addresses, neighbours, FDB', () => {
     expect([v4.head[0], v4.head[2], v4.attrs.has(IFA.FLAGS)]).toEqual([AF_INET, 0, false]);
   });
 
-  it('a VTEP forwarding entry is appended, permanent, on the device itself (self)', () => {
+  it('a VTEP forwarding entry is appended, permanent and noarp (as bridge sends it), on the device itself (self)', () => {
     const r = req({ op: 'fdb-append', dev: 'tscni.1', mac: '00:00:00:00:00:00', dst: '192.168.50.2' });
     expect([r.type, r.flags]).toEqual([RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND]);
     const { head, attrs } = parts(r.body, 12);
-    expect([head[0], head.readInt32LE(4), head.readUInt16LE(8), head[10]]).toEqual([AF_BRIDGE, 4, 0x80, NTF_SELF]);
+    expect([head[0], head.readInt32LE(4), head.readUInt16LE(8), head[10]]).toEqual([AF_BRIDGE, 4, 0xc0, NTF_SELF]);
     expect([...attrs.get(NDA.DST)!]).toEqual([192, 168, 50, 2]);
   });
 });

@@ -83,6 +83,7 @@ export const RTNH_F_ONLINK = 4;
 
 export const NDA = { DST: 1, LLADDR: 2, IFINDEX: 8 } as const;
 export const NUD_PERMANENT = 0x80;
+const NUD_NOARP = 0x40;
 export const NTF_SELF = 0x02;
 
 /** Address bytes (network order) and family of an IP given as text (a prefix, if any, is dropped). */
@@ -307,7 +308,8 @@ export function requestOf(o: Exclude<KernelOp, { op: 'sysctl' }>, l: Lookup): Re
     }
     case 'fdb-append':
     case 'fdb-del': {
-      const head = ndmsg(AF_BRIDGE, l.index(o.dev), o.op === 'fdb-append' ? NUD_PERMANENT : 0, NTF_SELF);
+      // permanent and noarp, as `bridge fdb append ... permanent` asks
+      const head = ndmsg(AF_BRIDGE, l.index(o.dev), o.op === 'fdb-append' ? NUD_PERMANENT | NUD_NOARP : 0, NTF_SELF);
       const attrs = [attr(NDA.LLADDR, macBytes(o.mac))];
       if (o.dst) attrs.push(attr(NDA.DST, ipBytes(o.dst).bytes));
       return o.op === 'fdb-append'
@@ -328,14 +330,20 @@ export function requestOf(o: Exclude<KernelOp, { op: 'sysctl' }>, l: Lookup): Re
   }
 }
 
+/** What Rtnl needs of a socket: a NetlinkSocket, or in unit tests one that replays answers captured from a kernel. */
+export type Transport = Pick<NetlinkSocket, 'request' | 'dump' | 'exchange' | 'close'>;
+
 /** An rtnetlink socket with the lookups ops need, for one netns (ours when `netns` is undefined). */
 export class Rtnl {
-  private readonly sock: NetlinkSocket;
+  private readonly sock: Transport;
   private readonly indexes = new Map<string, number>();
   private readonly nsFds = new Map<string, number>();
 
-  constructor(readonly netns?: string) {
-    this.sock = NetlinkSocket.open(NETLINK_ROUTE, netns);
+  constructor(
+    readonly netns?: string,
+    sock?: Transport,
+  ) {
+    this.sock = sock ?? NetlinkSocket.open(NETLINK_ROUTE, netns);
   }
 
   close(): void {

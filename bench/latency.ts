@@ -15,6 +15,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { run } from '../pkg/exec';
+import { makeNode } from './node';
 
 const SBIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -110,16 +111,6 @@ function pluginConf(plugin: string, dataDir: string): string {
   return JSON.stringify(c);
 }
 
-/** A node namespace like a real node's: loopback, an uplink holding the default route. */
-async function makeNode(ns: string): Promise<void> {
-  await ip(['netns', 'add', ns]);
-  await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-  await ip(['-n', ns, 'link', 'add', 'uplink', 'type', 'veth', 'peer', 'name', 'uplink-peer']);
-  await ip(['-n', ns, 'addr', 'add', '203.0.113.1/24', 'dev', 'uplink']);
-  await ip(['-n', ns, 'link', 'set', 'uplink', 'up']);
-  await ip(['-n', ns, 'link', 'set', 'uplink-peer', 'up']);
-  await ip(['-n', ns, 'route', 'add', 'default', 'via', '203.0.113.2']);
-}
 
 async function cleanup(prefix: string, dirs: string[]): Promise<void> {
   const r = await run('ip', ['netns', 'list'], { allowFailure: true });

@@ -179,3 +179,12 @@ describe('contains / overlaps', () => {
     expect(overlaps(cidr('fd00::/64'), cidr('fd01::/64'))).toBe(false);
   });
 });
+
+describe('IPv4 dotted quads (parsed by hand)', () => {
+  it('takes four decimal parts of 0-255 without leading zeros, and nothing else', () => {
+    for (const s of ['0.0.0.0', '255.255.255.255', '10.1.2.3', '1.0.10.100']) expect([s, parseIP(s)?.family]).toEqual([s, 4]);
+    const bad = ['', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.256', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4 ', 'a.b.c.d', '1.2.3.1000', '00.1.2.3', '1.2.3.-1'];
+    for (const s of bad) expect([s, parseIP(s)]).toEqual([s, undefined]);
+    expect(parseIP('10.1.2.3')!.ip).toBe(0x0a010203n);
+  });
+});

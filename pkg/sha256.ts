@@ -8,25 +8,35 @@ const K = new Uint32Array([
   0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
-const rotr = (x: number, n: number) => (x >>> n) | (x << (32 - n));
+const H0 = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+// working state, reused: a fabric hashes a MAC for each of thousands of peers
+const H = new Uint32Array(8);
+const W = new Uint32Array(64);
+const BLOCK = Buffer.alloc(64);
 
 /** The digest of `data` (a string is hashed as UTF-8), 32 bytes. */
 export function sha256(data: string | Uint8Array): Buffer {
   const msg = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  // the message, 0x80, zeros, then its length in bits (64-bit big-endian), to a multiple of 64 bytes
-  const padded = Buffer.alloc(Math.ceil((msg.length + 9) / 64) * 64);
+  // the message, 0x80, zeros, then its length in bits (64-bit big-endian), to a multiple of 64 bytes; names,
+  // tags and MACs fit one block, which is reused
+  const size = Math.ceil((msg.length + 9) / 64) * 64;
+  const padded = size === 64 ? BLOCK.fill(0) : Buffer.alloc(size);
   padded.set(msg);
   padded[msg.length] = 0x80;
   padded.writeUInt32BE(Math.floor(msg.length / 0x20000000), padded.length - 8);
   padded.writeUInt32BE((msg.length * 8) >>> 0, padded.length - 4);
 
-  const h = new Uint32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
-  const w = new Uint32Array(64);
+  const h = H;
+  h.set(H0);
+  const w = W;
   for (let off = 0; off < padded.length; off += 64) {
-    for (let i = 0; i < 16; i++) w[i] = padded.readUInt32BE(off + i * 4);
+    for (let i = 0, j = off; i < 16; i++, j += 4) w[i] = (padded[j] << 24) | (padded[j + 1] << 16) | (padded[j + 2] << 8) | padded[j + 3];
     for (let i = 16; i < 64; i++) {
-      const s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
-      const s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+      // rotations written out: until V8 optimizes this function, every call costs (a fabric hashes thousands)
+      const x = w[i - 15];
+      const y = w[i - 2];
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
       w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
     let a = h[0],
@@ -38,8 +48,10 @@ export function sha256(data: string | Uint8Array): Buffer {
       g = h[6],
       hh = h[7];
     for (let i = 0; i < 64; i++) {
-      const t1 = (hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i]) >>> 0;
-      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t1 = (hh + S1 + ((e & f) ^ (~e & g)) + K[i] + w[i]) >>> 0;
+      const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
       hh = g;
       g = f;
       f = e;

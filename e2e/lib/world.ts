@@ -479,9 +479,20 @@ export class World {
     return `${this.prefix}-${label}-${shortRand()}`;
   }
 
-  /** cni() from this world (same as the exported function). */
+  private runDirPath?: string;
+
+  /**
+   * The executables' private run directory for this world's calls (TSCNI_RUN_DIR): the code cache and the
+   * fabric stamps, which are keyed by netns inode; inodes of namespaces another world deleted come back.
+   */
+  get runDir(): string {
+    this.runDirPath ??= this.tmpDir('run');
+    return this.runDirPath;
+  }
+
+  /** cni() from this world, with the world's run directory. */
   cni(node: Netns | string, o: CniOptions): Promise<CniResult> {
-    return cni(node, o);
+    return cni(node, { ...o, env: { TSCNI_RUN_DIR: this.runDir, ...o.env } });
   }
 
   ping = ping;

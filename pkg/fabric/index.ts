@@ -4,6 +4,7 @@ import { parseCIDR } from '../ipnet';
 import { loadPeers, type FabricConf } from './config';
 import { planFabric, underlayFacts } from './plan';
 import { applyFabric, diffFabric, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
+import { readStamp, stampKey, writeStamp } from './stamp';
 import type { DesiredFabric, FabricState } from './types';
 
 export { parseFabricConf, loadPeers, type FabricConf } from './config';
@@ -21,10 +22,24 @@ export async function planNode<O>(conf: FabricConf<O>): Promise<{ desired: Desir
   return { desired: planFabric(mode, conf, peers, underlay, conf.opts, conf.mtu), state };
 }
 
-/** Make the node's fabric match the config and the current peer set. */
+/** Make the node's fabric match the config and the current peer set; stamp what it was made from. */
 export async function syncFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; report: ReconcileReport }> {
   const { desired, state } = await planNode(conf);
-  return { desired, report: await applyFabric(desired, state) };
+  const report = await applyFabric(desired, state);
+  // the key is taken after the changes: a device made just now is part of it
+  writeStamp(conf, { key: stampKey(conf), mtu: desired.mtu });
+  return { desired, report };
+}
+
+/**
+ * The fabric as a pod's ADD needs it: reconciled when its inputs changed since the node's last reconcile (by an
+ * agent or an earlier ADD), else taken as the stamp says; the cost of the check does not depend on the peers.
+ * Returns the fabric MTU.
+ */
+export async function fabricForPod<O>(conf: FabricConf<O>): Promise<number> {
+  const stamp = readStamp(conf);
+  if (stamp && stamp.key === stampKey(conf)) return stamp.mtu;
+  return (await syncFabric(conf)).desired.mtu;
 }
 
 /** What differs from the plan: every peer's route, neighbour and FDB entry, device MTU, VNI, sysctls. */

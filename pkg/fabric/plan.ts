@@ -1,6 +1,6 @@
 // Planning: (mode, this node, peers, underlay facts) -> the fabric the kernel should hold. Pure: no I/O.
 import { CniError, ErrCode } from '../cni/errors';
-import { formatCIDR, networkOf, overlaps, parseCIDR, type Family } from '../ipnet';
+import { formatCIDR, lastOf, networkOf, overlaps, parseCIDR, type Family } from '../ipnet';
 import { family, isOnLink, type FabricMode, type PlanContext } from './mode';
 import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type Peer, type UnderlayFacts } from './types';
 
@@ -80,21 +80,34 @@ export function planFabric<O>(mode: FabricMode<O>, self: { podCIDR: string }, pe
   return d;
 }
 
-/** No peer may be this node, share a node IP with another, or overlap another pod CIDR (or ours). */
+/**
+ * No peer may be this node, share a node IP with another, or overlap another pod CIDR (or ours). In O(n log n):
+ * node IPs by key, pod CIDRs as address ranges sorted by start (two CIDRs overlap only when one holds the other).
+ * The error names the later peer of a pair, as the file lists them.
+ */
 export function checkPeers(peers: Peer[], self: { nodeIP: string; podCIDR: string }): void {
   const bad = (p: Peer, why: string) => new CniError(ErrCode.InvalidConfig, `invalid config: ${p.key}: ${why}`);
   const selfNet = parseCIDR(self.podCIDR)!;
-  const seen: Peer[] = [];
-  for (const p of peers) {
+  const byNodeIP = new Map<string, Peer>();
+  const ranges: Array<{ i: number; start: bigint; end: bigint }> = [];
+  peers.forEach((p, i) => {
     const net = parseCIDR(p.podCIDR)!;
     if (p.nodeIP === self.nodeIP) throw bad(p, `nodeIP ${p.nodeIP} is this node`);
     if (overlaps(net, selfNet)) throw bad(p, `podCIDR ${p.podCIDR} overlaps this node's podCIDR ${self.podCIDR}`);
     if (family(p.nodeIP) !== family(self.nodeIP)) throw bad(p, `nodeIP ${p.nodeIP} is not of the family of this node's ${self.nodeIP}`);
     if (net.family !== selfNet.family) throw bad(p, `podCIDR ${p.podCIDR} is not of the family of this node's ${self.podCIDR}`);
-    for (const q of seen) {
-      if (q.nodeIP === p.nodeIP) throw bad(p, `nodeIP ${p.nodeIP} is also ${q.key}`);
-      if (overlaps(net, parseCIDR(q.podCIDR)!)) throw bad(p, `podCIDR ${p.podCIDR} overlaps ${q.key} podCIDR ${q.podCIDR}`);
+    const q = byNodeIP.get(p.nodeIP);
+    if (q) throw bad(p, `nodeIP ${p.nodeIP} is also ${q.key}`);
+    byNodeIP.set(p.nodeIP, p);
+    ranges.push({ i, start: networkOf(net).ip, end: lastOf(net) });
+  });
+  ranges.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.i - b.i));
+  let widest = ranges[0];
+  for (const r of ranges.slice(1)) {
+    if (r.start <= widest.end) {
+      const [p, q] = r.i > widest.i ? [peers[r.i], peers[widest.i]] : [peers[widest.i], peers[r.i]];
+      throw bad(p, `podCIDR ${p.podCIDR} overlaps ${q.key} podCIDR ${q.podCIDR}`);
     }
-    seen.push(p);
+    if (r.end > widest.end) widest = r;
   }
 }

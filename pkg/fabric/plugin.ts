@@ -4,10 +4,9 @@ import { parseBridgeConf } from '../wiring/bridgeconf';
 import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Plugin, Result } from '../cni/types';
-import { defaultRouteMtu } from '../ip/sysfs';
 import { addBridgePod, checkBridgePod, delBridgePod, gcBridgePods, statusBridgePods, type BridgePodConf } from '../wiring/bridgepod';
 import { parseFabricConf, type FabricConf } from './config';
-import { checkFabric, syncFabric } from './index';
+import { checkFabric, fabricForPod } from './index';
 import type { FabricMode } from './mode';
 
 /**
@@ -48,8 +47,9 @@ export function parseFabricPlugin<O>(a: CmdArgs, mode: FabricMode<O>): Parsed<O>
     isGateway: c.bool('isGateway', true) || isDefaultGateway,
     ipMasq,
     masqExcluded: fabric.clusterCIDR ? [fabric.clusterCIDR] : [],
-    // replaced by the fabric's MTU where it matters (ADD, CHECK)
-    mtu: b.mtu ?? defaultRouteMtu(),
+    // the fabric's MTU, which ADD and CHECK put here; DEL, GC and STATUS read none (and the default route's
+    // MTU would cost a read of every route on the node)
+    mtu: b.mtu ?? 0,
     dns: a.conf.dns,
   };
   if (!pod.isGateway) throw c.fail('isGateway', `must be true for ${mode.name}: the bridge is the pods' way to other nodes`);
@@ -60,9 +60,10 @@ export function fabricPlugin<O>(mode: FabricMode<O>): Plugin {
   return {
     async add(a: CmdArgs): Promise<Result> {
       const p = parseFabricPlugin(a, mode);
-      // the fabric first: bad peers or an unreachable host-gw peer fail here, before a pod or an address exists
-      const { desired } = await syncFabric(p.fabric);
-      return addBridgePod(p.podArgs, { ...p.pod, mtu: desired.mtu });
+      // the fabric first, when its inputs changed since the node's last reconcile: bad peers or an unreachable
+      // host-gw peer fail here, before a pod or an address exists
+      const mtu = await fabricForPod(p.fabric);
+      return addBridgePod(p.podArgs, { ...p.pod, mtu });
     },
     async del(a: CmdArgs): Promise<void> {
       // DEL needs no peers (the file may be gone) and leaves the fabric in place for the node's other pods

@@ -44,7 +44,7 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   let fresh = false;
   // tunnel devices of ours the plan no longer names go first: their VNI or local address may be what the new
   // device needs, and their entries and routes go with them
-  const stale = s.links.filter((l) => l.ifalias === FABRIC_ALIAS && l.ifname !== dev?.name).map((l) => l.ifname);
+  const stale = new Set(s.links.filter((l) => l.ifalias === FABRIC_ALIAS && l.ifname !== dev?.name).map((l) => l.ifname));
   for (const name of stale) {
     diff.problems.push(`stale fabric device ${name}`);
     diff.device.push({ op: 'link-del', name });
@@ -110,13 +110,14 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   // neighbours: permanent entries on our device are ours
   const nHave = fresh ? [] : s.neighs.filter((n) => n.state?.includes('PERMANENT'));
   const nWant = new Map(d.neighs.map((n) => [n.ip, n]));
+  const nHeld = new Map(nHave.map((n) => [n.dst, n]));
   for (const n of nHave) {
     if (nWant.has(n.dst)) continue;
     diff.problems.push(`stale neighbour ${n.dst} on ${dev?.name}`);
     diff.ip.push({ op: 'neigh-del', dev: dev!.name, ip: n.dst });
   }
   for (const n of d.neighs) {
-    const h = nHave.find((x) => x.dst === n.ip);
+    const h = nHeld.get(n.ip);
     if (h && h.lladdr?.toLowerCase() === n.lladdr) continue;
     if (!fresh) diff.problems.push(h ? `neighbour ${n.ip} on ${n.dev} is ${h.lladdr}, expected ${n.lladdr}` : `neighbour ${n.ip} missing on ${n.dev}`);
     diff.ip.push({ op: 'neigh-replace', dev: n.dev, ip: n.ip, mac: n.lladdr });
@@ -134,12 +135,13 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   diff.problems.push(...diff.conflicts);
   for (const r of s.routes) {
     // routes through a device we recreate or delete went with it
-    if (rWant.has(r.dst) || (fresh && r.dev === dev?.name) || stale.includes(r.dev ?? '')) continue;
+    if (rWant.has(r.dst) || (fresh && r.dev === dev?.name) || stale.has(r.dev ?? '')) continue;
     diff.problems.push(`stale route ${r.dst} via ${r.gateway ?? '-'} dev ${r.dev}`);
     diff.ip.push({ op: 'route-del', dst: r.dst, proto: RTPROT_TSCNI });
   }
+  const rHeld = new Map(s.routes.map((r) => [r.dst, r]));
   for (const r of d.routes) {
-    const h = s.routes.find((x) => x.dst === r.dst);
+    const h = rHeld.get(r.dst);
     // a device we just (re)created lost its routes with it
     if (h && routeMatches(r, h) && !(fresh && h.dev === dev?.name)) continue;
     if (!fresh) diff.problems.push(h ? `route ${r.dst} is via ${h.gateway} dev ${h.dev}, expected ${describeRoute(r)}` : `route ${describeRoute(r)} missing`);

@@ -2,9 +2,16 @@
 import * as fs from 'fs';
 import { sha256 } from '../sha256';
 
-function format(b: Buffer): string {
-  return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Bytes as a MAC is written (aa:bb:...): all of them, or the first `n`. */
+export function macString(b: Uint8Array, n = b.length): string {
+  let s = n ? HEX[b[0]] : '';
+  for (let i = 1; i < n; i++) s += `:${HEX[b[i]]}`;
+  return s;
 }
+
+const format = (b: Uint8Array) => macString(b, 6);
 
 /** Random, unicast and locally administered (first octet x2, x6, xA or xE). */
 export function randomMac(): string {

@@ -8,6 +8,7 @@ import {
   attr,
   cstr,
   decodeAttrs,
+  type Attrs,
   encodeAttrs,
   encodeMessage,
   nested,
@@ -227,11 +228,11 @@ function dump(s: NetlinkSocket, type: number, family: NftFamily, attrs: Attr[]):
   return s.dump((NFNL_SUBSYS_NFTABLES << 8) | type, Buffer.concat([nfgen(FAMILY[family]), encodeAttrs(attrs)]));
 }
 
-const attrsOf = (m: Message): Map<number, Buffer> => decodeAttrs(m.body, 4);
+const attrsOf = (m: Message): Attrs => decodeAttrs(m.body, 4);
 
 /** Each nested NFTA_LIST_ELEM of a list attribute. */
-function listItems(b: Buffer | undefined): Map<number, Buffer>[] {
-  const out: Map<number, Buffer>[] = [];
+function listItems(b: Buffer | undefined): Attrs[] {
+  const out: Attrs[] = [];
   for (let o = 0; b && o + 4 <= b.length;) {
     const len = b.readUInt16LE(o);
     if (len < 4) break;
@@ -294,7 +295,7 @@ export function readChain(family: NftFamily, table: string, chain: string, netns
       if (e instanceof NetlinkError && e.code === 'ENOENT') return { table: false, rules: [] };
       throw e;
     }
-    let c: Map<number, Buffer>;
+    let c: Attrs;
     try {
       c = attrsOf(ask(MSG.GETCHAIN, [str(NFTA_CHAIN.TABLE, table), str(NFTA_CHAIN.NAME, chain)])[0]);
     } catch (e) {
@@ -374,7 +375,7 @@ function valueText(name: string, loaded: Buffer, fieldLen: number, prefix?: numb
 const popcount = (b: Buffer): number => [...b].reduce((n, x) => n + x.toString(2).replace(/0/g, '').length, 0);
 
 /** A rule's expressions as the terms nft lists (dependency matches and counters left out, the unknown kept). */
-export function ruleTerms(exprs: Map<number, Buffer>[]): RuleTerm[] {
+export function ruleTerms(exprs: Attrs[]): RuleTerm[] {
   const terms: RuleTerm[] = [];
   let header = '';
   let pending: Loaded[] = [];

@@ -74,18 +74,42 @@ export function encodeAttrs(attrs: Attr[]): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Attributes of a buffer by type (the nested flag cleared); a repeated type keeps the first. */
-export function decodeAttrs(b: Buffer, offset = 0, end = b.length): Map<number, Buffer> {
-  const m = new Map<number, Buffer>();
-  for (let o = offset; o + 4 <= end;) {
-    const len = b.readUInt16LE(o);
-    if (len < 4 || o + len > end) break;
-    const type = b.readUInt16LE(o + 2) & NLA_TYPE_MASK;
-    if (!m.has(type)) m.set(type, b.subarray(o + 4, o + len));
-    o += align4(len);
+/**
+ * Attributes of a buffer by type (the nested flag cleared); a repeated type keeps the first. A value is cut out
+ * of the buffer when asked for: a fabric's dumps hold thousands of messages, of which a few attributes are read.
+ */
+export class Attrs {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+
+  constructor(
+    private readonly b: Buffer,
+    offset = 0,
+    end = b.length,
+  ) {
+    for (let o = offset; o + 4 <= end;) {
+      const len = b.readUInt16LE(o);
+      if (len < 4 || o + len > end) break;
+      const type = b.readUInt16LE(o + 2) & NLA_TYPE_MASK;
+      if (this.starts[type] === undefined) {
+        this.starts[type] = o + 4;
+        this.ends[type] = o + len;
+      }
+      o += align4(len);
+    }
   }
-  return m;
+
+  get(type: number): Buffer | undefined {
+    const s = this.starts[type];
+    return s === undefined ? undefined : this.b.subarray(s, this.ends[type]);
+  }
+
+  has(type: number): boolean {
+    return this.starts[type] !== undefined;
+  }
 }
+
+export const decodeAttrs = (b: Buffer, offset = 0, end = b.length): Attrs => new Attrs(b, offset, end);
 
 export const cstr = (b: Buffer | undefined): string | undefined =>
   b === undefined ? undefined : b.toString('utf8', 0, b.indexOf(0) >= 0 ? b.indexOf(0) : b.length);

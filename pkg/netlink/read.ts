@@ -1,6 +1,7 @@
 // Dumps over rtnetlink, in the shapes `ip -json -details` prints (pkg/ip/ops.ts IpLink, IpRoute, IpNeigh,
 // FdbRecord), with the fields tscni reads: so the code that compares the kernel with a plan is the same whichever
 // door the reads came through.
+import { macString } from '../ip/mac';
 import type { FdbRecord, IpAddr, IpLink, IpNeigh, IpRoute } from '../ip/ops';
 import { formatIP } from '../ipnet';
 import * as fs from 'fs';
@@ -100,12 +101,14 @@ const NUD: Array<[number, string]> = [
 
 function ipText(b: Buffer | undefined): string | undefined {
   if (!b || (b.length !== 4 && b.length !== 16)) return undefined;
+  // IPv4 straight from the bytes: a fabric's dumps hold thousands
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   let v = 0n;
   for (const x of b) v = (v << 8n) | BigInt(x);
-  return formatIP(b.length === 4 ? 4 : 6, v);
+  return formatIP(6, v);
 }
 
-const macText = (b: Buffer | undefined): string | undefined => (b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : undefined);
+const macText = (b: Buffer | undefined): string | undefined => (b ? macString(b) : undefined);
 
 /** Addresses by interface index: of one interface (`index`), or of all. */
 function addrsByIndex(rt: Rtnl, index = 0): Map<number, IpAddr[]> {

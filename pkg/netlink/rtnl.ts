@@ -10,6 +10,7 @@ import {
   cstr,
   be16,
   decodeAttrs,
+  type Attrs,
   encodeAttrs,
   encodeMessage,
   nested,
@@ -414,5 +415,5 @@ export class Rtnl {
 /** An answer: its fixed header (the body) and its attributes by type. */
 export interface Decoded {
   body: Buffer;
-  attrs: Map<number, Buffer>;
+  attrs: Attrs;
 }

@@ -1,7 +1,7 @@
 // The node's Linux bridge: created once with a fixed MAC (so it never follows its ports), then reused.
 import { CniError, ErrCode } from '../cni/errors';
 import { randomMac } from '../ip/mac';
-import { applyOps, OpError, readState, type KernelOp } from '../ip/ops';
+import { applyOps, OpError, readLinks, readState, type KernelOp } from '../ip/ops';
 import { readLink, type SysLink } from '../ip/sysfs';
 import { setSysctls } from '../ip/sysctl';
 import { formatCIDR, networkOf, parseCIDR, overlaps } from '../ipnet';
@@ -25,7 +25,9 @@ export async function ensureBridge(spec: BridgeSpec): Promise<SysLink> {
     link = readLink(spec.name);
     if (!link) throw new CniError(ErrCode.KernelOperation, `bridge ${spec.name} vanished after creation`);
   }
-  if (!link.isBridge) {
+  // sysfs shows a bridge's attributes a moment after the device (a concurrent ADD may have just made it): the
+  // kind netlink reports is there from the start
+  if (!link.isBridge && (await readLinks(spec.name))[0]?.linkinfo?.info_kind !== 'bridge') {
     throw new CniError(ErrCode.InvalidConfig, `invalid config: bridge: ${JSON.stringify(spec.name)} already exists but is not a bridge`);
   }
   const fix: KernelOp[] = [];

@@ -111,7 +111,6 @@ function pluginConf(plugin: string, dataDir: string): string {
   return JSON.stringify(c);
 }
 
-
 async function cleanup(prefix: string, dirs: string[]): Promise<void> {
   const r = await run('ip', ['netns', 'list'], { allowFailure: true });
   for (const line of r.stdout.split('\n')) {

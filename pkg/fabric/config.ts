@@ -62,16 +62,19 @@ export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMod
   const mtu = c.int('mtu', undefined, 68, 65535) || undefined;
   const opts = mode.options(c);
   const peers = (c.objectList('peers') ?? []).map(readPeer);
-  for (const p of peers) checkInCluster(p, clusterCIDR);
+  checkInCluster(peers, clusterCIDR);
   return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, clusterCIDR, peers, peersFile, mtu, opts };
 }
 
-function checkInCluster(p: Peer, clusterCIDR: string | undefined): void {
+/** Every peer's pod CIDR inside the cluster CIDR (parsed once for all of them). */
+function checkInCluster(peers: Peer[], clusterCIDR: string | undefined): void {
   if (!clusterCIDR) return;
-  const n = parseCIDR(p.podCIDR)!;
   const cl = parseCIDR(clusterCIDR)!;
-  if (!contains(cl, n.family, n.ip) || n.prefix < cl.prefix) {
-    throw new CniError(ErrCode.InvalidConfig, `invalid config: ${p.key}.podCIDR: ${p.podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
+  for (const p of peers) {
+    const n = parseCIDR(p.podCIDR)!;
+    if (!contains(cl, n.family, n.ip) || n.prefix < cl.prefix) {
+      throw new CniError(ErrCode.InvalidConfig, `invalid config: ${p.key}.podCIDR: ${p.podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
+    }
   }
 }
 
@@ -92,7 +95,7 @@ export function parsePeersFile(text: string, file: string, self: { nodeIP?: stri
   if (!Array.isArray(v)) throw new CniError(ErrCode.InvalidConfig, `invalid config: ${key}: expected a list of {nodeIP, podCIDR}`);
   const list = new ConfigReader({ [key]: v }).objectList(key)!;
   const peers = list.map(readPeer).filter((p) => !(p.podCIDR === self.podCIDR && (self.nodeIP === undefined || p.nodeIP === self.nodeIP)));
-  for (const p of peers) checkInCluster(p, clusterCIDR);
+  checkInCluster(peers, clusterCIDR);
   return peers;
 }
 

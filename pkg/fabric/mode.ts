@@ -52,10 +52,13 @@ export function hostCIDR(ip: string): string {
   return `${ip}/${family(ip) === 4 ? 32 : 128}`;
 }
 
-/** Is ip inside one of the connected subnets? */
-export function isOnLink(ip: string, connected: string[]): boolean {
-  const a = parseIP(ip);
-  return !!a && connected.some((c) => contains(parseCIDR(c)!, a.family, a.ip));
+/** A test of whether an address is inside one of the connected subnets (parsed once, for many addresses). */
+export function onLinkTest(connected: string[]): (ip: string) => boolean {
+  const nets = connected.map((c) => parseCIDR(c)!);
+  return (ip) => {
+    const a = parseIP(ip);
+    return !!a && nets.some((n) => contains(n, a.family, a.ip));
+  };
 }
 
 /** A route straight to the peer node over the underlay: host-gw, and the direct paths of vxlan and ipip. */

@@ -1,7 +1,7 @@
 // Planning: (mode, this node, peers, underlay facts) -> the fabric the kernel should hold. Pure: no I/O.
 import { CniError, ErrCode } from '../cni/errors';
 import { formatCIDR, lastOf, networkOf, overlaps, parseCIDR, type Family } from '../ipnet';
-import { family, isOnLink, type FabricMode, type PlanContext } from './mode';
+import { family, onLinkTest, type FabricMode, type PlanContext } from './mode';
 import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type Peer, type UnderlayFacts } from './types';
 
 /**
@@ -70,8 +70,9 @@ export function planFabric<O>(mode: FabricMode<O>, self: { podCIDR: string }, pe
     sysctls: { [selfNet.family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding']: '1', ...mode.sysctls?.(ctx) },
     paths: [],
   };
+  const onLink = onLinkTest(underlay.connected);
   for (const p of peers) {
-    const pp = mode.peer(ctx, p, isOnLink(p.nodeIP, underlay.connected));
+    const pp = mode.peer(ctx, p, onLink(p.nodeIP));
     d.routes.push({ ...pp.route, proto: RTPROT_TSCNI });
     d.neighs.push(...(pp.neighs ?? []));
     d.fdb.push(...(pp.fdb ?? []));

@@ -5,7 +5,7 @@
 // (ADD, `tscni fabric sync|watch`, `tscni k8s run`) writes it; CHECK and `tscni doctor` never trust it.
 import * as fs from 'fs';
 import * as path from 'path';
-import { privateDir, runDirs, writeWhole } from '../rundir';
+import { privateDir, runDirs } from '../rundir';
 import { sha256Hex } from '../sha256';
 import type { FabricConf } from './config';
 
@@ -65,5 +65,12 @@ export function readStamp(conf: FabricConf): Stamp | undefined {
 
 export function writeStamp(conf: FabricConf, s: Stamp): void {
   const file = stampFile(conf);
-  if (file) writeWhole(file, Buffer.from(JSON.stringify(s)), 0o600);
+  if (!file) return;
+  // written in place, not renamed over: on ext4 a rename over a file waits for its data to reach the disk, and a
+  // reader that catches it half-written only reconciles once more
+  try {
+    fs.writeFileSync(file, JSON.stringify(s), { mode: 0o600 });
+  } catch {
+    // no stamp: the next ADD reconciles
+  }
 }

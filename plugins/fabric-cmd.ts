@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CniError } from '../pkg/cni/errors';
+import { coalesced } from '../pkg/coalesce';
 import { parseFabricConf, syncFabric, type FabricConf } from '../pkg/fabric';
 import { FABRIC_MODES, fabricModeNamed } from './fabric-modes';
 
@@ -139,20 +140,7 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
  * With `kubernetes`, the peers file is ours to write from the Node API instead of a file to follow.
  */
 async function watch(file: string, interval: number, kubernetes: boolean): Promise<number> {
-  let running = false;
-  let again = false;
-  const sync = async () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    do {
-      again = false;
-      await syncOnce(file).catch(fail);
-    } while (again);
-    running = false;
-  };
+  const sync = coalesced(() => syncOnce(file).catch(fail));
   let peersFile: string | undefined;
   let stopKube: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;

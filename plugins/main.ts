@@ -1,6 +1,7 @@
 // One multi-call executable: the name it is invoked as picks the plugin (bridge, host-local, ...).
 // `tscni <name> ...` works too, for running from a checkout and for subcommands.
 import * as path from 'path';
+import { loadBundled } from '../pkg/bundled';
 import { registerInProcess } from '../pkg/cni/delegate';
 import { runPlugin } from '../pkg/cni/skel';
 import type { Plugin } from '../pkg/cni/types';
@@ -29,13 +30,16 @@ async function main(): Promise<number> {
   if (name === 'fabric') return (require('./fabric-cmd') as typeof import('./fabric-cmd')).fabricMain(rest);
   // `tscni k8s install`: the Kubernetes DaemonSet's init container (conf/kubernetes/)
   if (name === 'k8s') return (require('./k8s-cmd') as typeof import('./k8s-cmd')).k8sMain(rest);
+  // `tscni etcd run --conf <file>`: the node agent of cluster mode without Kubernetes (subnets and peers in etcd)
+  // (bundled apart, build/etcd.js: its etcd client is three times the size of all the plugins)
+  if (name === 'etcd') return loadBundled<typeof import('./etcd-cmd')>('etcd').etcdMain(rest);
   // `tscni doctor --conf <file> ...`: what the plan says should exist against what the kernel holds
   if (name === 'doctor') return (require('./doctor-cmd') as typeof import('./doctor-cmd')).doctorMain(rest);
   const load = PLUGINS[name];
   if (!load) {
     process.stderr.write(
       `usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n` +
-        '       tscni fabric sync|watch --conf <file>\n       tscni doctor --conf <file> (tscni doctor --help)\n',
+        '       tscni fabric sync|watch --conf <file>\n       tscni etcd run --conf <file>\n       tscni doctor --conf <file> (tscni doctor --help)\n',
     );
     return 2;
   }

@@ -14,6 +14,8 @@ PLUGINS=(bridge host-local ptp host-gw ipip vxlan)
 OUT=${OUT:-build}
 mkdir -p "$OUT/bin"
 bash scripts/bundle.sh "$OUT/tscni.js"
+# the etcd agent apart (pkg/bundled.ts): no plugin call reads or compiles its client
+bash scripts/bundle.sh "$OUT/etcd.js" plugins/etcd-cmd.ts
 # beside the bundle (a checkout's runs load it from there) and inside the executable as an SEA asset
 bash scripts/native.sh "$OUT/native"
 
@@ -22,7 +24,7 @@ bash scripts/native.sh "$OUT/native"
 bash scripts/bundle.sh "$OUT/boot.js" plugins/boot.ts
 node "$OUT/boot.js" --code-cache "$OUT/tscni.js" "$OUT/tscni.cache"
 sha256sum "$OUT/tscni.js" | cut -c1-16 >"$OUT/tscni.id"
-bash scripts/sea-exe.sh "$OUT/boot.js" "$OUT/bin/tscni" "tscni.js=$OUT/tscni.js" "tscni.cache=$OUT/tscni.cache" "tscni.id=$OUT/tscni.id" \
+bash scripts/sea-exe.sh "$OUT/boot.js" "$OUT/bin/tscni" "tscni.js=$OUT/tscni.js" "tscni.cache=$OUT/tscni.cache" "tscni.id=$OUT/tscni.id" "etcd.js=$OUT/etcd.js" \
   "netlink.node=$OUT/native/netlink.node" "netlink.node.id=$OUT/native/netlink.node.id"
 
 for p in "${PLUGINS[@]}"; do ln -sfn tscni "$OUT/bin/$p"; done

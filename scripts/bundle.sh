@@ -7,17 +7,19 @@ set -euo pipefail
 out=$(realpath -m "$1")
 entry=${2:-plugins/main.ts}
 cd "$(dirname "$0")/.."
-# Identifiers are kept (no --minify-identifiers) so stack traces on stderr stay readable.
-# graceful-fs (proper-lockfile's fs) patches and clones fs when loaded, a cost on every IPAM call; its
-# EMFILE retry queue serves long-lived processes with thousands of open files, not a CNI call: plain fs.
-# signal-exit (proper-lockfile's and execa's) gives way to pkg/shim/signal-exit.ts, for the reason given there.
-# human-signals (execa's) gives way to pkg/shim/human-signals.ts, likewise.
-node_modules/.bin/esbuild "$entry" \
-  --bundle --platform=node --target=node20 --format=cjs --alias:graceful-fs=fs --alias:signal-exit=./pkg/shim/signal-exit.ts --alias:human-signals=./pkg/shim/human-signals.ts \
-  --minify-whitespace --minify-syntax --legal-comments=none \
-  --log-level=warning --outfile="$out"
+# scripts/bundle.js runs esbuild: graceful-fs (proper-lockfile's fs) patches and clones fs when loaded, a cost on
+# every IPAM call, and its EMFILE retry queue serves long-lived processes with thousands of open files, not a CNI
+# call: plain fs. signal-exit (proper-lockfile's and execa's) gives way to pkg/shim/signal-exit.ts, for the reason
+# given there; human-signals (execa's) to pkg/shim/human-signals.ts, likewise. etcd3's .proto files are embedded.
+node scripts/bundle.js "$entry" "$out"
 # `import * as fs from 'fs'` becomes __toESM(require("fs")): a copy of the module with a getter per export,
-# made once per importing file at load. For Node's built-in modules the module object itself serves (the code
-# only reads its properties; none is imported by default), and the copies cost each call a few ms of CPU.
-sed -E -i 's/__toESM\(require\("(node:)?([a-z0-9_]+(\/[a-z0-9_]+)?)"\)\)/require("\1\2")/g' "$out"
-if grep -qE '__toESM\(require\("(node:)?[a-z0-9_]+' "$out"; then echo "bundle: a built-in module still copied by __toESM" >&2; exit 1; fi
+# made once per importing file at load. For Node's built-in modules the module object itself serves (our code
+# only reads their properties and imports none by default), and the copies cost each plugin call a few ms of
+# CPU. Not for the etcd agent's bundle: its third-party code imports built-ins by default, and it starts once.
+case "$entry" in
+  plugins/etcd-cmd.ts) ;;
+  *)
+    sed -E -i 's/__toESM\(require\("(node:)?([a-z0-9_]+(\/[a-z0-9_]+)?)"\)\)/require("\1\2")/g' "$out"
+    if grep -qE '__toESM\(require\("(node:)?[a-z0-9_]+' "$out"; then echo "bundle: a built-in module still copied by __toESM" >&2; exit 1; fi
+    ;;
+esac

@@ -1,0 +1,104 @@
+// Real etcd (Debian's etcd-server) for the e2e: members in their own namespaces on a simulated underlay, and
+// background processes (etcd, tscni agents) stopped at the world's cleanup.
+import { spawn, type ChildProcess } from 'child_process';
+import * as path from 'path';
+import { CLEAN_PATH, type Netns, type World } from './world';
+
+export interface Background {
+  proc: ChildProcess;
+  output(): string;
+  /** resolves with the exit code (or the signal's name) */
+  exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
+}
+
+/** A long-running program inside `ns` with a clean environment; killed at cleanup if still running. */
+export function background(world: World, ns: Netns, argv: string[], env: Record<string, string> = {}): Background {
+  const vars = Object.entries({ PATH: CLEAN_PATH, ...env }).map(([k, v]) => `${k}=${v}`);
+  const proc = spawn('ip', ['netns', 'exec', ns.name, 'env', '-i', ...vars, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | string>((r) => proc.on('exit', (code, sig) => r(code ?? sig ?? -1)));
+  const b: Background = {
+    proc,
+    output: () => out,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+  world.onCleanup(() => b.stop('SIGKILL'));
+  return b;
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what = 'condition'): Promise<number> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > ms) throw new Error(`${what}: not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Date.now() - start;
+}
+
+export interface EtcdMember {
+  name: string;
+  ns: Netns;
+  ip: string;
+  proc: Background;
+  clientURL: string;
+}
+
+/**
+ * Start a cluster of etcd members at the given addresses, each in `nsOf(i)` (already wired to the underlay), data
+ * in the world's temp dirs. Resolves when every member answers its health endpoint.
+ */
+export async function startEtcd(
+  world: World,
+  members: Array<{ ns: Netns; ip: string }>,
+  o: { tls?: { ca: string; cert: string; key: string } } = {},
+): Promise<EtcdMember[]> {
+  const scheme = o.tls ? 'https' : 'http';
+  const names = members.map((_, i) => `m${i}`);
+  const initial = members.map((m, i) => `${names[i]}=http://${m.ip}:2380`).join(',');
+  const out: EtcdMember[] = [];
+  for (const [i, m] of members.entries()) {
+    const clientURL = `${scheme}://${m.ip}:2379`;
+    const tlsArgs = o.tls ? ['--cert-file', o.tls.cert, '--key-file', o.tls.key, '--trusted-ca-file', o.tls.ca, '--client-cert-auth'] : [];
+    const proc = background(world, m.ns, [
+      '/usr/bin/etcd',
+      '--name',
+      names[i],
+      '--data-dir',
+      path.join(world.tmpDir(`etcd-${i}`), 'data'),
+      '--listen-client-urls',
+      clientURL,
+      '--advertise-client-urls',
+      clientURL,
+      '--listen-peer-urls',
+      `http://${m.ip}:2380`,
+      '--initial-advertise-peer-urls',
+      `http://${m.ip}:2380`,
+      '--initial-cluster',
+      initial,
+      '--initial-cluster-state',
+      'new',
+      '--heartbeat-interval',
+      '50',
+      '--election-timeout',
+      '500',
+      ...tlsArgs,
+    ]);
+    out.push({ name: names[i], ns: m.ns, ip: m.ip, proc, clientURL });
+  }
+  for (const m of out) {
+    await waitFor(
+      () => /ready to serve client requests|serving (insecure )?client requests/.test(m.proc.output()) || m.proc.proc.exitCode !== null,
+      20_000,
+      `etcd ${m.name} ready`,
+    );
+    if (m.proc.proc.exitCode !== null) throw new Error(`etcd ${m.name} exited: ${m.proc.output().slice(-2000)}`);
+  }
+  return out;
+}

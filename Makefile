@@ -21,7 +21,7 @@ deps-npm:
 
 build: deps-npm build/bin/tscni
 
-build/bin/tscni: $(SOURCES) pkg/netlink/native/netlink.c scripts/build.sh scripts/bundle.sh scripts/native.sh scripts/sea-exe.sh scripts/sea.js
+build/bin/tscni: $(SOURCES) pkg/netlink/native/netlink.c scripts/build.sh scripts/bundle.sh scripts/bundle.js scripts/native.sh scripts/sea-exe.sh scripts/sea.js
 	bash scripts/build.sh
 
 # the netlink module alone, for unit tests that run without a full build

@@ -1,29 +1,50 @@
-// Cluster mode without Kubernetes on a real etcd (Debian's etcd-server): `tscni etcd run` on three simulated nodes
-// leases their subnets, renders their conflists and peers, and follows the others through etcd. The seeds' cluster
-// of e2e/lib/cluster.ts (node3 behind a router), vxlan, an etcd member on the switch.
+// Cluster mode without Kubernetes on a real etcd (Debian's etcd-server; scripts/deps.sh installs it, and these
+// tests fail without it): `tscni etcd run` on the three simulated nodes of e2e/lib/cluster.ts (node3 behind a
+// router), vxlan, etcd members on the switch. Each agent leases a subnet, renders its conflist from the shipped
+// template and its peers from the others' records, and follows them through etcd.
 import * as fs from 'fs';
 import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { buildCluster, type Cluster, type ClusterNode } from './lib/cluster';
-import { background, startEtcd, waitFor, type Background, type EtcdMember } from './lib/etcd';
+import { background, etcdctl, restartEtcd, startEtcd, waitFor, type Background, type EtcdMember } from './lib/etcd';
 import { addPod } from './lib/pods';
 import { defaultBinDir, useWorld } from './lib/world';
 
 const world = useWorld();
-jest.setTimeout(90_000);
+jest.setTimeout(120_000);
 const TTL = 3;
 
-// scripts/deps.sh installs etcd-server: without it these tests fail (they do not skip)
-describe('tscni etcd run: vxlan on three nodes, one etcd member', () => {
-  let c: Cluster;
-  let etcd: EtcdMember[];
-  const agents = new Map<string, Background>();
-  const dirs = new Map<string, string>();
-  const prefix = `/tscni-e2e-${process.pid}`;
+/** A cluster with `members` etcd members on its switch (192.168.50.100, .101, ...) and an agent per node. */
+function etcdCluster(tag: string, members: number) {
+  const t = {
+    c: undefined as unknown as Cluster,
+    etcd: [] as EtcdMember[],
+    agents: new Map<string, Background>(),
+    dirs: new Map<string, string>(),
+    prefix: `/tscni-e2e-${tag}-${process.pid}`,
+    start(n: ClusterNode): Background {
+      const a = background(world, n.ns, [path.join(defaultBinDir(), 'tscni'), 'etcd', 'run', '--conf', agentConf(n)], { TSCNI_RUN_DIR: world.runDir });
+      t.agents.set(n.name, a);
+      return a;
+    },
+    conflistOf: (n: ClusterNode) => path.join(t.dirs.get(n.name)!, 'net.d', '10-tscni.conflist'),
+    podCIDROf: (n: ClusterNode) => JSON.parse(fs.readFileSync(t.conflistOf(n), 'utf8')).plugins[0].podCIDR as string,
+    pluginConf(n: ClusterNode) {
+      const l = JSON.parse(fs.readFileSync(t.conflistOf(n), 'utf8'));
+      return { cniVersion: l.cniVersion, name: l.name, ...l.plugins[0] };
+    },
+    routeDsts: async (n: ClusterNode) => (await n.ns.ipJson<any[]>(['route', 'show', 'proto', String(RTPROT_TSCNI)])).map((r) => r.dst as string),
+    async routesAll() {
+      for (const n of t.c.nodes) {
+        const others = t.c.nodes.filter((x) => x !== n && t.dirs.has(x.name)).map(t.podCIDROf);
+        await waitFor(async () => (await t.routeDsts(n)).filter((d) => others.includes(d)).length === others.length, 10_000, `${n.name} routes`);
+      }
+    },
+  };
 
   function agentConf(n: ClusterNode): string {
-    const dir = dirs.get(n.name) ?? world.tmpDir(`etcd-${n.name}`);
-    dirs.set(n.name, dir);
+    const dir = t.dirs.get(n.name) ?? world.tmpDir(`etcd-${n.name}`);
+    t.dirs.set(n.name, dir);
     // the shipped template (conf/etcd/), without its portmap and with a private IPAM store
     const shipped = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', 'etcd', 'vxlan.conflist.tmpl'), 'utf8'));
     shipped.plugins = [{ ...shipped.plugins[0], ipam: { type: 'host-local', dataDir: path.join(dir, 'ipam') } }];
@@ -33,8 +54,8 @@ describe('tscni etcd run: vxlan on three nodes, one etcd member', () => {
     fs.writeFileSync(
       file,
       JSON.stringify({
-        endpoints: etcd.map((m) => m.clientURL),
-        prefix,
+        endpoints: t.etcd.map((m) => m.clientURL),
+        prefix: t.prefix,
         clusterCIDR: '10.244.0.0/16',
         subnetLen: 24,
         leaseTTL: TTL,
@@ -51,78 +72,103 @@ describe('tscni etcd run: vxlan on three nodes, one etcd member', () => {
     return file;
   }
 
-  function start(n: ClusterNode): Background {
-    const a = background(world, n.ns, [path.join(defaultBinDir(), 'tscni'), 'etcd', 'run', '--conf', agentConf(n)], { TSCNI_RUN_DIR: world.runDir });
-    agents.set(n.name, a);
-    return a;
-  }
-
-  const conflistOf = (n: ClusterNode) => path.join(dirs.get(n.name)!, 'net.d', '10-tscni.conflist');
-  const podCIDROf = (n: ClusterNode) => JSON.parse(fs.readFileSync(conflistOf(n), 'utf8')).plugins[0].podCIDR as string;
-  const pluginConf = (n: ClusterNode) => {
-    const l = JSON.parse(fs.readFileSync(conflistOf(n), 'utf8'));
-    return { cniVersion: l.cniVersion, name: l.name, ...l.plugins[0] };
-  };
-  const routeDsts = async (n: ClusterNode) => (await n.ns.ipJson<any[]>(['route', 'show', 'proto', String(RTPROT_TSCNI)])).map((r) => r.dst as string);
-
   beforeAll(async () => {
-    c = await buildCluster(world, { tag: 'et' });
-    const m = await world.node('et-etcd0');
-    const l = await world.link(m, c.switch, { aIf: 'eth0', bIf: 'p-etcd0', mtu: c.underlayMtu });
-    await c.switch.ip(['link', 'set', l.bIf, 'master', 'br0']);
-    await m.ip(['addr', 'add', '192.168.50.100/24', 'dev', 'eth0']);
-    await m.ip(['route', 'add', '192.168.60.0/24', 'via', '192.168.50.254']);
-    etcd = await startEtcd(world, [{ ns: m, ip: '192.168.50.100' }]);
-    for (const n of c.nodes) start(n);
-    await waitFor(() => c.nodes.every((n) => fs.existsSync(conflistOf(n))), 20_000, 'three conflists').catch((e: Error) => {
-      throw new Error(`${e.message}\n${[...agents].map(([k, a]) => `${k}: ${a.output()}`).join('\n')}`);
+    t.c = await buildCluster(world, { tag });
+    const spots = [];
+    for (let i = 0; i < members; i++) {
+      const m = await world.node(`${tag}-etcd${i}`);
+      const l = await world.link(m, t.c.switch, { aIf: 'eth0', bIf: `p-etcd${i}`, mtu: t.c.underlayMtu });
+      await t.c.switch.ip(['link', 'set', l.bIf, 'master', 'br0']);
+      await m.ip(['addr', 'add', `192.168.50.${100 + i}/24`, 'dev', 'eth0']);
+      await m.ip(['route', 'add', '192.168.60.0/24', 'via', '192.168.50.254']);
+      spots.push({ ns: m, ip: `192.168.50.${100 + i}` });
+    }
+    t.etcd = await startEtcd(world, spots);
+    for (const n of t.c.nodes) t.start(n);
+    await waitFor(() => t.c.nodes.every((n) => fs.existsSync(t.conflistOf(n))), 20_000, 'three conflists').catch((e: Error) => {
+      throw new Error(`${e.message}\n${[...t.agents].map(([k, a]) => `${k}: ${a.output()}`).join('\n')}`);
     });
   });
+  return t;
+}
+
+describe('tscni etcd run: vxlan on three nodes, one etcd member', () => {
+  const t = etcdCluster('et', 1);
 
   it('nodes join and hold distinct subnets of the cluster CIDR, remembered in their state files', () => {
-    const cidrs = c.nodes.map(podCIDROf);
+    const cidrs = t.c.nodes.map(t.podCIDROf);
     expect(new Set(cidrs).size).toBe(3);
-    for (const [i, n] of c.nodes.entries()) {
+    for (const [i, n] of t.c.nodes.entries()) {
       expect(cidrs[i]).toMatch(/^10\.244\.\d+\.0\/24$/);
-      expect(fs.readFileSync(path.join(dirs.get(n.name)!, 'state', 'subnet'), 'utf8').trim()).toBe(cidrs[i]);
+      expect(fs.readFileSync(path.join(t.dirs.get(n.name)!, 'state', 'subnet'), 'utf8').trim()).toBe(cidrs[i]);
     }
   });
 
   it("every node routes the others' subnets, and pods ping across nodes (node3 behind the router)", async () => {
-    const [n1, n2, n3] = c.nodes;
-    for (const n of c.nodes) {
-      const others = c.nodes.filter((x) => x !== n).map(podCIDROf);
-      await waitFor(
-        async () => {
-          const held = await routeDsts(n);
-          return others.every((o) => held.includes(o));
-        },
-        10_000,
-        `${n.name} routes`,
-      );
-    }
+    await t.routesAll();
     const pods = [];
-    for (const n of [n1, n2, n3]) pods.push(await addPod(world, n.ns, pluginConf(n), `ep-${n.name}`, { lo: true }));
+    for (const n of t.c.nodes) pods.push(await addPod(world, n.ns, t.pluginConf(n), `ep-${n.name}`, { lo: true }));
     expect(await world.ping(pods[0].ns, pods[2].ip, { count: 2 })).toBe(true);
     expect(await world.ping(pods[2].ns, pods[1].ip, { count: 2 })).toBe(true);
   });
 
   it('a stopped node loses its lease: the others remove its route within TTL + 1 s; restarted, it gets its subnet back', async () => {
-    const [n1, , n3] = c.nodes;
-    const cidr3 = podCIDROf(n3);
+    const [n1, , n3] = t.c.nodes;
+    const cidr3 = t.podCIDROf(n3);
     const t0 = Date.now();
-    await agents.get(n3.name)!.stop('SIGKILL');
-    const gone = await waitFor(async () => !(await routeDsts(n1)).includes(cidr3), (TTL + 3) * 1000, 'node3 route removed');
+    await t.agents.get(n3.name)!.stop('SIGKILL');
+    const gone = await waitFor(async () => !(await t.routeDsts(n1)).includes(cidr3), (TTL + 3) * 1000, 'node3 route removed');
     expect(Date.now() - t0).toBeLessThanOrEqual((TTL + 1) * 1000 + 500);
     console.log(`etcd e2e: node3's route gone from node1 ${gone} ms after its agent was killed (TTL ${TTL} s)`);
-    start(n3);
-    const back = await waitFor(async () => (await routeDsts(n1)).includes(cidr3), 15_000, 'node3 route back');
-    expect(podCIDROf(n3)).toBe(cidr3);
+    t.start(n3);
+    const back = await waitFor(async () => (await t.routeDsts(n1)).includes(cidr3), 15_000, 'node3 route back');
+    expect(t.podCIDROf(n3)).toBe(cidr3);
     console.log(`etcd e2e: node3 restarted, its subnet ${cidr3} routed on node1 again after ${back} ms`);
   });
 
   it('stops cleanly on SIGTERM', async () => {
-    const a = agents.get(c.nodes[1].name)!;
-    expect(await a.stop('SIGTERM')).toBe(0);
+    expect(await t.agents.get(t.c.nodes[1].name)!.stop('SIGTERM')).toBe(0);
+  });
+});
+
+describe('tscni etcd run: three etcd members, one lost, then all of them', () => {
+  const t = etcdCluster('eu', 3);
+  let pods: Awaited<ReturnType<typeof addPod>>[] = [];
+
+  beforeAll(async () => {
+    await t.routesAll();
+    pods = [];
+    for (const n of t.c.nodes) pods.push(await addPod(world, n.ns, t.pluginConf(n), `eupod-${n.name}`, { lo: true }));
+  });
+
+  it('with one member killed, a node that stops still loses its route, and gets its subnet back', async () => {
+    await t.etcd[0].proc.stop('SIGKILL');
+    const [n1, , n3] = t.c.nodes;
+    const cidr3 = t.podCIDROf(n3);
+    await t.agents.get(n3.name)!.stop('SIGKILL');
+    const gone = await waitFor(async () => !(await t.routeDsts(n1)).includes(cidr3), (TTL + 6) * 1000, 'node3 route removed');
+    t.start(n3);
+    const back = await waitFor(async () => (await t.routeDsts(n1)).includes(cidr3), 20_000, 'node3 route back');
+    expect(t.podCIDROf(n3)).toBe(cidr3);
+    console.log(`etcd e2e (2 of 3 members): node3's route gone after ${gone} ms, back ${back} ms after its restart`);
+    expect(await world.ping(pods[0].ns, pods[2].ip, { count: 2 })).toBe(true);
+  });
+
+  it('with all of etcd stopped, pods keep talking and a new pod starts; once etcd is back, a new node is picked up', async () => {
+    for (const m of t.etcd) await m.proc.stop('SIGKILL');
+    const n1 = t.c.nodes[0];
+    expect(await world.ping(pods[0].ns, pods[1].ip, { count: 2 })).toBe(true);
+    const fresh = await addPod(world, n1.ns, t.pluginConf(n1), 'eupod-fresh', { lo: true });
+    expect(await world.ping(fresh.ns, pods[2].ip, { count: 2 })).toBe(true);
+    // a quorum again (two of three members, on their data)
+    await restartEtcd(world, t.etcd.slice(1));
+    const t0 = Date.now();
+    await etcdctl(t.etcd.slice(1), [
+      'put',
+      `${t.prefix}/subnets/10.244.250.0-24`,
+      JSON.stringify({ node: 'node9', nodeIP: '192.168.50.9', podCIDR: '10.244.250.0/24' }),
+    ]);
+    await waitFor(async () => (await t.routeDsts(n1)).includes('10.244.250.0/24'), 20_000, 'new node routed');
+    console.log(`etcd e2e: after etcd came back, a new node's route on node1 ${Date.now() - t0} ms after its record`);
   });
 });

@@ -48,6 +48,33 @@ export interface EtcdMember {
   ip: string;
   proc: Background;
   clientURL: string;
+  /** its command line, to start it again on the same data */
+  argv: string[];
+}
+
+/** Start stopped members again on their data; resolves when all serve clients (which needs their quorum). */
+export async function restartEtcd(world: World, members: EtcdMember[]): Promise<void> {
+  for (const m of members) m.proc = background(world, m.ns, m.argv);
+  for (const m of members) {
+    await waitFor(() => /ready to serve client requests/.test(m.proc.output()) || m.proc.proc.exitCode !== null, 20_000, `etcd ${m.name} ready again`);
+    if (m.proc.proc.exitCode !== null) throw new Error(`etcd ${m.name} exited: ${m.proc.output().slice(-2000)}`);
+  }
+}
+
+/** `etcdctl <args>` against the members, from inside a member's namespace. */
+export async function etcdctl(members: EtcdMember[], args: string[]): Promise<string> {
+  const { run } = await import('../../pkg/exec');
+  const r = await run('ip', [
+    'netns',
+    'exec',
+    members[0].ns.name,
+    'env',
+    `ETCDCTL_API=3`,
+    'etcdctl',
+    `--endpoints=${members.map((m) => m.clientURL).join(',')}`,
+    ...args,
+  ]);
+  return r.stdout;
 }
 
 /**
@@ -66,7 +93,7 @@ export async function startEtcd(
   for (const [i, m] of members.entries()) {
     const clientURL = `${scheme}://${m.ip}:2379`;
     const tlsArgs = o.tls ? ['--cert-file', o.tls.cert, '--key-file', o.tls.key, '--trusted-ca-file', o.tls.ca, '--client-cert-auth'] : [];
-    const proc = background(world, m.ns, [
+    const argv = [
       '/usr/bin/etcd',
       '--name',
       names[i],
@@ -89,8 +116,8 @@ export async function startEtcd(
       '--election-timeout',
       '500',
       ...tlsArgs,
-    ]);
-    out.push({ name: names[i], ns: m.ns, ip: m.ip, proc, clientURL });
+    ];
+    out.push({ name: names[i], ns: m.ns, ip: m.ip, proc: background(world, m.ns, argv), clientURL, argv });
   }
   for (const m of out) {
     await waitFor(

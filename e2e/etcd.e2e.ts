@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { buildCluster, type Cluster, type ClusterNode } from './lib/cluster';
-import { background, etcdctl, restartEtcd, startEtcd, waitFor, type Background, type EtcdMember } from './lib/etcd';
+import { background, etcdctl, makeTls, restartEtcd, startEtcd, waitFor, type Background, type EtcdMember, type TlsFiles } from './lib/etcd';
 import { addPod } from './lib/pods';
 import { defaultBinDir, useWorld } from './lib/world';
 
@@ -15,15 +15,16 @@ jest.setTimeout(120_000);
 const TTL = 3;
 
 /** A cluster with `members` etcd members on its switch (192.168.50.100, .101, ...) and an agent per node. */
-function etcdCluster(tag: string, members: number) {
+function etcdCluster(tag: string, members: number, o: { tls?: boolean } = {}) {
   const t = {
+    tls: undefined as TlsFiles | undefined,
     c: undefined as unknown as Cluster,
     etcd: [] as EtcdMember[],
     agents: new Map<string, Background>(),
     dirs: new Map<string, string>(),
     prefix: `/tscni-e2e-${tag}-${process.pid}`,
-    start(n: ClusterNode): Background {
-      const a = background(world, n.ns, [path.join(defaultBinDir(), 'tscni'), 'etcd', 'run', '--conf', agentConf(n)], { TSCNI_RUN_DIR: world.runDir });
+    start(n: ClusterNode, extra: Record<string, unknown> = {}): Background {
+      const a = background(world, n.ns, [path.join(defaultBinDir(), 'tscni'), 'etcd', 'run', '--conf', agentConf(n, extra)], { TSCNI_RUN_DIR: world.runDir });
       t.agents.set(n.name, a);
       return a;
     },
@@ -42,7 +43,7 @@ function etcdCluster(tag: string, members: number) {
     },
   };
 
-  function agentConf(n: ClusterNode): string {
+  function agentConf(n: ClusterNode, extra: Record<string, unknown>): string {
     const dir = t.dirs.get(n.name) ?? world.tmpDir(`etcd-${n.name}`);
     t.dirs.set(n.name, dir);
     // the shipped template (conf/etcd/), without its portmap and with a private IPAM store
@@ -67,6 +68,8 @@ function etcdCluster(tag: string, members: number) {
         stateFile: path.join(dir, 'state', 'subnet'),
         waitSeconds: 20,
         resyncSeconds: 30,
+        ...(t.tls ? { tls: { ca: t.tls.ca, cert: t.tls.clientCert, key: t.tls.clientKey } } : {}),
+        ...extra,
       }),
     );
     return file;
@@ -83,7 +86,12 @@ function etcdCluster(tag: string, members: number) {
       await m.ip(['route', 'add', '192.168.60.0/24', 'via', '192.168.50.254']);
       spots.push({ ns: m, ip: `192.168.50.${100 + i}` });
     }
-    t.etcd = await startEtcd(world, spots);
+    if (o.tls)
+      t.tls = await makeTls(
+        world.tmpDir('tls'),
+        spots.map((s) => s.ip),
+      );
+    t.etcd = await startEtcd(world, spots, { tls: t.tls });
     for (const n of t.c.nodes) t.start(n);
     await waitFor(() => t.c.nodes.every((n) => fs.existsSync(t.conflistOf(n))), 20_000, 'three conflists').catch((e: Error) => {
       throw new Error(`${e.message}\n${[...t.agents].map(([k, a]) => `${k}: ${a.output()}`).join('\n')}`);
@@ -170,5 +178,57 @@ describe('tscni etcd run: three etcd members, one lost, then all of them', () =>
     ]);
     await waitFor(async () => (await t.routeDsts(n1)).includes('10.244.250.0/24'), 20_000, 'new node routed');
     console.log(`etcd e2e: after etcd came back, a new node's route on node1 ${Date.now() - t0} ms after its record`);
+  });
+});
+
+describe('tscni etcd run over TLS (client certificates required)', () => {
+  const t = etcdCluster('ev', 1, { tls: true });
+
+  it('nodes join over TLS with distinct subnets, and pods ping across nodes', async () => {
+    expect(t.etcd[0].clientURL).toMatch(/^https:/);
+    expect(new Set(t.c.nodes.map(t.podCIDROf)).size).toBe(3);
+    await t.routesAll();
+    const [a, b] = [
+      await addPod(world, t.c.nodes[0].ns, t.pluginConf(t.c.nodes[0]), 'evpod1', { lo: true }),
+      await addPod(world, t.c.nodes[2].ns, t.pluginConf(t.c.nodes[2]), 'evpod3', { lo: true }),
+    ];
+    expect(await world.ping(a.ns, b.ip, { count: 2 })).toBe(true);
+  });
+
+  it('a missing CA file, or a CA that did not sign the server, ends the agent with exit 1 and the reason', async () => {
+    const n = t.c.nodes[1];
+    await t.agents.get(n.name)!.stop('SIGTERM');
+    const missing = t.start(n, { tls: { ca: '/nonexistent/ca.pem', cert: t.tls!.clientCert, key: t.tls!.clientKey } });
+    expect(await missing.exited).toBe(1);
+    expect(missing.output()).toContain('tls.ca: /nonexistent/ca.pem: ENOENT');
+    const other = await makeTls(world.tmpDir('tls-other'), ['192.168.50.100']);
+    const wrong = t.start(n, { tls: { ca: other.ca, cert: t.tls!.clientCert, key: t.tls!.clientKey }, waitSeconds: 2 });
+    expect(await wrong.exited).toBe(1);
+    expect(wrong.output()).toMatch(/joining: /);
+  });
+});
+
+describe('tscni etcd run: twenty agents joining at once', () => {
+  const t = etcdCluster('ew', 1);
+
+  it('get twenty distinct subnets (and the three nodes keep theirs)', async () => {
+    const base = t.c.nodes.map(t.podCIDROf);
+    const extra: ClusterNode[] = [];
+    for (let i = 0; i < 20; i++) {
+      const ns = await world.node(`ew-x${i}`);
+      const l = await world.link(ns, t.c.switch, { aIf: 'eth0', bIf: `p-x${i}`, mtu: t.c.underlayMtu });
+      await t.c.switch.ip(['link', 'set', l.bIf, 'master', 'br0']);
+      await ns.ip(['addr', 'add', `192.168.50.${10 + i}/24`, 'dev', 'eth0']);
+      extra.push({ name: `x${i}`, ns, ip: `192.168.50.${10 + i}`, podCIDR: '', dev: 'eth0' });
+    }
+    const t0 = Date.now();
+    for (const n of extra) t.start(n);
+    await waitFor(() => extra.every((n) => fs.existsSync(t.conflistOf(n))), 60_000, 'twenty conflists');
+    console.log(`etcd e2e: twenty agents started at once all rendered their conflists within ${Date.now() - t0} ms`);
+    const cidrs = extra.map(t.podCIDROf);
+    expect(new Set([...cidrs, ...base]).size).toBe(23);
+    const keys = (await etcdctl(t.etcd, ['get', '--prefix', '--keys-only', `${t.prefix}/subnets/`])).split('\n').filter(Boolean);
+    expect(keys.length).toBe(23);
+    expect(t.c.nodes.map(t.podCIDROf)).toEqual(base);
   });
 });

@@ -12,7 +12,7 @@ APT_PACKAGES=(
   golang-go golang-github-appc-cni-dev       # the libcni test client in e2e/
   busybox-static qemu-system-x86 linux-image-amd64 user-mode-linux   # guests for live IPIP (e2e/lib/guest.ts)
   containerd runc podman                     # runtime e2e: ctr run --cni, podman's CNI backend
-  etcd-server etcd-client                    # cluster mode without Kubernetes (e2e/etcd.e2e.ts)
+  etcd-server etcd-client openssl            # cluster mode without Kubernetes (e2e/etcd.e2e.ts; certificates for its TLS case)
 )
 
 want_npm=1 want_apt=1

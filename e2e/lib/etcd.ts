@@ -129,3 +129,74 @@ export async function startEtcd(
   }
   return out;
 }
+
+export interface TlsFiles {
+  ca: string;
+  /** the members' serving certificate (for every member address) */
+  cert: string;
+  key: string;
+  /** a client certificate signed by the same CA */
+  clientCert: string;
+  clientKey: string;
+}
+
+/** A throwaway CA, a server certificate for `ips` and a client certificate, made with openssl in `dir`. */
+export async function makeTls(dir: string, ips: string[]): Promise<TlsFiles> {
+  const { run } = await import('../../pkg/exec');
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (args: string[]) => run('openssl', args);
+  await ssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=tscni-e2e-ca',
+    '-keyout',
+    f('ca-key.pem'),
+    '-out',
+    f('ca.pem'),
+  ]);
+  const leaf = async (name: string, ext: string) => {
+    await ssl([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      f(`${name}-key.pem`),
+      '-out',
+      f(`${name}.csr`),
+    ]);
+    await import('fs').then((fs) => fs.writeFileSync(f(`${name}.ext`), ext));
+    await ssl([
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca-key.pem'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      f(`${name}.ext`),
+      '-out',
+      f(`${name}.pem`),
+    ]);
+  };
+  await leaf('server', `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+  await leaf('client', 'extendedKeyUsage=clientAuth\n');
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server-key.pem'), clientCert: f('client.pem'), clientKey: f('client-key.pem') };
+}

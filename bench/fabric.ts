@@ -52,6 +52,24 @@ async function timed(ns: string, bin: string, args: string[], env: Record<string
   return { ms, rssMiB: rss ? Number(rss[1]) : NaN, out: r.stdout.trim() };
 }
 
+/**
+ * The agent's unchanged resync: `tscni fabric watch --interval 1` for a few rounds, the median of the durations
+ * it reports after its first (a long-running process, past its start and with its code warm).
+ */
+async function agentResync(ns: string, tscni: string, confFile: string): Promise<number> {
+  const { spawn } = await import('child_process');
+  const w = spawn('ip', ['netns', 'exec', ns, 'env', '-i', `PATH=${SBIN_PATH}`, tscni, 'fabric', 'watch', '--conf', confFile, '--interval', '1'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  w.stdout.on('data', (d) => (out += d));
+  const end = Date.now() + 15_000;
+  while ((out.match(/ in \d+ ms/g) ?? []).length < 6 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  w.kill('SIGTERM');
+  const ms = [...out.matchAll(/ in (\d+) ms/g)].map((m) => Number(m[1])).slice(1);
+  return ms.length ? median(ms) : NaN;
+}
+
 async function main(): Promise<void> {
   const bin = path.resolve(arg('bin', 'build/bin'));
   const counts = arg('peers', '0,500,2000,5000').split(',').map(Number);
@@ -113,6 +131,7 @@ async function main(): Promise<void> {
         }
         const same = { ms: median(sameMs) };
         const added = { ms: median(addedMs) };
+        const agent = await agentResync(ns, tscni, confFile);
         (syncAt[mode] ??= {})[n] = { same: same.ms - exec, added: added.ms - exec };
         const add: number[] = [];
         const del: number[] = [];
@@ -132,7 +151,7 @@ async function main(): Promise<void> {
         (addAt[mode] ??= {})[n] = median(add);
         rows.push(
           `${String(n).padStart(6)} ${mode.padEnd(8)} ${(first.ms - exec).toFixed(0).padStart(8)} ${(same.ms - exec).toFixed(0).padStart(10)} ` +
-            `${(added.ms - exec).toFixed(0).padStart(10)} ${median(add).toFixed(0).padStart(8)} ${median(del).toFixed(0).padStart(8)} ${first.rssMiB.toFixed(0).padStart(9)}`,
+            `${(added.ms - exec).toFixed(0).padStart(10)} ${agent.toFixed(0).padStart(8)} ${median(add).toFixed(0).padStart(8)} ${median(del).toFixed(0).padStart(8)} ${first.rssMiB.toFixed(0).padStart(9)}`,
         );
         await ip(['netns', 'del', ns]);
       }
@@ -147,10 +166,11 @@ async function main(): Promise<void> {
   }
   console.log(
     `fabric at scale: one node namespace, N synthetic peers in a peers file; ms (ip netns exec, ${exec.toFixed(1)} ms, taken off); ` +
-      `unchanged and +1 peer: median of 3; pod ADD/DEL median of ${pods}`,
+      `unchanged and +1 peer: \`tscni fabric sync\` as one process, median of 3; agent: an unchanged resync inside \`fabric watch\`, median of 5; ` +
+      `pod ADD/DEL median of ${pods}`,
   );
   console.log(
-    `${'peers'.padStart(6)} ${'mode'.padEnd(8)} ${'1st sync'.padStart(8)} ${'unchanged'.padStart(10)} ${'+1 peer'.padStart(10)} ${'pod ADD'.padStart(8)} ${'pod DEL'.padStart(8)} ${'sync RSS'.padStart(9)}`,
+    `${'peers'.padStart(6)} ${'mode'.padEnd(8)} ${'1st sync'.padStart(8)} ${'unchanged'.padStart(10)} ${'+1 peer'.padStart(10)} ${'agent'.padStart(8)} ${'pod ADD'.padStart(8)} ${'pod DEL'.padStart(8)} ${'sync RSS'.padStart(9)}`,
   );
   for (const r of rows) console.log(r);
   const big = Math.max(...counts);

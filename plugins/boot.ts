@@ -58,7 +58,15 @@ function trace(msg: string): void {
 function run(sea: Sea): void {
   const source = sea.getAsset('tscni.js', 'utf8');
   const shipped = Buffer.from(sea.getAsset('tscni.cache'));
-  const verb = process.env.CNI_COMMAND;
+  // a plugin's verb, or a subcommand of tscni (`fabric sync`, `doctor`): each warms the cache with what it runs
+  const verb =
+    process.env.CNI_COMMAND ??
+    (process.argv[2] && !process.argv[2].startsWith('-')
+      ? process.argv
+          .slice(2, 4)
+          .filter((a) => !a.startsWith('-'))
+          .join(' ')
+      : undefined);
   // VERSION runs almost nothing: the small build-time cache serves it best
   const file = verb && verb !== 'VERSION' ? cacheFile(sea) : undefined;
   const warm = file ? readWarm(file) : undefined;

@@ -36,12 +36,14 @@ export function fabricConfOf(raw: Record<string, unknown>, file: string): Fabric
 }
 
 async function syncOnce(file: string): Promise<void> {
+  const t0 = process.hrtime.bigint();
   const conf = loadFabricConf(file);
   const { desired, report } = await syncFabric(conf);
   const direct = desired.paths.filter((p) => p.via === 'direct').length;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   process.stdout.write(
     `fabric ${desired.mode}: ${desired.paths.length} peer(s) (${direct} direct, ${desired.paths.length - direct} tunnelled), mtu ${desired.mtu}, ` +
-      `${report.changed ? `${report.changed} change(s)` : 'unchanged'}\n`,
+      `${report.changed ? `${report.changed} change(s)` : 'unchanged'} in ${ms.toFixed(0)} ms\n`,
   );
 }
 

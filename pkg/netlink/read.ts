@@ -49,6 +49,23 @@ const IFF: Array<[number, string]> = [
   [0x1000, 'MULTICAST'],
   [0x10000, 'LOWER_UP'],
 ];
+/**
+ * The names of the bits set in `bits`, from `table`: one shared array per distinct value (a fabric's dumps
+ * hold thousands of entries with the same few flags; read-only, as every reader treats them).
+ */
+const bitNamesCache = new Map<Array<[number, string]>, Map<number, string[]>>();
+function bitNames(table: Array<[number, string]>, bits: number): string[] {
+  let byBits = bitNamesCache.get(table);
+  if (!byBits) bitNamesCache.set(table, (byBits = new Map()));
+  let names = byBits.get(bits);
+  if (!names) byBits.set(bits, (names = table.filter(([bit]) => bits & bit).map(([, n]) => n)));
+  return names;
+}
+
+/** A number as text, for the codes without a name (protocols, tables): the same string each time. */
+const numberTexts: string[] = [];
+const numberText = (n: number): string => (numberTexts[n] ??= String(n));
+
 /** IF_OPER_* as ip prints them */
 const OPERSTATES = ['UNKNOWN', 'NOTPRESENT', 'DOWN', 'LOWERLAYERDOWN', 'TESTING', 'DORMANT', 'UP'];
 const SCOPES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
@@ -175,7 +192,7 @@ function linkOf(l: Decoded, addrs: Map<number, IpAddr[]>, nameOf: (i: number) =>
     ifindex: index,
     mtu: l.attrs.get(IFLA.MTU)?.readUInt32LE(0) ?? 0,
     address: macText(l.attrs.get(IFLA.ADDRESS)),
-    flags: IFF.filter(([bit]) => flags & bit).map(([, n]) => n),
+    flags: bitNames(IFF, flags),
     addr_info: addrs.get(index) ?? [],
   };
   const oper = l.attrs.get(IFLA.OPERSTATE)?.readUInt8(0);
@@ -222,12 +239,12 @@ export function dumpRoutes(rt: Rtnl, table: 'main' | 'all', family?: 4 | 6, dev?
     const at = r.attrs.get(RTA.OIF)?.readUInt32LE(0);
     if (oif !== undefined && at !== oif) continue;
     const x: IpRoute = {
-      type: ROUTE_TYPES[r.body.readUInt8(7)] ?? String(r.body.readUInt8(7)),
+      type: ROUTE_TYPES[r.body.readUInt8(7)] ?? numberText(r.body.readUInt8(7)),
       dst: dstText(f, r.body.readUInt8(1), r.attrs.get(RTA.DST)),
-      protocol: PROTOCOLS[r.body.readUInt8(5)] ?? String(r.body.readUInt8(5)),
-      scope: SCOPES[r.body.readUInt8(6)] ?? String(r.body.readUInt8(6)),
-      table: TABLES[tableId] ?? String(tableId),
-      flags: ROUTE_FLAGS.filter(([bit]) => r.body.readUInt32LE(8) & bit).map(([, n]) => n),
+      protocol: PROTOCOLS[r.body.readUInt8(5)] ?? numberText(r.body.readUInt8(5)),
+      scope: SCOPES[r.body.readUInt8(6)] ?? numberText(r.body.readUInt8(6)),
+      table: TABLES[tableId] ?? numberText(tableId),
+      flags: bitNames(ROUTE_FLAGS, r.body.readUInt32LE(8)),
     };
     const gw = ipText(r.attrs.get(RTA.GATEWAY));
     if (gw) x.gateway = gw;
@@ -260,13 +277,15 @@ export function dumpNeighs(rt: Rtnl, dev: string): IpNeigh[] {
     const state = n.body.readUInt16LE(8);
     // as `ip neigh show` without `nud all`: entries that are only NOARP (multicast mappings) or NONE are left out
     if (!(state & ~NUD_NOARP)) continue;
-    const x: IpNeigh = { dst, state: NUD.filter(([bit]) => state & bit).map(([, s]) => s) };
+    const x: IpNeigh = { dst, state: bitNames(NUD, state) };
     const lladdr = macText(n.attrs.get(NDA.LLADDR));
     if (lladdr) x.lladdr = lladdr;
     out.push(x);
   }
   return out;
 }
+
+const SELF = ['self'];
 
 /** A VTEP's own forwarding entries (`self`), as `bridge fdb show dev` lists them. */
 export function dumpFdb(rt: Rtnl, dev: string): FdbRecord[] {
@@ -276,7 +295,7 @@ export function dumpFdb(rt: Rtnl, dev: string): FdbRecord[] {
     if (n.body.readUInt8(0) !== AF_BRIDGE || n.body.readInt32LE(4) !== index || !(n.body.readUInt8(10) & NTF_SELF)) continue;
     const mac = macText(n.attrs.get(NDA.LLADDR));
     if (!mac) continue;
-    const x: FdbRecord = { mac, flags: ['self'], state: n.body.readUInt16LE(8) & 0x80 ? 'permanent' : '' };
+    const x: FdbRecord = { mac, flags: SELF, state: n.body.readUInt16LE(8) & 0x80 ? 'permanent' : '' };
     const dst = ipText(n.attrs.get(NDA.DST));
     if (dst) x.dst = dst;
     out.push(x);

@@ -21,6 +21,8 @@ const skip = verdict !== undefined && !verdict.backend && !verdict.forced;
 const describeGuest = skip ? describe.skip : describe;
 // jest's limits: the guest's own, plus the time to parse what it left
 const jestMs = (guestMs: number) => guestMs + 10_000;
+/** pingp sends three echoes: two back is a working path (see pingp in the guest script) */
+const TWO_OF_THREE = /\b[23] received/;
 const KEEP = process.env.TSCNI_GUEST_KEEP === '1';
 
 const NODES = {
@@ -124,7 +126,8 @@ check() { # node pod conf: CHECK with the ADD result as prevResult
   cni CHECK "$1" "$2" "$S/check.$2"
 }
 podip() { ip -n "$1" -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1; }
-pingp() { ip netns exec "$1" ping -c 2 -i 0.2 -W 2 "$2"; }
+# three echoes, of which two must come back: under TCG the guest may lose the first one to its own slowness
+pingp() { ip netns exec "$1" ping -c 3 -i 0.2 -W 2 "$2"; }
 txp() { ip netns exec "$1" cat /sys/class/net/${DEV}/statistics/tx_packets; }
 tcpp() { # from to: server in "to", client in "from"; notes what the server saw as the client address
   ip netns exec "$2" node "$S/tcp.js" serve 7000 > "$S/seen.$1.$2" 2>&1 &
@@ -379,7 +382,7 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
   });
 
   it('pods ping across nodes through the tunnel, same L2 and across the router, under rp_filter=1', () => {
-    for (const s of ['A.ping.1-2', 'A.ping.1-3', 'A.ping.3-2', 'A.ping.2-3', 'A.ping.1-1b']) expect(ok(r, s)).toMatch(/2 received/);
+    for (const s of ['A.ping.1-2', 'A.ping.1-3', 'A.ping.3-2', 'A.ping.2-3', 'A.ping.1-1b']) expect(ok(r, s)).toMatch(TWO_OF_THREE);
     // both went through the tunnel device (2 echo requests each at least)
     expect(Number(r.notes['A.tx.1-2'])).toBeGreaterThanOrEqual(2);
     expect(Number(r.notes['A.tx.1-3'])).toBeGreaterThanOrEqual(2);
@@ -426,7 +429,7 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
         .sort(),
     ).toEqual([NODES.node1.pod, NODES.node3.pod]);
     ok(r, 'A.sync-readd');
-    expect(ok(r, 'A.ping.after-readd')).toMatch(/2 received/);
+    expect(ok(r, 'A.ping.after-readd')).toMatch(TWO_OF_THREE);
   });
 
   it('crossSubnet: same-subnet peers direct over the underlay, the others tunnelled', () => {
@@ -440,7 +443,7 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
   });
 
   it('crossSubnet traffic: direct path skips the tunnel, both directions pass rp_filter=1, no NAT', () => {
-    for (const s of ['B.ping.1-2', 'B.ping.1-3', 'B.ping.2-1', 'B.ping.3-1']) expect(ok(r, s)).toMatch(/2 received/);
+    for (const s of ['B.ping.1-2', 'B.ping.1-3', 'B.ping.2-1', 'B.ping.3-1']) expect(ok(r, s)).toMatch(TWO_OF_THREE);
     expect(Number(r.notes['B.tx.1-2'])).toBe(0);
     expect(Number(r.notes['B.tx.1-3'])).toBeGreaterThanOrEqual(2);
     for (const [step, from, to] of [

@@ -232,3 +232,40 @@ describe('tscni etcd run: twenty agents joining at once', () => {
     expect(t.c.nodes.map(t.podCIDROf)).toEqual(base);
   });
 });
+
+describe('tscni etcd run: bad input and unreachable etcd', () => {
+  const t = etcdCluster('ex', 1);
+
+  it('a record someone else wrote that does not parse is skipped and logged, never applied', async () => {
+    const n1 = t.c.nodes[0];
+    await t.routesAll();
+    const before = await t.routeDsts(n1);
+    await etcdctl(t.etcd, ['put', `${t.prefix}/subnets/10.244.251.0-24`, '{"node": "intruder", "nodeIP": "not an IP", "podCIDR": "10.244.251.0/24"}']);
+    const a = t.agents.get(n1.name)!;
+    await waitFor(() => /skipped a record: .*10\.244\.251\.0-24: nodeIP "not an IP" is not an IP address/.test(a.output()), 10_000, 'skip logged');
+    expect(await t.routeDsts(n1)).toEqual(before);
+    expect(fs.readFileSync(path.join(t.dirs.get(n1.name)!, 'peers.json'), 'utf8')).not.toContain('intruder');
+  });
+
+  it('an exhausted cluster CIDR ends a joining agent with exit 1 naming it', async () => {
+    const n2 = t.c.nodes[1];
+    await t.agents.get(n2.name)!.stop('SIGTERM');
+    // a cluster of one /24, already held by node1's record under this other prefix
+    const prefix = `${t.prefix}-full`;
+    await etcdctl(t.etcd, ['put', `${prefix}/subnets/10.99.0.0-24`, JSON.stringify({ node: 'other', nodeIP: '192.168.50.77', podCIDR: '10.99.0.0/24' })]);
+    const a = t.start(n2, { prefix, clusterCIDR: '10.99.0.0/24', stateFile: path.join(world.tmpDir('full'), 'subnet'), waitSeconds: 1 });
+    expect(await a.exited).toBe(1);
+    expect(a.output()).toContain('clusterCIDR 10.99.0.0/24 has no free /24 left');
+  });
+
+  it('an etcd nobody answers at first start: retried for waitSeconds, then exit 1 with the reason', async () => {
+    const n3 = t.c.nodes[2];
+    await t.agents.get(n3.name)!.stop('SIGTERM');
+    const t0 = Date.now();
+    const a = t.start(n3, { endpoints: ['http://192.168.50.199:2379'], waitSeconds: 2, stateFile: path.join(world.tmpDir('gone'), 'subnet') });
+    expect(await a.exited).toBe(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+    // the last line is the reason it gave up with
+    expect(a.output().trim().split('\n').pop()).toMatch(/^tscni etcd: joining: .*(no answer within 2 s|UNAVAILABLE|EHOSTUNREACH)/);
+  });
+});

@@ -182,16 +182,25 @@ async function lease(
   throw new Error(`clusterCIDR ${conf.clusterCIDR} has no free /${conf.subnetLen} left`);
 }
 
-/** Retry `f` with a growing pause until it succeeds or `seconds` pass; the last error then. */
+/**
+ * Retry `f` with a growing pause until it succeeds or `seconds` pass; the last error then. An attempt still
+ * running when the time is up is given up (the client's own retries can outlast it).
+ */
 async function withRetry<T>(what: string, seconds: number, f: () => Promise<T>): Promise<T> {
   const end = Date.now() + seconds * 1000;
   for (let pause = 250; ; pause = Math.min(pause * 2, 5000)) {
+    let timer: NodeJS.Timeout | undefined;
+    const outOfTime = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${seconds} s`)), Math.max(end - Date.now(), 0));
+    });
     try {
-      return await f();
+      return await Promise.race([f(), outOfTime]);
     } catch (e) {
       if (Date.now() + pause > end) throw new Error(`${what}: ${(e as Error).message}`);
       log(`${what}: ${(e as Error).message}; again in ${pause} ms`);
       await new Promise((r) => setTimeout(r, pause));
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
@@ -211,7 +220,14 @@ async function run(conf: AgentConf): Promise<number> {
   const me = { node: conf.nodeName, nodeIP };
   const client = connect(conf);
   const skipped = new Set<string>();
-  let held = await withRetry('joining', conf.waitSeconds, () => lease(client, conf, plan, me, readState(conf.stateFile)));
+  let held: { subnet: string; lease: Lease };
+  try {
+    held = await withRetry('joining', conf.waitSeconds, () => lease(client, conf, plan, me, readState(conf.stateFile)));
+  } catch (e) {
+    // nothing of ours is left running: the process ends with the reason
+    client.close();
+    throw e;
+  }
   // the directories of what the agent writes, made as the plugins make theirs (by component, errors in words)
   for (const [f, key] of [
     [conf.stateFile, 'stateFile'],

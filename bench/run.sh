@@ -6,11 +6,13 @@
 #      executable that only drives iproute2 takes for the same pod;
 #   2. host-local in an empty and a 99%-full /16 (bench/ipam-fill.ts);
 #   3. the fabric at 0-5000 synthetic peers: sync and pod ADD/DEL, host-gw and vxlan (bench/fabric.ts);
-#   4. bench/dataplane.sh when present.
+#   4. etcd mode with 200 registered nodes: a new node's record to its route (bench/etcd.ts);
+#   5. bench/dataplane.sh when present.
 # Every pod and node lives in a throwaway network namespace (prefix tscni-t-bench<pid>), removed on exit.
 # Installs nothing: scripts/deps.sh (make bench runs it) provides the reference plugins and esbuild.
 # env: PODS (default 20), WARMUP (3), ROUNDS (host-local rounds, 20), PLUGINS (bridge,ptp), TSCNI_BIN_DIR (build/bin),
-#      PEERS (fabric peer counts, 0,500,2000,5000; FABRIC=0 skips it), DATAPLANE=0 skips bench/dataplane.sh
+#      PEERS (fabric peer counts, 0,500,2000,5000; FABRIC=0 skips it), ETCD=0 skips the etcd part,
+#      DATAPLANE=0 skips bench/dataplane.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ esb() { node_modules/.bin/esbuild "$1" --bundle --platform=node --target=node20 
 esb bench/latency.ts "$work/latency.js"
 esb bench/ipam-fill.ts "$work/ipam-fill.js"
 esb bench/fabric.ts "$work/fabric.js"
+esb bench/etcd.ts "$work/etcd.js"
 # the floor program, made into an executable the way ours is (same Node, same SEA settings)
 esb bench/floor.ts "$work/floor.js"
 mkdir -p "$work/floor"
@@ -58,6 +61,12 @@ if [ "${FABRIC:-1}" != 0 ]; then
   echo
   echo "== fabric at scale"
   "${clean[@]}" node "$work/fabric.js" --bin "$BIN" --peers "${PEERS:-0,500,2000,5000}"
+fi
+
+if [ "${ETCD:-1}" != 0 ]; then
+  echo
+  echo "== etcd mode"
+  "${clean[@]}" node "$work/etcd.js" --bin "$BIN" --records 200
 fi
 
 if [ -x bench/dataplane.sh ] && [ "${DATAPLANE:-1}" != 0 ]; then

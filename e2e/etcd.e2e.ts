@@ -15,7 +15,7 @@ jest.setTimeout(120_000);
 const TTL = 3;
 
 /** A cluster with `members` etcd members on its switch (192.168.50.100, .101, ...) and an agent per node. */
-function etcdCluster(tag: string, members: number, o: { tls?: boolean } = {}) {
+function etcdCluster(tag: string, members: number, o: { tls?: boolean; mode?: 'vxlan' | 'host-gw'; nodes?: string[] } = {}) {
   const t = {
     tls: undefined as TlsFiles | undefined,
     c: undefined as unknown as Cluster,
@@ -47,7 +47,7 @@ function etcdCluster(tag: string, members: number, o: { tls?: boolean } = {}) {
     const dir = t.dirs.get(n.name) ?? world.tmpDir(`etcd-${n.name}`);
     t.dirs.set(n.name, dir);
     // the shipped template (conf/etcd/), without its portmap and with a private IPAM store
-    const shipped = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', 'etcd', 'vxlan.conflist.tmpl'), 'utf8'));
+    const shipped = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'conf', 'etcd', `${o.mode ?? 'vxlan'}.conflist.tmpl`), 'utf8'));
     shipped.plugins = [{ ...shipped.plugins[0], ipam: { type: 'host-local', dataDir: path.join(dir, 'ipam') } }];
     const template = path.join(dir, 'template.conflist');
     fs.writeFileSync(template, JSON.stringify(shipped));
@@ -92,8 +92,10 @@ function etcdCluster(tag: string, members: number, o: { tls?: boolean } = {}) {
         spots.map((s) => s.ip),
       );
     t.etcd = await startEtcd(world, spots, { tls: t.tls });
+    // host-gw reaches on-link peers only: node3, behind the router, stays out of it
+    if (o.nodes) t.c.nodes = t.c.nodes.filter((n) => o.nodes!.includes(n.name));
     for (const n of t.c.nodes) t.start(n);
-    await waitFor(() => t.c.nodes.every((n) => fs.existsSync(t.conflistOf(n))), 20_000, 'three conflists').catch((e: Error) => {
+    await waitFor(() => t.c.nodes.every((n) => fs.existsSync(t.conflistOf(n))), 20_000, 'every conflist').catch((e: Error) => {
       throw new Error(`${e.message}\n${[...t.agents].map(([k, a]) => `${k}: ${a.output()}`).join('\n')}`);
     });
   });
@@ -267,5 +269,38 @@ describe('tscni etcd run: bad input and unreachable etcd', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
     // the last line is the reason it gave up with
     expect(a.output().trim().split('\n').pop()).toMatch(/^tscni etcd: joining: .*(no answer within 2 s|UNAVAILABLE|EHOSTUNREACH)/);
+  });
+});
+
+describe('tscni etcd run: host-gw on the two nodes of one segment', () => {
+  const t = etcdCluster('ey', 1, { mode: 'host-gw', nodes: ['node1', 'node2'] });
+
+  it('routes each pod subnet via the other node, and pods ping across', async () => {
+    const [n1, n2] = t.c.nodes;
+    await t.routesAll();
+    const r = await n1.ns.ipJson<any[]>(['route', 'show', t.podCIDROf(n2)]);
+    expect(r).toEqual([expect.objectContaining({ gateway: n2.ip, dev: 'eth0' })]);
+    const [a, b] = [await addPod(world, n1.ns, t.pluginConf(n1), 'eypod1', { lo: true }), await addPod(world, n2.ns, t.pluginConf(n2), 'eypod2', { lo: true })];
+    expect(await world.ping(a.ns, b.ip, { count: 2 })).toBe(true);
+  });
+
+  it("a partition shorter than the lease TTL costs the node neither its subnet nor its peers' route to it", async () => {
+    const [n1, n2] = t.c.nodes;
+    const cidr2 = t.podCIDROf(n2);
+    // node2 cannot reach etcd for a third of the TTL (its keepalives go every third: one or two are lost)
+    await n2.ns.exec(['nft', 'add', 'table', 'inet', 'eypart']);
+    await n2.ns.exec(['nft', 'add', 'chain', 'inet', 'eypart', 'out', '{ type filter hook output priority 0; }']);
+    await n2.ns.exec(['nft', 'add', 'rule', 'inet', 'eypart', 'out', 'ip', 'daddr', t.etcd[0].ip, 'drop']);
+    const until = Date.now() + (TTL * 1000) / 3;
+    while (Date.now() < until) {
+      expect(await t.routeDsts(n1)).toContain(cidr2);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await n2.ns.exec(['nft', 'delete', 'table', 'inet', 'eypart']);
+    // a few keepalives later: still there, same subnet, no re-lease
+    await new Promise((r) => setTimeout(r, TTL * 1000));
+    expect(await t.routeDsts(n1)).toContain(cidr2);
+    expect(t.podCIDROf(n2)).toBe(cidr2);
+    expect(t.agents.get(n2.name)!.output()).not.toMatch(/lease lost/);
   });
 });

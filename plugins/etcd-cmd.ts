@@ -287,16 +287,26 @@ async function run(conf: AgentConf): Promise<number> {
     void relearn();
   });
 
-  // the watcher reconnects by itself (from the revision it saw; a compacted one makes it re-list): every
-  // (re)connection and every change schedules a re-list and reconcile
-  const watcher: Watcher = client.watch().prefix(subnetsPrefix(conf.prefix)).watcher();
-  watcher.on('connected', () => {
-    log(`watching ${subnetsPrefix(conf.prefix)}`);
-    soon();
-  });
-  watcher.on('data', soon);
-  watcher.on('disconnected', (e: Error) => log(`watch disconnected: ${e.message}`));
-  watcher.on('error', (e: Error) => log(`watch: ${e.message}`));
+  // The watcher reconnects by itself from the revision it saw; every (re)connection and every change schedules
+  // a re-list and reconcile. When etcd cancels it (its revision was compacted away), a new one starts from now,
+  // after a re-list: nothing missed stays missed.
+  let watcher: Watcher | undefined;
+  let stopped = false;
+  const watch = () => {
+    const w = client.watch().prefix(subnetsPrefix(conf.prefix)).watcher();
+    watcher = w;
+    w.on('connected', () => {
+      log(`watching ${subnetsPrefix(conf.prefix)}`);
+      soon();
+    });
+    w.on('data', soon);
+    w.on('disconnected', (e: Error) => log(`watch disconnected: ${e.message}`));
+    w.on('error', (e: Error) => {
+      log(`watch: ${e.message}; watching again from now`);
+      if (!stopped && watcher === w) setTimeout(watch, 1000);
+    });
+  };
+  watch();
   await resync();
   const periodic = setInterval(soon, conf.resyncSeconds * 1000);
 
@@ -306,7 +316,8 @@ async function run(conf: AgentConf): Promise<number> {
       clearTimeout(timer);
       // the lease is left to expire, not revoked: a restart within its TTL keeps the subnet and the peers' routes
       held.lease.release();
-      void watcher.cancel().catch(() => undefined);
+      stopped = true;
+      void watcher?.cancel().catch(() => undefined);
       client.close();
       resolve(0);
     };

@@ -304,3 +304,28 @@ describe('tscni etcd run: host-gw on the two nodes of one segment', () => {
     expect(t.agents.get(n2.name)!.output()).not.toMatch(/lease lost/);
   });
 });
+
+describe('tscni etcd run: history compacted while an agent was cut off', () => {
+  const t = etcdCluster('ez', 1);
+
+  it('a record written meanwhile is routed once it reconnects: every (re)connection re-lists', async () => {
+    const n1 = t.c.nodes[0];
+    await t.routesAll();
+    // node1 cut off from etcd (as a partition would) while a record is written and the history compacted
+    await n1.ns.exec(['nft', 'add', 'table', 'inet', 'ezcut']);
+    await n1.ns.exec(['nft', 'add', 'chain', 'inet', 'ezcut', 'out', '{ type filter hook output priority 0; }']);
+    await n1.ns.exec(['nft', 'add', 'rule', 'inet', 'ezcut', 'out', 'ip', 'daddr', t.etcd[0].ip, 'tcp', 'dport', '2379', 'reject', 'with', 'tcp', 'reset']);
+    await t.etcd[0].proc.stop('SIGKILL');
+    await restartEtcd(world, t.etcd);
+    await etcdctl(t.etcd, [
+      'put',
+      `${t.prefix}/subnets/10.244.252.0-24`,
+      JSON.stringify({ node: 'node8', nodeIP: '192.168.50.8', podCIDR: '10.244.252.0/24' }),
+    ]);
+    const rev = /"revision":(\d+)/.exec(await etcdctl(t.etcd, ['get', t.prefix, '-w', 'json']))![1];
+    await etcdctl(t.etcd, ['compact', rev]);
+    await n1.ns.exec(['nft', 'delete', 'table', 'inet', 'ezcut']);
+    await waitFor(async () => (await t.routeDsts(n1)).includes('10.244.252.0/24'), 15_000, 'record routed');
+    expect(t.agents.get(n1.name)!.output()).toMatch(/watch disconnected[\s\S]*watching /);
+  });
+});

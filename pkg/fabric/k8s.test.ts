@@ -8,6 +8,7 @@ import * as path from 'path';
 import { parsePeersFile } from './config';
 import {
   applyWatchEvent,
+  getJSON,
   inClusterConfig,
   listNodes,
   nodesToPeers,
@@ -111,6 +112,23 @@ describe('parsing Node objects', () => {
 describe('list + watch against a fake API server (no API server here)', () => {
   let api: FakeApi;
   afterEach(() => api.stop());
+
+  test.each([
+    ['that never answers', () => undefined],
+    [
+      'that sends headers and part of a body, then nothing',
+      (_req: unknown, res: { writeHead(s: number): void; write(s: string): void }) => {
+        res.writeHead(200);
+        res.write('{"items": [');
+      },
+    ],
+  ])('a request to a server %s ends at its deadline, naming the path', async (_what, step) => {
+    api = new FakeApi().script(step as never);
+    const cfg: ApiConfig = { server: await api.start() };
+    const t0 = Date.now();
+    await expect(getJSON(cfg, '/api/v1/nodes', undefined, 300)).rejects.toThrow('GET /api/v1/nodes: no answer within 0.3 s');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
 
   test('list, watch, resume after a normal end, re-list on 410 Gone and after a dropped connection', async () => {
     api = new FakeApi().script(

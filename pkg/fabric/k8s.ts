@@ -167,12 +167,21 @@ function request(cfg: ApiConfig, p: string, signal?: AbortSignal, idleMs?: numbe
   });
 }
 
-export async function getJSON(cfg: ApiConfig, p: string, signal?: AbortSignal): Promise<unknown> {
-  const res = await request(cfg, p, signal);
-  let body = '';
-  res.setEncoding('utf8');
-  for await (const chunk of res) body += chunk;
-  return JSON.parse(body);
+/** How long a non-watch request may take, answer and body included: a half-open connection ends no request. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+export async function getJSON(cfg: ApiConfig, p: string, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await request(cfg, p, signal ? AbortSignal.any([signal, deadline]) : deadline);
+    let body = '';
+    res.setEncoding('utf8');
+    for await (const chunk of res) body += chunk;
+    return JSON.parse(body);
+  } catch (e) {
+    if (deadline.aborted && !signal?.aborted) throw new Error(`GET ${p}: no answer within ${timeoutMs / 1000} s`);
+    throw e;
+  }
 }
 
 export async function getNode(cfg: ApiConfig, name: string, signal?: AbortSignal): Promise<KubeNode> {

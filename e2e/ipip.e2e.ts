@@ -70,9 +70,10 @@ if (mode === 'serve') {
     c.end('pong', () => process.exit(0));
   });
   srv.listen(Number(a), '0.0.0.0');
-  setTimeout(() => process.exit(3), 12000).unref();
+  setTimeout(() => process.exit(3), 40000).unref();
 } else {
-  const end = Date.now() + 8000;
+  // the server is a Node start away, which under TCG took more than 8 s once: keep trying for 30
+  const end = Date.now() + 30000;
   const go = () => {
     const c = net.connect(Number(b), a);
     let got = '';

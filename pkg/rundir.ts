@@ -26,15 +26,28 @@ export function privateDir(dir: string): boolean {
   }
 }
 
-/** Write a file whole under a temporary name, then rename it into place: readers see all of it or none. */
-export function writeWhole(file: string, data: Uint8Array, mode: number): boolean {
-  const tmp = `${file}.${process.pid}`;
+/**
+ * Write a file so a reader sees the old or the new content, never a half: a temporary file beside it, then a
+ * rename. The temporary name starts with a dot and ends in .tmp: libcni loads only *.conf, *.conflist and
+ * *.json from /etc/cni/net.d. Throws, leaving no temporary file behind.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     fs.writeFileSync(tmp, data, { mode });
     fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** writeFileAtomic for what is only a cache: whether it was written. */
+export function writeWhole(file: string, data: Uint8Array, mode: number): boolean {
+  try {
+    writeFileAtomic(file, data, mode);
     return true;
   } catch {
-    fs.rmSync(tmp, { force: true });
     return false;
   }
 }

@@ -13,12 +13,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vm from 'vm';
+import { compileBundle, runBundle } from '../pkg/bundled';
 import { privateDir, runDirs, seaModule, writeWhole, type Sea } from '../pkg/rundir';
 
-/** the bundle is a CommonJS module: compiled inside the wrapper Node gives modules */
-function compile(source: string, cachedData?: Buffer): vm.Script {
-  return new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: 'tscni.js', cachedData });
-}
+const compile = (source: string, cachedData?: Buffer): vm.Script => compileBundle(source, 'tscni.js', cachedData);
 
 /** The node's cache file: a header (length, then the JSON list of the plugin verbs it holds) and V8's data. */
 interface Warm {
@@ -57,7 +55,8 @@ function trace(msg: string): void {
 
 function run(sea: Sea): void {
   const source = sea.getAsset('tscni.js', 'utf8');
-  const shipped = Buffer.from(sea.getAsset('tscni.cache'));
+  // the build-time cache, read only when there is no warm one or it was rejected
+  const shipped = () => Buffer.from(sea.getAsset('tscni.cache'));
   // a plugin's verb, or a subcommand of tscni (`fabric sync`, `doctor`): each warms the cache with what it runs
   const verb =
     process.env.CNI_COMMAND ??
@@ -70,11 +69,11 @@ function run(sea: Sea): void {
   // VERSION runs almost nothing: the small build-time cache serves it best
   const file = verb && verb !== 'VERSION' ? cacheFile(sea) : undefined;
   const warm = file ? readWarm(file) : undefined;
-  let script = compile(source, warm?.data ?? shipped);
+  let script = compile(source, warm?.data ?? shipped());
   let keys = warm?.keys ?? [];
   if (script.cachedDataRejected) {
     trace(`${warm ? file : 'the build-time cache'} rejected`);
-    if (warm) script = compile(source, shipped);
+    if (warm) script = compile(source, shipped());
     keys = [];
   }
   const key = `${path.basename(process.argv0 || process.argv[0])} ${verb}`;
@@ -86,8 +85,7 @@ function run(sea: Sea): void {
   } else if (warm && keys.includes(key)) {
     trace(`warm for ${key}`);
   }
-  const module = { exports: {} };
-  (script.runInThisContext() as (...a: unknown[]) => void)(module.exports, require, module, process.execPath, path.dirname(process.execPath));
+  runBundle(script);
 }
 
 const sea = seaModule();

@@ -12,7 +12,8 @@ import { candidates, subnetPlan, type SubnetPlan } from '../pkg/cluster/subnets'
 import { syncFabric } from '../pkg/fabric';
 import { coalesced } from '../pkg/coalesce';
 import { makeDirs } from '../pkg/files';
-import { peersFileText, writeFileAtomic } from '../pkg/fabric/k8s';
+import { peersFileText } from '../pkg/fabric/k8s';
+import { writeFileAtomic } from '../pkg/rundir';
 import { readLinks } from '../pkg/ip/ops';
 import { defaultRouteInterface } from '../pkg/ip/sysfs';
 import { sha256 } from '../pkg/sha256';

@@ -91,13 +91,7 @@ export function peersFileText(peers: Peer[]): string {
   return JSON.stringify({ peers: peers.map((p) => ({ node: p.key.replace(/^node /, ''), nodeIP: p.nodeIP, podCIDR: p.podCIDR })) }, null, 1) + '\n';
 }
 
-/** Write a file so a reader sees the old or the new content, never a half: a temp file beside it, then rename. */
-export function writeFileAtomic(file: string, text: string, mode = 0o644): void {
-  // a dot and .tmp: libcni loads only *.conf, *.conflist and *.json from /etc/cni/net.d
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  fs.writeFileSync(tmp, text, { mode });
-  fs.renameSync(tmp, file);
-}
+export { writeFileAtomic } from '../rundir';
 
 // ---- the API client ----
 

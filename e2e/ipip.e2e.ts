@@ -146,7 +146,7 @@ spawns() { # node pod conf: ADD, CHECK and DEL with TSCNI_TRACE=1; prints the sp
 fsync() { ip netns exec "$1" "$B/tscni" fabric sync --conf "$S/$1.$2.conf"; }
 lc() { # cmd node pod: through libcni (cnictl), as containerd and podman call plugins
   ip netns exec "$2" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin NETCONFPATH="$S/netconf" CNI_PATH="$B" CNI_IFNAME=eth0 \
-    CNI_CONTAINERID="c-$3" CNI_CACHE_DIR=/run/cnicache "$CNICTL" "$1" "tscni-ipip-$2" "/run/netns/$3"
+    CNI_CONTAINERID="c-$3" CNI_CACHE_DIR=/run/cnicache "$CNICTL" "$1" tscni-ipip "/run/netns/$3"
 }
 
 # ---- phase A: every peer through the tunnel
@@ -316,10 +316,11 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
         'peers.json': peersFile(['node1', 'node2', 'node3']),
         'peers.no3.json': peersFile(['node1', 'node2']),
         'tcp.js': TCP_JS,
-        // node1's conflist for libcni: Debian's libcni knows results up to 1.0.0
-        'netconf/tscni-ipip-node1.conflist': JSON.stringify({
+        // node1's conflist for libcni: Debian's libcni knows results up to 1.0.0. The same network name as the
+        // direct calls: a second name would be a second host-local store handing out the same addresses on cni0
+        'netconf/tscni-ipip.conflist': JSON.stringify({
           cniVersion: '1.0.0',
-          name: 'tscni-ipip-node1',
+          name: 'tscni-ipip',
           plugins: [{ ...JSON.parse(conf(s, 'node1', false)), cniVersion: undefined, name: undefined }],
         }),
         ...Object.fromEntries(
@@ -352,6 +353,7 @@ describeGuest('ipip plugin on a 3-node cluster in a guest', () => {
     }
     expect(ip('pod1')).toMatch(/^10\.244\.1\./);
     expect(ip('pod1b')).toMatch(/^10\.244\.1\./);
+    expect(ip('pod1b')).not.toBe(ip('pod1'));
     expect(ip('pod2')).toMatch(/^10\.244\.2\./);
     expect(ip('pod3')).toMatch(/^10\.244\.3\./);
     // nodes started with forwarding off and strict reverse-path filtering

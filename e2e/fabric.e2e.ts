@@ -2,6 +2,7 @@
 // inside the cluster, NAT to the outside, full-size DF packets at the fabric MTU, peers added and removed.
 import * as fs from 'fs';
 import * as path from 'path';
+import { ErrCode } from '../pkg/cni/errors';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { buildCluster, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
@@ -128,20 +129,30 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     }
   });
 
-  it('refuses a peer on another subnet, naming it, and leaves node and IPAM unchanged', async () => {
+  it('leaves out a peer on another subnet, naming it (sync, CHECK): the pod and the other peers are wired', async () => {
     c.writePeers(c.nodes);
     const n1 = c.node('node1');
-    const before = await routes(n1);
-    const ns = await world.pod('hg-refused');
-    const dir = world.tmpDir('ipam');
-    const r = await world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('r'), netns: ns, config: fabricConf(c, n1, 'host-gw', dir) });
-    expect(r.exitCode).toBe(1);
-    expect(r.json.code).toBe(7);
-    expect(r.json.msg).toMatch(new RegExp(`peersFile ${c.peersFile.replace(/[.]/g, '\\.')}\\[2\\]: nodeIP 192\\.168\\.60\\.3 is not on-link on eth0`));
-    expect(await routes(n1)).toEqual(before);
-    expect(fs.existsSync(path.join(dir, 'tscni-host-gw'))).toBe(false);
-    expect((await world.ipJson(ns, ['link', 'show'])).map((l: any) => l.ifname)).toEqual(['lo']);
-    c.writePeers([c.node('node1'), c.node('node2')]);
+    const ns = await world.pod('hg-leftout');
+    const conf = fabricConf(c, n1, 'host-gw', world.tmpDir('ipam'));
+    const id = world.containerId('lo');
+    const why = new RegExp(`peer peersFile ${c.peersFile.replace(/[.]/g, '\\.')}\\[2\\] left out: nodeIP 192\\.168\\.60\\.3 is not on-link on eth0`);
+    try {
+      const r = await world.cni(n1.ns, { command: 'ADD', containerId: id, netns: ns, config: conf });
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      expect((await routes(n1)).map((x: any) => x.dst)).toEqual(['10.244.2.0/24']);
+      expect(await world.ping(ns, b.ip)).toBe(true);
+      const chk = await world.cni(n1.ns, { command: 'CHECK', containerId: id, netns: ns, config: { ...conf, prevResult: r.json } });
+      expect(chk.json.code).toBe(ErrCode.CheckFailed);
+      expect(chk.json.msg).toMatch(why);
+      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
+      expect(s.exitCode).toBe(0);
+      expect(s.stdout).toMatch(/1 peer\(s\).*1 left out/);
+      expect(s.stderr).toMatch(new RegExp(`^tscni fabric: warning: ${why.source}`));
+    } finally {
+      expect((await world.cni(n1.ns, { command: 'DEL', containerId: id, netns: ns, config: conf })).exitCode).toBe(0);
+      c.writePeers([c.node('node1'), c.node('node2')]);
+    }
   });
 });
 
@@ -299,16 +310,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     const before = await snapshot();
     const add = (conf: Record<string, unknown>) =>
       world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('bad'), netns: pods.node1.ns, config: conf });
-    let r = await add({
-      ...confs.node1,
-      peersFile: undefined,
-      peers: [
-        { nodeIP: '192.168.50.2', podCIDR: '10.244.2.0/24' },
-        { nodeIP: '192.168.60.3', podCIDR: '10.244.2.128/25' },
-      ],
-    });
-    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/) });
-    r = await add({ ...confs.node1, vni: 0 });
+    let r = await add({ ...confs.node1, vni: 0 });
     expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/^invalid config: vni: 0 is out of range/) });
     r = await add({ ...confs.node1, peersFile: '/nonexistent/peers.json' });
     expect(r.json).toMatchObject({ code: 7, msg: 'invalid config: peersFile: cannot read /nonexistent/peers.json: no such file or directory (ENOENT)' });
@@ -335,21 +337,26 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     expect(await snapshot()).toBe(before);
   });
 
-  it('a route to a peer pod CIDR that someone else holds is not taken over: sync refuses, naming it, and changes nothing', async () => {
+  it('a route to a peer pod CIDR that someone else holds is not taken over: sync and CHECK name it, ADD still wires its pod', async () => {
     const n1 = c.node('node1');
     const file = writeConf(confs.node1);
     await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]);
     await n1.ns.ip(['route', 'add', '10.244.3.0/24', 'via', '192.168.50.2', 'dev', 'eth0', 'proto', 'static']);
     try {
       const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', file]);
-      expect(s.exitCode).toBe(1);
-      expect(s.stderr).toContain("route 10.244.3.0/24 via 192.168.50.2 dev eth0 proto static is not tscni's");
+      expect(s.exitCode).toBe(0);
+      expect(s.stderr).toContain("warning: route 10.244.3.0/24 via 192.168.50.2 dev eth0 proto static is not tscni's");
       const held = await world.ipJson(n1.ns, ['route', 'show', '10.244.3.0/24']);
       expect(held).toEqual([expect.objectContaining({ gateway: '192.168.50.2', protocol: 'static' })]);
-      // an ADD on this node says the same and rolls back
+      // the other peer keeps its route, and a pod on this node is wired; its CHECK names the conflict
+      expect(await routes(n1)).toContainEqual(expect.objectContaining({ dst: '10.244.2.0/24', dev: 'tscni.1' }));
       const ns = await world.pod('vx-conflict');
-      const r = await world.cni(n1.ns, { command: 'ADD', containerId: world.containerId('conflict'), netns: ns, config: confs.node1 });
-      expect(r.json).toMatchObject({ code: 101, msg: expect.stringContaining('10.244.3.0/24 via 192.168.50.2 dev eth0 proto static') });
+      const id = world.containerId('conflict');
+      const r = await world.cni(n1.ns, { command: 'ADD', containerId: id, netns: ns, config: confs.node1 });
+      expect(r.exitCode).toBe(0);
+      const chk = await world.cni(n1.ns, { command: 'CHECK', containerId: id, netns: ns, config: { ...confs.node1, prevResult: r.json } });
+      expect(chk.json).toMatchObject({ code: ErrCode.CheckFailed, msg: expect.stringContaining('10.244.3.0/24 via 192.168.50.2 dev eth0 proto static') });
+      expect((await world.cni(n1.ns, { command: 'DEL', containerId: id, netns: ns, config: confs.node1 })).exitCode).toBe(0);
     } finally {
       await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', 'static']);
     }

@@ -3,7 +3,7 @@ import { argvOf } from '../pkg/ip/ops';
 import { parseFabricConf, parsePeersFile } from '../pkg/fabric/config';
 import { planFabric, underlayFacts } from '../pkg/fabric/plan';
 import { diffFabric } from '../pkg/fabric/reconcile';
-import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../pkg/fabric/types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../pkg/fabric/types';
 import { hostGwMode } from './host-gw/host-gw';
 import { ipipMode } from './ipip/ipip';
 import { vxlanMode } from './vxlan/vxlan';
@@ -85,10 +85,10 @@ describe('planFabric host-gw and ipip', () => {
     expect(d.routes).toEqual([{ dst: '10.244.2.0/24', gw: '192.168.50.2', dev: 'eth0', proto: RTPROT_TSCNI }]);
   });
 
-  it('host-gw refuses a peer that is not on-link, naming it', () => {
-    const e = thrown(() => planFabric(hostGwMode, self, peers, underlay, {}));
-    expect(e.code).toBe(7);
-    expect(e.message).toMatch(/^invalid config: peers\[1\]: nodeIP 192\.168\.60\.3 is not on-link on eth0/);
+  it('host-gw leaves out a peer that is not on-link, naming it, and routes the others', () => {
+    const d = planFabric(hostGwMode, self, peers, underlay, {});
+    expect(d.leftOut).toEqual([{ peer: 'peers[1]', why: expect.stringMatching(/^nodeIP 192\.168\.60\.3 is not on-link on eth0/) }]);
+    expect(d.routes.map((r) => r.dst)).toEqual(['10.244.2.0/24']);
   });
 
   it('ipip: a tunnel at underlay - 20, routes via the peer node onlink; crossSubnet routes same-subnet peers directly', () => {
@@ -102,18 +102,26 @@ describe('planFabric host-gw and ipip', () => {
 });
 
 describe('bad input', () => {
-  const plan = (ps: Peer[]) => () => planFabric(vxlanMode, self, ps, underlay, opts());
-  it('names a peer equal to this node, a duplicate node, overlapping pod CIDRs', () => {
-    expect(thrown(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }])).message).toBe(
-      'invalid config: peers[0]: nodeIP 192.168.50.1 is this node',
-    );
-    expect(thrown(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }])).message).toMatch(
-      /peers\[0\]: podCIDR 10\.244\.1\.128\/25 overlaps this node's/,
-    );
-    expect(thrown(plan([peers[0], { ...peers[1], podCIDR: '10.244.2.128/25' }])).message).toMatch(
-      /peers\[1\]: podCIDR 10\.244\.2\.128\/25 overlaps peers\[0\]/,
-    );
-    expect(thrown(plan([peers[0], { ...peers[1], nodeIP: '192.168.50.2' }])).message).toMatch(/peers\[1\]: nodeIP 192\.168\.50\.2 is also peers\[0\]/);
+  const plan = (ps: Peer[], clusterCIDR?: string) => planFabric(vxlanMode, { ...self, clusterCIDR }, ps, underlay, opts());
+  const outOf = (d: DesiredFabric) => d.leftOut.map((l) => `${l.peer}: ${l.why}`);
+  it('leaves out, naming it, a peer equal to this node, both of a duplicate node or of overlapping pod CIDRs; programs the rest', () => {
+    expect(outOf(plan([{ nodeIP: '192.168.50.1', podCIDR: '10.244.9.0/24', key: 'peers[0]' }]))).toEqual(['peers[0]: nodeIP 192.168.50.1 is this node']);
+    expect(outOf(plan([{ nodeIP: '192.168.50.9', podCIDR: '10.244.1.128/25', key: 'peers[0]' }]))).toEqual([
+      "peers[0]: podCIDR 10.244.1.128/25 overlaps this node's podCIDR 10.244.1.0/24",
+    ]);
+    const third = { nodeIP: '192.168.50.7', podCIDR: '10.244.7.0/24', key: 'peers[2]' };
+    const overlap = plan([peers[0], { ...peers[1], podCIDR: '10.244.2.128/25' }, third]);
+    expect(outOf(overlap)).toEqual([
+      'peers[0]: podCIDR 10.244.2.0/24 overlaps peers[1] podCIDR 10.244.2.128/25',
+      'peers[1]: podCIDR 10.244.2.128/25 overlaps peers[0] podCIDR 10.244.2.0/24',
+    ]);
+    expect(overlap.routes.map((r) => r.dst)).toEqual(['10.244.7.0/24']);
+    const dup = plan([peers[0], { ...peers[1], nodeIP: '192.168.50.2' }, third]);
+    expect(outOf(dup)).toEqual(['peers[0]: nodeIP 192.168.50.2 is also peers[1]', 'peers[1]: nodeIP 192.168.50.2 is also peers[0]']);
+    expect(dup.fdb.map((f) => f.dst)).toEqual(['192.168.50.7']);
+    expect(outOf(plan([{ nodeIP: '1.2.3.4', podCIDR: '10.9.0.0/24', key: 'peers[0]' }], '10.244.0.0/16'))).toEqual([
+      'peers[0]: podCIDR 10.9.0.0/24 is not inside clusterCIDR 10.244.0.0/16',
+    ]);
   });
 
   it('names bad vni, port, CIDRs and peer fields', () => {
@@ -125,9 +133,6 @@ describe('bad input', () => {
     expect(p({ podCIDR: '10.244.1.0' })).toMatch(/^invalid config: podCIDR: /);
     expect(p({ peers: [{ nodeIP: '1.2.3', podCIDR: '10.244.2.0/24' }] })).toMatch(/^invalid config: peers\[0\]\.nodeIP: /);
     expect(p({ peers: [{ nodeIP: '1.2.3.4' }] })).toMatch(/^invalid config: peers\[0\]\.podCIDR: is required/);
-    expect(p({ clusterCIDR: '10.244.0.0/16', peers: [{ nodeIP: '1.2.3.4', podCIDR: '10.9.0.0/24' }] })).toMatch(
-      /peers\[0\]\.podCIDR: 10\.9\.0\.0\/24 is not inside clusterCIDR/,
-    );
     expect(p({ vtepName: 'a/b' })).toMatch(/^invalid config: vtepName: /);
   });
 
@@ -227,7 +232,7 @@ describe('diffFabric: what is not ours', () => {
   const d = planFabric(vxlanMode, self, peers, underlay, opts());
   const empty = (): FabricState => ({ links: [], routes: [], neighs: [], fdb: [] });
 
-  it('refuses to take over a route to a peer pod CIDR that another owner holds', () => {
+  it("leaves alone a route to a peer pod CIDR that another owner holds, and programs the other peers' routes", () => {
     const s = empty();
     s.otherRoutes = [
       { dst: '10.244.3.0/24', gateway: '192.168.50.9', dev: 'eth0', protocol: 'static' },
@@ -238,6 +243,11 @@ describe('diffFabric: what is not ours', () => {
       "route 10.244.3.0/24 via 192.168.50.9 dev eth0 proto static is not tscni's, and the fabric needs 10.244.3.0/24 via 10.244.3.0 dev tscni.1 onlink: remove that route or the peer",
     ]);
     expect(x.problems).toContain(x.conflicts[0]);
+    expect(
+      argvOf(x.ip)
+        .filter((c) => c[1] === 'replace' && c[0] === 'route')
+        .map((c) => c[2]),
+    ).toEqual(['10.244.2.0/24']);
   });
 
   it('deletes a marked device the plan no longer names (a VNI or mode change) before making the new one; routes through it go with it', () => {

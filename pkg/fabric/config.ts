@@ -62,28 +62,15 @@ export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMod
   const mtu = c.int('mtu', undefined, 68, 65535) || undefined;
   const opts = mode.options(c);
   const peers = (c.objectList('peers') ?? []).map(readPeer);
-  checkInCluster(peers, clusterCIDR);
   return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, clusterCIDR, peers, peersFile, mtu, opts };
-}
-
-/** Every peer's pod CIDR inside the cluster CIDR (parsed once for all of them). */
-function checkInCluster(peers: Peer[], clusterCIDR: string | undefined): void {
-  if (!clusterCIDR) return;
-  const cl = parseCIDR(clusterCIDR)!;
-  for (const p of peers) {
-    const n = parseCIDR(p.podCIDR)!;
-    if (!contains(cl, n.family, n.ip) || n.prefix < cl.prefix) {
-      throw new CniError(ErrCode.InvalidConfig, `invalid config: ${p.key}.podCIDR: ${p.podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
-    }
-  }
 }
 
 /**
  * Parse the text of a peers file: a JSON list of {nodeIP, podCIDR} (or {"peers": [...]}). The entry that is this
  * very node ({nodeIP, podCIDR} both ours) is skipped, so one file can serve the whole cluster; anything else that
- * collides with this node is an error (planFabric reports it).
+ * collides with this node or another peer is left out by planFabric, which names it.
  */
-export function parsePeersFile(text: string, file: string, self: { nodeIP?: string; podCIDR: string }, clusterCIDR?: string): Peer[] {
+export function parsePeersFile(text: string, file: string, self: { nodeIP?: string; podCIDR: string }): Peer[] {
   const key = `peersFile ${file}`;
   let v: unknown;
   try {
@@ -94,14 +81,12 @@ export function parsePeersFile(text: string, file: string, self: { nodeIP?: stri
   if (v && typeof v === 'object' && !Array.isArray(v) && Array.isArray((v as { peers?: unknown }).peers)) v = (v as { peers: unknown }).peers;
   if (!Array.isArray(v)) throw new CniError(ErrCode.InvalidConfig, `invalid config: ${key}: expected a list of {nodeIP, podCIDR}`);
   const list = new ConfigReader({ [key]: v }).objectList(key)!;
-  const peers = list.map(readPeer).filter((p) => !(p.podCIDR === self.podCIDR && (self.nodeIP === undefined || p.nodeIP === self.nodeIP)));
-  checkInCluster(peers, clusterCIDR);
-  return peers;
+  return list.map(readPeer).filter((p) => !(p.podCIDR === self.podCIDR && (self.nodeIP === undefined || p.nodeIP === self.nodeIP)));
 }
 
 /** All peers: inline ones, then the file's. A missing or unreadable file is an error naming it. */
 export function loadPeers(conf: FabricConf, selfNodeIP?: string): Peer[] {
   if (!conf.peersFile) return conf.peers;
   const text = readConfigFile(conf.peersFile, 'peersFile', PEERS_FILE_MAX);
-  return [...conf.peers, ...parsePeersFile(text, conf.peersFile, { nodeIP: selfNodeIP ?? conf.nodeIP, podCIDR: conf.podCIDR }, conf.clusterCIDR)];
+  return [...conf.peers, ...parsePeersFile(text, conf.peersFile, { nodeIP: selfNodeIP ?? conf.nodeIP, podCIDR: conf.podCIDR })];
 }

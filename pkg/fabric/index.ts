@@ -3,7 +3,7 @@ import { defaultRouteInterface } from '../ip/sysfs';
 import { parseCIDR } from '../ipnet';
 import { loadPeers, type FabricConf } from './config';
 import { planFabric, underlayFacts } from './plan';
-import { applyFabric, diffFabric, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
+import { applyFabric, diffFabric, leftOutLines, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
 import { readStamp, stampKey, writeStamp } from './stamp';
 import type { DesiredFabric, FabricState } from './types';
 
@@ -45,5 +45,8 @@ export async function fabricForPod<O>(conf: FabricConf<O>): Promise<number> {
 /** What differs from the plan: every peer's route, neighbour and FDB entry, device MTU, VNI, sysctls. */
 export async function checkFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; problems: string[] }> {
   const { desired, state } = await planNode(conf);
-  return { desired, problems: [...diffFabric(desired, state).problems, ...sysctlProblems(desired)] };
+  const diff = diffFabric(desired, state);
+  // conflicts are among the diff's problems already
+  const leftOut = leftOutLines(desired, []);
+  return { desired, problems: [...leftOut, ...diff.problems, ...sysctlProblems(desired)] };
 }

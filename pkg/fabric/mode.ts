@@ -37,7 +37,8 @@ export interface FabricMode<O = unknown> {
   device?(ctx: PlanContext<O>): DesiredDevice;
   /** node-wide or device sysctls (slashed keys) beyond forwarding */
   sysctls?(ctx: PlanContext<O>): Record<string, string>;
-  peer(ctx: PlanContext<O>, peer: Peer, onLink: boolean): PeerPlan;
+  /** what the peer gets, or why this mode cannot reach it (the peer is then left out, the others programmed) */
+  peer(ctx: PlanContext<O>, peer: Peer, onLink: boolean): PeerPlan | { leftOut: string };
 }
 
 export const family = (ip: string): Family => (ip.includes(':') ? 6 : 4);

@@ -1,8 +1,8 @@
 // Planning: (mode, this node, peers, underlay facts) -> the fabric the kernel should hold. Pure: no I/O.
 import { CniError, ErrCode } from '../cni/errors';
-import { formatCIDR, lastOf, networkOf, overlaps, parseCIDR, type Family } from '../ipnet';
+import { contains, formatCIDR, lastOf, networkOf, overlaps, parseCIDR, type Family, type IPNet } from '../ipnet';
 import { family, onLinkTest, type FabricMode, type PlanContext } from './mode';
-import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type Peer, type UnderlayFacts } from './types';
+import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type LeftOutPeer, type Peer, type UnderlayFacts } from './types';
 
 /**
  * The underlay from `ip -json addr show`: the interface holding nodeIP; without nodeIP, the default-route
@@ -38,13 +38,21 @@ export function underlayFacts(links: JsonLink[], nodeIP: string | undefined, def
 }
 
 /**
- * The desired fabric. Throws a CniError naming the key for a peer that conflicts with this node or another
- * peer, or that the mode cannot reach; nothing has been changed when it throws. `mtu`: the configured one, if any.
+ * The desired fabric. A peer that conflicts with this node or another peer, lies outside the cluster CIDR, or
+ * that the mode cannot reach is left out and named in `leftOut`: one bad record never stops the others (nor a
+ * pod's ADD). Throws only for this node's own config (MTU). `mtu`: the configured one, if any.
  */
-export function planFabric<O>(mode: FabricMode<O>, self: { podCIDR: string }, peers: Peer[], underlay: UnderlayFacts, opts: O, mtu?: number): DesiredFabric {
+export function planFabric<O>(
+  mode: FabricMode<O>,
+  self: { podCIDR: string; clusterCIDR?: string },
+  peers: Peer[],
+  underlay: UnderlayFacts,
+  opts: O,
+  mtu?: number,
+): DesiredFabric {
   const selfNet = networkOf(parseCIDR(self.podCIDR)!);
   const nodeIP = underlay.nodeIP;
-  checkPeers(peers, { nodeIP, podCIDR: formatCIDR(selfNet) });
+  const { kept, leftOut } = screenPeers(peers, { nodeIP, podCIDR: formatCIDR(selfNet), clusterCIDR: self.clusterCIDR });
 
   const fam = family(nodeIP);
   const maxMtu = underlay.mtu - mode.overhead(fam);
@@ -69,10 +77,15 @@ export function planFabric<O>(mode: FabricMode<O>, self: { podCIDR: string }, pe
     // forwarding is what the node does for pods of other nodes; the bridge plugin enables it per pod family too
     sysctls: { [selfNet.family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding']: '1', ...mode.sysctls?.(ctx) },
     paths: [],
+    leftOut,
   };
   const onLink = onLinkTest(underlay.connected);
-  for (const p of peers) {
+  for (const p of kept) {
     const pp = mode.peer(ctx, p, onLink(p.nodeIP));
+    if ('leftOut' in pp) {
+      leftOut.push({ peer: p.key, why: pp.leftOut });
+      continue;
+    }
     d.routes.push({ ...pp.route, proto: RTPROT_TSCNI });
     d.neighs.push(...(pp.neighs ?? []));
     d.fdb.push(...(pp.fdb ?? []));
@@ -82,33 +95,54 @@ export function planFabric<O>(mode: FabricMode<O>, self: { podCIDR: string }, pe
 }
 
 /**
- * No peer may be this node, share a node IP with another, or overlap another pod CIDR (or ours). In O(n log n):
- * node IPs by key, pod CIDRs as address ranges sorted by start (two CIDRs overlap only when one holds the other).
- * The error names the later peer of a pair, as the file lists them.
+ * Split the peers into those to program and those left out, with why: a peer that is this node, overlaps our pod
+ * CIDR, is of the other family or outside the cluster CIDR; and both peers of a pair that share a node IP or
+ * overlapping pod CIDRs (which one is right is not ours to guess). In O(n log n): node IPs by key, pod CIDRs as
+ * address ranges sorted by start (two CIDRs overlap only when one holds the other).
  */
-export function checkPeers(peers: Peer[], self: { nodeIP: string; podCIDR: string }): void {
-  const bad = (p: Peer, why: string) => new CniError(ErrCode.InvalidConfig, `invalid config: ${p.key}: ${why}`);
+export function screenPeers(peers: Peer[], self: { nodeIP: string; podCIDR: string; clusterCIDR?: string }): { kept: Peer[]; leftOut: LeftOutPeer[] } {
   const selfNet = parseCIDR(self.podCIDR)!;
-  const byNodeIP = new Map<string, Peer>();
+  const cluster = self.clusterCIDR ? parseCIDR(self.clusterCIDR) : undefined;
+  const why = new Map<number, string[]>();
+  const refuse = (i: number, reason: string) => why.set(i, [...(why.get(i) ?? []), reason]);
+  const byNodeIP = new Map<string, number>();
   const ranges: Array<{ i: number; start: bigint; end: bigint }> = [];
+  const alone = (p: Peer, net: IPNet): string | undefined => {
+    if (p.nodeIP === self.nodeIP) return `nodeIP ${p.nodeIP} is this node`;
+    if (family(p.nodeIP) !== family(self.nodeIP)) return `nodeIP ${p.nodeIP} is not of the family of this node's ${self.nodeIP}`;
+    if (net.family !== selfNet.family) return `podCIDR ${p.podCIDR} is not of the family of this node's ${self.podCIDR}`;
+    if (overlaps(net, selfNet)) return `podCIDR ${p.podCIDR} overlaps this node's podCIDR ${self.podCIDR}`;
+    if (cluster && (!contains(cluster, net.family, net.ip) || net.prefix < cluster.prefix))
+      return `podCIDR ${p.podCIDR} is not inside clusterCIDR ${self.clusterCIDR}`;
+    return undefined;
+  };
   peers.forEach((p, i) => {
     const net = parseCIDR(p.podCIDR)!;
-    if (p.nodeIP === self.nodeIP) throw bad(p, `nodeIP ${p.nodeIP} is this node`);
-    if (overlaps(net, selfNet)) throw bad(p, `podCIDR ${p.podCIDR} overlaps this node's podCIDR ${self.podCIDR}`);
-    if (family(p.nodeIP) !== family(self.nodeIP)) throw bad(p, `nodeIP ${p.nodeIP} is not of the family of this node's ${self.nodeIP}`);
-    if (net.family !== selfNet.family) throw bad(p, `podCIDR ${p.podCIDR} is not of the family of this node's ${self.podCIDR}`);
+    const bad = alone(p, net);
+    if (bad) return void refuse(i, bad);
     const q = byNodeIP.get(p.nodeIP);
-    if (q) throw bad(p, `nodeIP ${p.nodeIP} is also ${q.key}`);
-    byNodeIP.set(p.nodeIP, p);
+    if (q !== undefined) {
+      refuse(i, `nodeIP ${p.nodeIP} is also ${peers[q].key}`);
+      refuse(q, `nodeIP ${p.nodeIP} is also ${p.key}`);
+    } else byNodeIP.set(p.nodeIP, i);
     ranges.push({ i, start: networkOf(net).ip, end: lastOf(net) });
   });
   ranges.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.i - b.i));
   let widest = ranges[0];
   for (const r of ranges.slice(1)) {
     if (r.start <= widest.end) {
-      const [p, q] = r.i > widest.i ? [peers[r.i], peers[widest.i]] : [peers[widest.i], peers[r.i]];
-      throw bad(p, `podCIDR ${p.podCIDR} overlaps ${q.key} podCIDR ${q.podCIDR}`);
+      const [p, q] = [peers[r.i], peers[widest.i]];
+      refuse(r.i, `podCIDR ${p.podCIDR} overlaps ${q.key} podCIDR ${q.podCIDR}`);
+      refuse(widest.i, `podCIDR ${q.podCIDR} overlaps ${p.key} podCIDR ${p.podCIDR}`);
     }
     if (r.end > widest.end) widest = r;
   }
+  const kept: Peer[] = [];
+  const leftOut: LeftOutPeer[] = [];
+  peers.forEach((p, i) => {
+    const w = why.get(i);
+    if (w) leftOut.push({ peer: p.key, why: w.join('; ') });
+    else kept.push(p);
+  });
+  return { kept, leftOut };
 }

@@ -4,7 +4,7 @@
 import { applyOps, OpError, readFdb, readState, type IpLink, type IpNeigh, type IpRoute, type KernelOp, type KernelRead, type RouteSpec } from '../ip/ops';
 import { defaultRouteInterface, linkExists } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
-import { CniError, ErrCode } from '../cni/errors';
+import { CniError } from '../cni/errors';
 import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState } from './types';
 
 /**
@@ -124,13 +124,15 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   }
 
   // routes: ours carry RTPROT_TSCNI; one we no longer want goes, one that differs is replaced; a destination
-  // another owner routes is theirs: `replace` would take it over, so it is a conflict and nothing is applied
+  // another owner routes is theirs: `replace` would take it over, so that peer's route is a conflict and left alone
   const rWant = new Map(d.routes.map((r) => [r.dst, r]));
+  const taken = new Set<string>();
   for (const r of s.otherRoutes ?? []) {
     const want = rWant.get(r.dst);
     if (!want) continue;
     const held = `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''} proto ${r.protocol ?? '?'}`;
     diff.conflicts.push(`route ${held} is not tscni's, and the fabric needs ${describeRoute(want)}: remove that route or the peer`);
+    taken.add(r.dst);
   }
   diff.problems.push(...diff.conflicts);
   for (const r of s.routes) {
@@ -141,6 +143,7 @@ export function diffFabric(d: DesiredFabric, s: FabricState): FabricDiff {
   }
   const rHeld = new Map(s.routes.map((r) => [r.dst, r]));
   for (const r of d.routes) {
+    if (taken.has(r.dst)) continue;
     const h = rHeld.get(r.dst);
     // a device we just (re)created lost its routes with it
     if (h && routeMatches(r, h) && !(fresh && h.dev === dev?.name)) continue;
@@ -160,12 +163,18 @@ export function sysctlProblems(d: DesiredFabric): string[] {
 export interface ReconcileReport {
   changed: number;
   problems: string[];
+  /** peers the plan left out and routes held by another owner: one line each, for the log */
+  leftOut: string[];
+}
+
+/** One line per peer the fabric does not program: the plan's refusals, then routes another owner holds. */
+export function leftOutLines(d: DesiredFabric, conflicts: string[]): string[] {
+  return [...d.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`), ...conflicts];
 }
 
 /** Make the kernel match `d`, given the state read before planning. A race with a concurrent ADD is retried once. */
 export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true): Promise<ReconcileReport> {
   const diff = diffFabric(d, s);
-  if (diff.conflicts.length) throw new CniError(ErrCode.KernelOperation, `fabric ${d.mode}: ${diff.conflicts.join('; ')}`);
   // device first (FDB entries need it), FDB, then neighbours and routes
   const ops: KernelOp[] = [...diff.device, ...diff.fdb, ...diff.ip];
   try {
@@ -179,5 +188,5 @@ export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true
     throw e;
   }
   await setSysctls(d.sysctls);
-  return { changed: ops.length, problems: diff.problems };
+  return { changed: ops.length, problems: diff.problems, leftOut: leftOutLines(d, diff.conflicts) };
 }

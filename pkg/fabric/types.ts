@@ -76,6 +76,14 @@ export interface DesiredFabric {
   sysctls: Record<string, string>;
   /** which peers go through the tunnel and which directly, for logs and tests */
   paths: { peer: string; name?: string; via: 'direct' | 'tunnel' }[];
+  /** peers not programmed, and why: the others are, and an ADD does not fail for them */
+  leftOut: LeftOutPeer[];
+}
+
+/** A peer the fabric leaves out; `peer` is its key (`node worker-2`, `peersFile /etc/...[3]`). */
+export interface LeftOutPeer {
+  peer: string;
+  why: string;
 }
 
 /** The kernel's view of what the fabric touches, as `ip -json` and `bridge -json` print it. */
@@ -105,6 +113,6 @@ export interface FabricDiff {
   /** neighbours and routes, applied last so a route never points into a half-made device */
   ip: KernelOp[];
   problems: string[];
-  /** what the plan wants that another owner holds (a route to a peer's pod CIDR): nothing is applied then */
+  /** what the plan wants that another owner holds (a route to a peer's pod CIDR): that peer's route is left alone */
   conflicts: string[];
 }

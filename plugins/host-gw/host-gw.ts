@@ -1,6 +1,5 @@
 // host-gw: pods on a node-local bridge; a route to each peer's pod CIDR via the peer's node IP. Every peer must
 // be on this node's L2 segment (use vxlan or ipip across routers).
-import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { directRoute, type FabricMode } from '../../pkg/fabric/mode';
 import { fabricPlugin } from '../../pkg/fabric/plugin';
 import { fabricDoctorView } from '../bridge/bridge';
@@ -11,11 +10,11 @@ export const hostGwMode: FabricMode<Record<string, never>> = {
   overhead: () => 0,
   peer(ctx, p, onLink) {
     if (!onLink) {
-      throw new CniError(
-        ErrCode.InvalidConfig,
-        `invalid config: ${p.key}: nodeIP ${p.nodeIP} is not on-link on ${ctx.underlay.dev} (${ctx.underlay.connected.join(', ') || 'no subnet'}); ` +
+      return {
+        leftOut:
+          `nodeIP ${p.nodeIP} is not on-link on ${ctx.underlay.dev} (${ctx.underlay.connected.join(', ') || 'no subnet'}); ` +
           'host-gw needs every peer on the same L2 segment: use vxlan (or ipip) for this cluster',
-      );
+      };
     }
     return { route: directRoute(ctx, p), via: 'direct' };
   },

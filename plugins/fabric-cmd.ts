@@ -7,7 +7,7 @@ import * as path from 'path';
 import { CniError } from '../pkg/cni/errors';
 import { coalesced } from '../pkg/coalesce';
 import { parseFabricConf, syncFabric, type FabricConf } from '../pkg/fabric';
-import { FABRIC_MODES, fabricModeNamed } from './fabric-modes';
+import { FABRIC_MODES, fabricModeOf } from './fabric-modes';
 
 const MODES = Object.keys(FABRIC_MODES);
 const USAGE = 'usage: tscni fabric sync|watch --conf <conflist or conf file> [--interval <seconds>] [--kubernetes (watch only)]';
@@ -26,16 +26,20 @@ export function loadFabricConf(file: string): FabricConf {
 /** The same from an already parsed .conf or .conflist; `file` names it in errors. */
 export function fabricConfOf(raw: Record<string, unknown>, file: string): FabricConf {
   if (Array.isArray(raw.plugins)) {
-    const p = (raw.plugins as Record<string, unknown>[]).find((x) => MODES.includes(String(x?.type)));
+    const p = (raw.plugins as Record<string, unknown>[]).find((x) => fabricModeOf(x?.type));
     if (!p) throw new Error(`${file}: no ${MODES.join('/')} plugin in its plugins list`);
     raw = p;
   }
-  const type = String(raw.type);
-  if (!MODES.includes(type)) throw new Error(`${file}: type ${JSON.stringify(raw.type)} is not one of ${MODES.join(', ')}`);
-  return parseFabricConf(raw, fabricModeNamed(type));
+  const mode = fabricModeOf(raw.type);
+  if (!mode) throw new Error(`${file}: type ${JSON.stringify(raw.type)} is not one of ${MODES.join(', ')}`);
+  return parseFabricConf(raw, mode);
 }
 
-async function syncOnce(file: string): Promise<void> {
+/**
+ * One reconcile, with a line of what it did. Peers left out are named on stderr; a watcher passes `said` so that
+ * the same set is named once, not on every periodic sync.
+ */
+async function syncOnce(file: string, said?: { leftOut: string }): Promise<boolean> {
   const t0 = process.hrtime.bigint();
   const conf = loadFabricConf(file);
   const { desired, report } = await syncFabric(conf);
@@ -43,8 +47,13 @@ async function syncOnce(file: string): Promise<void> {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   process.stdout.write(
     `fabric ${desired.mode}: ${desired.paths.length} peer(s) (${direct} direct, ${desired.paths.length - direct} tunnelled), mtu ${desired.mtu}, ` +
-      `${report.changed ? `${report.changed} change(s)` : 'unchanged'} in ${ms.toFixed(0)} ms\n`,
+      `${report.changed ? `${report.changed} change(s)` : 'unchanged'}${report.leftOut.length ? `, ${report.leftOut.length} left out` : ''} in ${ms.toFixed(0)} ms\n`,
   );
+  const key = report.leftOut.join('\n');
+  if (said && said.leftOut === key) return true;
+  if (said) said.leftOut = key;
+  for (const l of report.leftOut) log(`warning: ${l}`);
+  return true;
 }
 
 function fail(e: unknown): void {
@@ -92,9 +101,10 @@ export const EXIT_RERENDER = 3;
 /**
  * Peers from the Node API: this node (env NODE_NAME, from the downward API) is skipped by name; every change of
  * the derived peer set rewrites the peers file and syncs. When this node itself no longer matches the conf,
- * `rerender` is called (and nothing synced: the conf is stale). Returns a stop function.
+ * `rerender` is called (and nothing synced: the conf is stale). After the first good sync, the Node's
+ * NetworkUnavailable condition is set to False (`afterSync` gets that step). Returns a stop function.
  */
-function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, rerender: () => void): () => void {
+function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, rerender: () => void, afterSync: Array<() => Promise<void>>): () => void {
   const k8s = require('../pkg/fabric/k8s') as typeof import('../pkg/fabric/k8s');
   const self = process.env.NODE_NAME;
   if (!self) throw new Error('--kubernetes: NODE_NAME is not set (give it from the downward API: fieldRef spec.nodeName)');
@@ -105,6 +115,29 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
   let last = '';
   let warned = '';
   const ac = new AbortController();
+  let marked = false;
+  afterSync.push(async () => {
+    if (marked) return;
+    try {
+      await k8s.markNetworkAvailable(cfg, self);
+      marked = true;
+      log(`node ${self}: NetworkUnavailable set to False`);
+    } catch (e) {
+      log(`cannot set NetworkUnavailable=False on node ${self} (tried again after the next sync): ${(e as Error).message}`);
+    }
+  });
+  let touched = 0;
+  const alive = () => {
+    // the liveness probe reads the file's age: a write every few seconds at most
+    if (Date.now() - touched < 5000) return;
+    touched = Date.now();
+    try {
+      fs.mkdirSync(path.dirname(k8s.aliveFile()), { recursive: true, mode: 0o700 });
+      k8s.writeFileAtomic(k8s.aliveFile(), `${new Date(touched).toISOString()}\n`);
+    } catch (e) {
+      log(`cannot write ${k8s.aliveFile()}: ${(e as Error).message}`);
+    }
+  };
   void k8s.watchNodes(
     cfg,
     (nodes) => {
@@ -132,7 +165,7 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
       }
       sync();
     },
-    { signal: ac.signal, log },
+    { signal: ac.signal, log, onAlive: alive },
   );
   return () => ac.abort();
 }
@@ -142,7 +175,12 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
  * With `kubernetes`, the peers file is ours to write from the Node API instead of a file to follow.
  */
 async function watch(file: string, interval: number, kubernetes: boolean): Promise<number> {
-  const sync = coalesced(() => syncOnce(file).catch(fail));
+  const said = { leftOut: '' };
+  const afterSync: Array<() => Promise<void>> = [];
+  const sync = coalesced(async () => {
+    const good = await syncOnce(file, said).catch((e) => (fail(e), false));
+    if (good) for (const step of afterSync) await step();
+  });
   let peersFile: string | undefined;
   let stopKube: (() => void) | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -158,7 +196,7 @@ async function watch(file: string, interval: number, kubernetes: boolean): Promi
     if (kubernetes) {
       // the plugin re-reads peersFile on every ADD: peers kept only in memory here would be undone by the next pod
       if (!peersFile) throw new Error(`--kubernetes: ${file} has no peersFile: set one; the Node API's peers are written there for the plugin's ADDs`);
-      stopKube = watchKubernetes(conf, peersFile, soon, () => stopWith(EXIT_RERENDER));
+      stopKube = watchKubernetes(conf, peersFile, soon, () => stopWith(EXIT_RERENDER), afterSync);
     }
   } catch (e) {
     fail(e);

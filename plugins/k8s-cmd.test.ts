@@ -6,7 +6,7 @@ import * as path from 'path';
 import { parseConfig } from '../ipam/host-local/config';
 import { FakeApi, fixture, json } from '../pkg/fabric/testdata/k8s/fake-api';
 import { fabricMain, loadFabricConf } from './fabric-cmd';
-import { install, PLUGIN_LINKS, render, templateVars, type InstallOptions } from './k8s-cmd';
+import { install, PLUGIN_LINKS, probe, render, templateVars, type InstallOptions } from './k8s-cmd';
 
 const MANIFEST = fs.readFileSync(path.join(__dirname, '..', 'conf', 'kubernetes', 'tscni.yaml'), 'utf8');
 
@@ -47,13 +47,32 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test('the ConfigMap has every mode, the kind podSubnet as clusterCIDR and the default mode', () => {
-    expect(Object.keys(DATA).sort()).toEqual(['host-gw.conflist', 'mode', 'ptp-fabric.conf', 'ptp.conflist', 'vxlan.conflist']);
+  test('the ConfigMap has every mode, the kind podSubnet as its one clusterCIDR, the default mode, portmap chained', () => {
+    expect(Object.keys(DATA).sort()).toEqual(['clusterCIDR', 'host-gw.conflist', 'mode', 'ptp-fabric.conf', 'ptp.conflist', 'vxlan.conflist']);
     expect(DATA.mode).toBe('host-gw');
     const kind = fs.readFileSync(path.join(__dirname, '..', 'e2e', 'kind', 'kind-config.yaml'), 'utf8');
-    const podSubnet = /podSubnet: "?([\d./]+)"?/.exec(kind)![1];
-    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) expect(DATA[k]).toContain(`"clusterCIDR": "${podSubnet}"`);
-    expect(DATA['ptp.conflist']).toContain(`"subnet": "${podSubnet}"`);
+    expect(DATA.clusterCIDR).toBe(/podSubnet: "?([\d./]+)"?/.exec(kind)![1]);
+    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) expect(DATA[k]).toContain('"clusterCIDR": "{{clusterCIDR}}"');
+    expect(DATA['ptp.conflist']).toContain('"subnet": "{{clusterCIDR}}"');
+    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp.conflist']) {
+      const plugins = JSON.parse(DATA[k]).plugins;
+      expect(plugins.map((p: { type: string }) => p.type)).toEqual([`tscni-${k.split('.')[0]}`, 'portmap']);
+      expect(plugins[0].ipam.type).toBe('tscni-host-local');
+    }
+  });
+
+  test('the manifest: Pod Security label, nodes/status patch, probes, arch selector, privileged init container, host IPAM and run dirs', () => {
+    expect(MANIFEST).toMatch(/^ {4}pod-security\.kubernetes\.io\/enforce: privileged$/m);
+    expect(MANIFEST).toMatch(/resources: \["nodes\/status"\]\n\s+verbs: \["patch"\]/);
+    expect(MANIFEST).toMatch(/^ {8}kubernetes\.io\/arch: amd64$/m);
+    expect(MANIFEST).toContain('command: ["/usr/local/bin/tscni", "k8s", "probe", "live", "--max-age", "600"]');
+    expect(MANIFEST).toContain('command: ["/usr/local/bin/tscni", "k8s", "probe", "ready"]');
+    const init = MANIFEST.slice(MANIFEST.indexOf('initContainers:'), MANIFEST.indexOf('      containers:'));
+    expect(init).toMatch(/privileged: true/);
+    for (const p of ['/var/lib/cni/networks', '/run/tscni']) expect(MANIFEST).toContain(`path: ${p}`);
+    // the VTEP stays clear of flannel.1 (VNI 1, UDP 8472) while both run during a migration
+    const vx = JSON.parse(DATA['vxlan.conflist']).plugins[0];
+    expect([vx.vni, vx.port]).toEqual([4242, 4789]);
   });
 
   const opts = (mode: string): InstallOptions => ({
@@ -63,6 +82,7 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     conflist: path.join(dir, 'etc/cni/net.d/10-tscni.conflist'),
     fabricConf: path.join(dir, 'etc/cni/tscni-fabric.json'),
     node: SELF,
+    clusterCIDR: '10.244.0.0/16',
     exe: path.join(dir, 'fake-exe'),
     waitSeconds: 10,
     pollMs: 10,
@@ -83,7 +103,7 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     const logs: string[] = [];
     api = new FakeApi().script(json(JSON.stringify(withoutCIDR)), json(JSON.stringify(withCIDR)), json(JSON.stringify(LIST)));
     const r = await install({ ...opts(mode), log: (l) => logs.push(l) }, { server: await api.start(), token: () => 't' });
-    expect(api.seen.map((s) => s.url)).toEqual([`/api/v1/nodes/${SELF}`, `/api/v1/nodes/${SELF}`, '/api/v1/nodes']);
+    expect(api.seen.map((s) => s.url)).toEqual([`/api/v1/nodes/${SELF}`, `/api/v1/nodes/${SELF}`, '/api/v1/nodes?resourceVersion=0']);
     expect(logs.some((l) => /has no podCIDR yet .*; waiting/.test(l))).toBe(true);
     expect(r).toEqual({ vars: expect.objectContaining({ podCIDR: '10.244.2.0/24', nodeIP: '172.18.0.4' }), peers: 2 });
 
@@ -106,7 +126,7 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
       '10.244.0.0/16',
     ]);
     const conflist = JSON.parse(fs.readFileSync(opts(mode).conflist, 'utf8'));
-    expect(conflist.plugins[0].type).toBe(mode);
+    expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual([`tscni-${mode}`, 'portmap']);
     expect(fs.readdirSync(path.dirname(opts(mode).conflist))).toEqual(['10-tscni.conflist']);
     if (mode === 'ptp') {
       // host-local accepts the range: the node's /24 inside the cluster's /16 (pod-to-pod is not masqueraded)
@@ -136,8 +156,61 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
       podRangeStart: 'fd00:10:244:1::1',
       podRangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff',
     });
+    expect(templateVars({ name: 'n', podCIDRs: ['10.1.2.0/24'], internalIPs: ['10.0.0.2'] }, '10.1.0.0/16').clusterCIDR).toBe('10.1.0.0/16');
     expect(render({ a: ['x-{{ nodeName }}'], b: 3 }, v, 't')).toEqual({ a: ['x-n6'], b: 3 });
     expect(() => render({ a: '{{podCidr}}' }, v, 'host-gw.conflist')).toThrow(/host-gw.conflist: unknown template variable \{\{podCidr\}\}/);
+  });
+
+  test('a podCIDR other than the one the files in place were rendered for: the old range reservations are freed first', async () => {
+    retarget();
+    const ipam = path.join(dir, 'ipam');
+    for (const f of ['host-gw.conflist']) {
+      const p = path.join(dir, 'templates', f);
+      fs.writeFileSync(p, fs.readFileSync(p, 'utf8').replace('"type": "tscni-host-local"', `"type": "tscni-host-local", "dataDir": "${ipam}"`));
+    }
+    // rendered before for 10.244.9.0/24 (a Node deleted and registered again); the bridge name is one no node has
+    const o = { ...opts('host-gw'), binDir: '' };
+    fs.mkdirSync(path.dirname(o.conflist), { recursive: true });
+    const old = {
+      cniVersion: '1.0.0',
+      name: 'tscni',
+      plugins: [{ type: 'tscni-host-gw', bridge: 'tscni-nobr0', ipam: { type: 'tscni-host-local', dataDir: ipam } }],
+    };
+    fs.writeFileSync(o.conflist, JSON.stringify(old));
+    fs.writeFileSync(o.fabricConf, JSON.stringify({ ...old.plugins[0], podCIDR: '10.244.9.0/24', clusterCIDR: '10.244.0.0/16', peersFile: '/x/peers.json' }));
+    fs.mkdirSync(path.join(ipam, 'tscni'), { recursive: true });
+    for (const ip of ['10.244.9.2', '10.244.9.3', '10.244.2.7']) fs.writeFileSync(path.join(ipam, 'tscni', ip), `c-${ip}\neth0`);
+    const logs: string[] = [];
+    api = new FakeApi().script(json(JSON.stringify(withCIDR)), json(JSON.stringify(LIST)));
+    const server = await api.start();
+    await install({ ...o, log: (l) => logs.push(l) }, { server });
+    expect(logs).toContain(`node ${SELF}: podCIDR changed from 10.244.9.0/24 to 10.244.2.0/24: giving the old one back`);
+    expect(logs).toContain(`freed 2 reservation(s) of 10.244.9.0/24 in ${path.join(ipam, 'tscni')}`);
+    expect(fs.readdirSync(path.join(ipam, 'tscni')).filter((f) => !f.startsWith('.') && !f.startsWith('last'))).toEqual(['10.244.2.7']);
+    expect(JSON.parse(fs.readFileSync(o.conflist, 'utf8')).plugins[0].podCIDR).toBe('10.244.2.0/24');
+    // the same podCIDR again: nothing to give back
+    logs.length = 0;
+    api.script(json(JSON.stringify(withCIDR)), json(JSON.stringify(LIST)));
+    await install({ ...o, log: (l) => logs.push(l) }, { server });
+    expect(logs.filter((l) => /changed|freed/.test(l))).toEqual([]);
+  });
+
+  test('probe ready: the conflist parses; probe live: the agent listed or heard from the API within --max-age', () => {
+    const conflist = path.join(dir, 'c.conflist');
+    expect(probe('ready', { conflist, maxAgeSeconds: 1 })).toMatch(/ENOENT/);
+    fs.writeFileSync(conflist, '{}');
+    expect(probe('ready', { conflist, maxAgeSeconds: 1 })).toBeUndefined();
+    const prev = process.env.TSCNI_RUN_DIR;
+    process.env.TSCNI_RUN_DIR = dir;
+    try {
+      expect(probe('live', { conflist, maxAgeSeconds: 60 })).toMatch(/has not listed nodes yet/);
+      fs.writeFileSync(path.join(dir, 'k8s-alive'), 'x');
+      expect(probe('live', { conflist, maxAgeSeconds: 60 })).toBeUndefined();
+      expect(probe('live', { conflist, maxAgeSeconds: 60 }, Date.now() + 120_000)).toMatch(/last good list or watch event 12\ds ago \(more than 60s\)/);
+    } finally {
+      if (prev === undefined) delete process.env.TSCNI_RUN_DIR;
+      else process.env.TSCNI_RUN_DIR = prev;
+    }
   });
 
   test('fabric watch --kubernetes refuses a conf without peersFile (peers only in memory would be undone by the next ADD)', async () => {

@@ -1,21 +1,26 @@
 // `tscni k8s install`: what the DaemonSet's init container does on each node, in TypeScript rather than
-// shell+curl+jq (the image then needs nothing but this executable and iproute2):
-//   1. copy this executable to the host's CNI bin dir, with a link per plugin name;
+// shell+curl+jq (the image then needs nothing but this executable):
+//   1. copy this executable to the host's CNI bin dir, with a `tscni-` link per plugin name (the reference
+//      plugins' own names stay theirs: other networks on the node use them);
 //   2. read this node (NODE_NAME) from the API until the controller manager has given it a podCIDR;
-//   3. write the peers file from the node list, then the fabric conf the watcher reads, then the conflist,
+//   3. when the files in place were rendered for another podCIDR, give the old one back (k8s-node.ts);
+//   4. write the peers file from the node list, then the fabric conf the watcher reads, then the conflist,
 //      last, because its appearance is what makes the runtime report the network ready.
-// `tscni k8s run`: the main container: steps 2-3 again (so a restart renders what the Node says now), then
+// `tscni k8s run`: the main container: steps 2-4 again (so a restart renders what the Node says now), then
 // `tscni fabric watch --kubernetes`, which exits when this node's own podCIDR or InternalIP changes (a Node
 // deleted and registered again), so the container restarts and renders the new one.
+// `tscni k8s probe live|ready`: the main container's probes. `tscni k8s uninstall`: tscni off the node.
 import * as fs from 'fs';
 import * as path from 'path';
+import { NAME_PREFIX } from '../pkg/cni/names';
 import { formatIP, lastOf, networkOf, parseCIDR } from '../pkg/ipnet';
 import type { ApiConfig, KubeNode } from '../pkg/fabric/k8s';
 
 const k8s = () => require('../pkg/fabric/k8s') as typeof import('../pkg/fabric/k8s');
+const node = () => require('./k8s-node') as typeof import('./k8s-node');
 
-/** The names the kubelet's runtime calls us by: every plugin of plugins/main.ts. */
-export const PLUGIN_LINKS = ['bridge', 'ptp', 'host-local', 'host-gw', 'vxlan', 'ipip'];
+/** The names the kubelet's runtime calls us by: every plugin of plugins/main.ts, under our prefix. */
+export const PLUGIN_LINKS = ['bridge', 'ptp', 'host-local', 'host-gw', 'vxlan', 'ipip'].map((n) => `${NAME_PREFIX}${n}`);
 
 export interface InstallOptions {
   mode: string;
@@ -28,6 +33,8 @@ export interface InstallOptions {
   /** what `tscni fabric watch --conf` reads */
   fabricConf: string;
   node: string;
+  /** the ConfigMap's clusterCIDR, for {{clusterCIDR}} */
+  clusterCIDR?: string;
   exe: string;
   waitSeconds: number;
   /** between reads of a node still without podCIDR; default 2 s */
@@ -37,10 +44,13 @@ export interface InstallOptions {
 
 const USAGE =
   'usage: tscni k8s install|run --mode <host-gw|vxlan|ptp> [--templates /etc/tscni] [--bin-dir /host/opt/cni/bin (install; run: none)] ' +
-  '[--conflist /etc/cni/net.d/10-tscni.conflist] [--fabric-conf /etc/cni/tscni-fabric.json] [--node $NODE_NAME] [--wait <seconds>]';
+  '[--conflist /etc/cni/net.d/10-tscni.conflist] [--fabric-conf /etc/cni/tscni-fabric.json] [--node $NODE_NAME] ' +
+  '[--cluster-cidr $TSCNI_CLUSTER_CIDR] [--wait <seconds>]\n' +
+  '       tscni k8s probe live [--max-age <seconds, 600>] | probe ready [--conflist ...]\n' +
+  '       tscni k8s uninstall [--bin-dir /host/opt/cni/bin] [--conflist ...] [--fabric-conf ...]';
 
 /** Template variables of a node: `{{podCIDR}}` etc. in any JSON string of the template. */
-export function templateVars(node: KubeNode): Record<string, string> {
+export function templateVars(node: KubeNode, clusterCIDR?: string): Record<string, string> {
   const podCIDR = node.podCIDRs[0];
   const n = networkOf(parseCIDR(podCIDR)!);
   const fam = n.family;
@@ -53,6 +63,7 @@ export function templateVars(node: KubeNode): Record<string, string> {
     // the node's pod CIDR as a host-local range, for a range inside a larger subnet (ptp: subnet = clusterCIDR)
     podRangeStart: formatIP(fam, n.ip + 1n),
     podRangeEnd: formatIP(fam, fam === 4 ? lastOf(n) - 1n : lastOf(n)),
+    ...(clusterCIDR ? { clusterCIDR } : {}),
   };
 }
 
@@ -121,8 +132,8 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
     installBinaries(o.exe, o.binDir);
     o.log(`installed ${o.exe} as ${path.join(o.binDir, 'tscni')} with links ${PLUGIN_LINKS.join(', ')}`);
   }
-  const node = await nodeWithPodCIDR(cfg, o);
-  const vars = templateVars(node);
+  const self = await nodeWithPodCIDR(cfg, o);
+  const vars = templateVars(self, o.clusterCIDR);
   const conflist = render(listRaw, vars, listTpl) as Record<string, unknown>;
   const fabric = fabricRaw ? (render(fabricRaw, vars, fabricTpl) as Record<string, unknown>) : conflist;
   // the same checks the plugin makes on ADD, before anything is written
@@ -134,6 +145,11 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
   const { nodes } = await k8s().listNodes(cfg);
   const { peers, skipped } = k8s().nodesToPeers(nodes.values(), o.node, fam(conf.podCIDR), conf.nodeIP ? fam(conf.nodeIP) : fam(conf.podCIDR));
   for (const s of skipped) o.log(s);
+  const old = renderedNet(o);
+  if (old && old.podCIDR !== conf.podCIDR) {
+    o.log(`node ${self.name}: podCIDR changed from ${old.podCIDR} to ${conf.podCIDR}: giving the old one back`);
+    for (const l of await node().forgetPodCIDR(old)) o.log(l);
+  }
   const write = (file: string, text: string) => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     k8s().writeFileAtomic(file, text);
@@ -142,9 +158,41 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
   write(o.fabricConf, JSON.stringify(fabric, null, 2) + '\n');
   write(o.conflist, JSON.stringify(conflist, null, 2) + '\n');
   o.log(
-    `node ${node.name}: podCIDR ${vars.podCIDR}, nodeIP ${vars.nodeIP}, ${peers.length} peer(s); wrote ${conf.peersFile}, ${o.fabricConf}, ${o.conflist} (${o.mode})`,
+    `node ${self.name}: podCIDR ${vars.podCIDR}, nodeIP ${vars.nodeIP}, ${peers.length} peer(s); wrote ${conf.peersFile}, ${o.fabricConf}, ${o.conflist} (${o.mode})`,
   );
   return { vars, peers: peers.length };
+}
+
+/** The pod network the files in place were rendered for; undefined when there are none (or they do not parse). */
+function renderedNet(o: Pick<InstallOptions, 'conflist' | 'fabricConf'>): (import('./k8s-node').NodeNet & { peersFile?: string }) | undefined {
+  const { loadFabricConf } = require('./fabric-cmd') as typeof import('./fabric-cmd');
+  try {
+    const fabric = loadFabricConf(o.fabricConf);
+    const list = JSON.parse(fs.readFileSync(o.conflist, 'utf8')) as Record<string, unknown>;
+    return { ...node().nodeNetOf(list, fabric.podCIDR), peersFile: fabric.peersFile };
+  } catch {
+    return undefined;
+  }
+}
+
+/** `probe live`: the agent listed or heard from the API within maxAge. `probe ready`: the conflist is in place. */
+export function probe(what: string, o: { conflist: string; maxAgeSeconds: number }, now = Date.now()): string | undefined {
+  if (what === 'ready') {
+    try {
+      JSON.parse(fs.readFileSync(o.conflist, 'utf8'));
+      return undefined;
+    } catch (e) {
+      return `${o.conflist}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    }
+  }
+  let mtime: number;
+  try {
+    mtime = fs.statSync(k8s().aliveFile()).mtimeMs;
+  } catch {
+    return `${k8s().aliveFile()}: the agent has not listed nodes yet`;
+  }
+  const age = (now - mtime) / 1000;
+  return age > o.maxAgeSeconds ? `last good list or watch event ${age.toFixed(0)}s ago (more than ${o.maxAgeSeconds}s)` : undefined;
 }
 
 export async function k8sMain(argv: string[]): Promise<number> {
@@ -156,6 +204,7 @@ export async function k8sMain(argv: string[]): Promise<number> {
     conflist: '/etc/cni/net.d/10-tscni.conflist',
     fabricConf: '/etc/cni/tscni-fabric.json',
     node: process.env.NODE_NAME ?? '',
+    clusterCIDR: process.env.TSCNI_CLUSTER_CIDR || undefined,
     exe: process.execPath,
     waitSeconds: 300,
     log: (l) => process.stderr.write(`tscni k8s: ${l}\n`),
@@ -167,8 +216,12 @@ export async function k8sMain(argv: string[]): Promise<number> {
     '--conflist': (v) => (o.conflist = v),
     '--fabric-conf': (v) => (o.fabricConf = v),
     '--node': (v) => (o.node = v),
+    '--cluster-cidr': (v) => (o.clusterCIDR = v),
     '--wait': (v) => (o.waitSeconds = Number(v)),
+    '--max-age': (v) => (maxAgeSeconds = Number(v)),
   };
+  let maxAgeSeconds = 600;
+  const probeWhat = verb === 'probe' ? rest.shift() : undefined;
   for (let i = 0; i < rest.length; i++) {
     const set = flags[rest[i]];
     if (!set || i + 1 >= rest.length) {
@@ -176,6 +229,26 @@ export async function k8sMain(argv: string[]): Promise<number> {
       return 2;
     }
     set(rest[++i]);
+  }
+  if (verb === 'probe') {
+    if (probeWhat !== 'live' && probeWhat !== 'ready') {
+      process.stderr.write(`${USAGE}\n`);
+      return 2;
+    }
+    const bad = probe(probeWhat, { conflist: o.conflist, maxAgeSeconds });
+    if (bad) o.log(`probe ${probeWhat}: ${bad}`);
+    return bad ? 1 : 0;
+  }
+  if (verb === 'uninstall') {
+    const net = renderedNet(o);
+    const files = [o.conflist, o.fabricConf, ...(net?.peersFile ? [net.peersFile] : []), k8s().aliveFile()];
+    try {
+      for (const l of await node().uninstallNode({ net, files, binDir: o.binDir })) o.log(`removed ${l}`);
+    } catch (e) {
+      o.log(`uninstall: ${(e as Error).message}`);
+      return 1;
+    }
+    return 0;
   }
   if (verb === 'run' && !rest.includes('--bin-dir')) o.binDir = '';
   if (!(verb === 'install' || verb === 'run') || !o.mode || !o.node || !(o.waitSeconds >= 0)) {

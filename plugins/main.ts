@@ -5,6 +5,7 @@ import { loadBundled } from '../pkg/bundled';
 import { registerInProcess } from '../pkg/cni/delegate';
 import { runPlugin } from '../pkg/cni/skel';
 import type { Plugin } from '../pkg/cni/types';
+import { NAME_PREFIX, plainType } from '../pkg/cni/names';
 
 // Lazy requires: a call loads only the plugin it runs.
 const PLUGINS: Record<string, () => Plugin> = {
@@ -16,10 +17,13 @@ const PLUGINS: Record<string, () => Plugin> = {
   ipip: () => require('./ipip/ipip').plugin,
 };
 
-for (const [name, load] of Object.entries(PLUGINS)) registerInProcess(name, load);
+for (const [name, load] of Object.entries(PLUGINS)) {
+  registerInProcess(name, load);
+  registerInProcess(`${NAME_PREFIX}${name}`, load);
+}
 
 async function main(): Promise<number> {
-  let name = path.basename(process.argv0 || process.argv[0]);
+  let name = plainType(path.basename(process.argv0 || process.argv[0]));
   let rest = process.argv.slice(2);
   if (!(name in PLUGINS)) {
     // invoked as tscni (or node + script): the first argument names the plugin

@@ -9,7 +9,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { checkCniArgs } from '../../pkg/cni/skel';
 import type { Attachment, CmdArgs, IPConfig, NetConf, Plugin, Result } from '../../pkg/cni/types';
 import { probeDirs } from '../../pkg/files';
-import { formatIP, parseIP } from '../../pkg/ipnet';
+import { contains, formatIP, parseCIDR, parseIP } from '../../pkg/ipnet';
 import { type HostLocalConfig, type RangeSet, type RequestedIP, parseConfig } from './config';
 import { readResolvConf } from './dns';
 import { type Entry, type ScanEntry, TORN_GRACE_MS, parseIPFileName, parseOwner } from './disk';
@@ -219,6 +219,25 @@ export function listReservations(conf: NetConf): Reservation[] {
     out.get(key)!.ips.push(ipConfig(set, a.ip));
   }
   return [...out.values()];
+}
+
+/**
+ * Free every reservation of `network` inside `cidr`, under the network's lock: a node whose pod CIDR changed
+ * gives its old range back (its pods there cannot route any more). Returns how many were freed.
+ */
+export async function releaseRange(dataDir: string, network: string, cidr: string): Promise<number> {
+  const net = parseCIDR(cidr);
+  if (!net) throw new Error(`releaseRange: ${cidr} is not a CIDR`);
+  const store = await Store.open(dataDir, network, [], { create: false });
+  if (!store) return 0;
+  let r: { removed: ScanEntry[]; errors: string[] };
+  try {
+    r = store.sweep((e) => !contains(net, e.family, e.addr));
+  } finally {
+    await store.close();
+  }
+  if (r.errors.length) throw new CniError(ErrCode.IOFailure, `host-local: could not free: ${r.errors.join('; ')}`);
+  return r.removed.length;
 }
 
 export const plugin: Plugin = { add, del, check, gc, status };

@@ -11,6 +11,7 @@ import {
   getJSON,
   inClusterConfig,
   listNodes,
+  markNetworkAvailable,
   nodesToPeers,
   parseNode,
   peersFileText,
@@ -25,6 +26,8 @@ const LIST = fixture('nodelist.json');
 const EVENTS = fixture('watch-events.jsonl');
 const GONE = fixture('watch-gone.jsonl');
 const CP = 'tscni-e2e-control-plane';
+// lists are served from the API server's watch cache
+const LIST_URL = '/api/v1/nodes?resourceVersion=0';
 
 const nodesOf = (text: string) => new Map((JSON.parse(text).items as unknown[]).map((i) => parseNode(i)!).map((n) => [n.name, n]));
 const brief = (nodes: Map<string, KubeNode>, self = CP) =>
@@ -103,7 +106,7 @@ describe('parsing Node objects', () => {
   test('the peers file written from the Node API reads back through the plugin’s own peersFile parser', () => {
     const { peers } = nodesToPeers(nodesOf(LIST).values(), 'tscni-e2e-worker2', 4, 4);
     const text = peersFileText(peers);
-    const back = parsePeersFile(text, '/etc/cni/tscni-peers.json', { nodeIP: '172.18.0.4', podCIDR: '10.244.2.0/24' }, '10.244.0.0/16');
+    const back = parsePeersFile(text, '/etc/cni/tscni-peers.json', { nodeIP: '172.18.0.4', podCIDR: '10.244.2.0/24' });
     expect(back.map((p) => [p.nodeIP, p.podCIDR])).toEqual(peers.map((p) => [p.nodeIP, p.podCIDR]));
     expect(JSON.parse(text).peers[0].node).toBe(CP);
   });
@@ -112,6 +115,66 @@ describe('parsing Node objects', () => {
 describe('list + watch against a fake API server (no API server here)', () => {
   let api: FakeApi;
   afterEach(() => api.stop());
+
+  test('the backoff starts over only after a productive watch, not after a list that succeeds', async () => {
+    api = new FakeApi().script(
+      json(LIST),
+      stream('', 'drop'), // list fine, watch dropped at once: 10 ms
+      json(LIST),
+      stream('', 'drop'), // again: 20 ms, not 10
+      json(LIST),
+      stream(EVENTS.split('\n')[0], 'drop'), // an event came: productive; dropped after it: back to 10 ms
+      json(LIST),
+    );
+    const cfg: ApiConfig = { server: await api.start() };
+    const ac = new AbortController();
+    const logs: string[] = [];
+    let alive = 0;
+    let lists = 0;
+    await watchNodes(
+      cfg,
+      () => {
+        if (api.seen.at(-1)!.url === LIST_URL && ++lists === 4) ac.abort();
+      },
+      { signal: ac.signal, log: (l) => logs.push(l), backoffMs: { min: 10, max: 1000 }, random: () => 1, onAlive: () => alive++ },
+    );
+    expect(logs.map((l) => /in ([\d.]+)s$/.exec(l)![1])).toEqual(['0.01', '0.02', '0.01']);
+    // four lists and one event
+    expect(alive).toBe(5);
+  });
+
+  test('each backoff wait is jittered between half and all of the delay', async () => {
+    const forbidden = JSON.stringify({ kind: 'Status', code: 403, message: 'no' });
+    api = new FakeApi().script(json(forbidden, 403), json(forbidden, 403), json(LIST));
+    const cfg: ApiConfig = { server: await api.start() };
+    const ac = new AbortController();
+    const logs: string[] = [];
+    await watchNodes(cfg, () => ac.abort(), { signal: ac.signal, log: (l) => logs.push(l), backoffMs: { min: 40, max: 1000 }, random: () => 0 });
+    expect(logs.map((l) => /in ([\d.]+)s$/.exec(l)![1])).toEqual(['0.02', '0.04']);
+  });
+
+  test('NetworkUnavailable=False is a strategic-merge PATCH of nodes/<name>/status', async () => {
+    api = new FakeApi().script(json('{"kind":"Node"}'));
+    const cfg: ApiConfig = { server: await api.start(), token: () => 't' };
+    await markNetworkAvailable(cfg, 'worker 2', new Date('2026-12-03T10:00:00.123Z'));
+    expect(api.seen[0]).toMatchObject({ method: 'PATCH', url: '/api/v1/nodes/worker%202/status', contentType: 'application/strategic-merge-patch+json' });
+    expect(JSON.parse(api.seen[0].body)).toEqual({
+      status: {
+        conditions: [
+          {
+            type: 'NetworkUnavailable',
+            status: 'False',
+            reason: 'TscniIsUp',
+            message: 'tscni programmed the pod network of this node',
+            lastTransitionTime: '2026-12-03T10:00:00Z',
+            lastHeartbeatTime: '2026-12-03T10:00:00Z',
+          },
+        ],
+      },
+    });
+    api.script(json(JSON.stringify({ kind: 'Status', code: 403, message: 'nodes "w" is forbidden: cannot patch resource "nodes/status"' }), 403));
+    await expect(markNetworkAvailable(cfg, 'w')).rejects.toThrow('PATCH /api/v1/nodes/w/status: 403 nodes "w" is forbidden');
+  });
 
   test.each([
     ['that never answers', () => undefined],
@@ -148,17 +211,17 @@ describe('list + watch against a fake API server (no API server here)', () => {
       cfg,
       (nodes) => {
         snaps.push(brief(nodes));
-        if (api.seen.at(-1)!.url === '/api/v1/nodes' && ++lists === 3) ac.abort();
+        if (api.seen.at(-1)!.url === LIST_URL && ++lists === 3) ac.abort();
       },
-      { signal: ac.signal, log: (l) => logs.push(l), watchSeconds: 7, backoffMs: { min: 20, max: 40 } },
+      { signal: ac.signal, log: (l) => logs.push(l), watchSeconds: 7, backoffMs: { min: 20, max: 40 }, random: () => 1 },
     );
     expect(api.seen.map((s) => s.url)).toEqual([
-      '/api/v1/nodes',
+      LIST_URL,
       '/api/v1/nodes?watch=1&allowWatchBookmarks=true&timeoutSeconds=7&resourceVersion=1042',
       '/api/v1/nodes?watch=1&allowWatchBookmarks=true&timeoutSeconds=7&resourceVersion=1080',
-      '/api/v1/nodes',
+      LIST_URL,
       '/api/v1/nodes?watch=1&allowWatchBookmarks=true&timeoutSeconds=7&resourceVersion=1042',
-      '/api/v1/nodes',
+      LIST_URL,
     ]);
     expect(api.seen.every((s) => s.auth === 'Bearer tok-1')).toBe(true);
     const first = ['tscni-e2e-worker=10.244.1.0/24@172.18.0.2'];
@@ -184,9 +247,9 @@ describe('list + watch against a fake API server (no API server here)', () => {
     const cfg: ApiConfig = { server: await api.start() };
     const ac = new AbortController();
     const logs: string[] = [];
-    await watchNodes(cfg, () => ac.abort(), { signal: ac.signal, log: (l) => logs.push(l), backoffMs: { min: 10, max: 1000 } });
+    await watchNodes(cfg, () => ac.abort(), { signal: ac.signal, log: (l) => logs.push(l), backoffMs: { min: 10, max: 1000 }, random: () => 1 });
     expect(logs).toEqual([
-      expect.stringMatching(/node list failed: GET \/api\/v1\/nodes: 403 nodes is forbidden: .*; listing again in 0.01s$/),
+      expect.stringMatching(/node list failed: GET \/api\/v1\/nodes\?resourceVersion=0: 403 nodes is forbidden: .*; listing again in 0.01s$/),
       expect.stringMatching(/; listing again in 0.02s$/),
     ]);
     expect(api.seen[0].auth).toBeUndefined();

@@ -6,6 +6,7 @@ import * as http from 'http';
 import * as https from 'https';
 import * as path from 'path';
 import { canonicalIP, formatCIDR, networkOf, parseCIDR, type Family } from '../ipnet';
+import { runDirs } from '../rundir';
 import type { Peer } from './types';
 
 export const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -93,6 +94,11 @@ export function peersFileText(peers: Peer[]): string {
 
 export { writeFileAtomic } from '../rundir';
 
+/** Touched by the agent after each good list or watch event; `tscni k8s probe live` reads its age. */
+export function aliveFile(): string {
+  return path.join(runDirs()[0], 'k8s-alive');
+}
+
 // ---- the API client ----
 
 export interface ApiConfig {
@@ -103,8 +109,11 @@ export interface ApiConfig {
   ca?: Buffer;
 }
 
-/** The in-cluster config: KUBERNETES_SERVICE_HOST/PORT, the service account's token and CA. */
-export function inClusterConfig(env: NodeJS.ProcessEnv = process.env, dir = SA_DIR): ApiConfig {
+/**
+ * The in-cluster config: KUBERNETES_SERVICE_HOST/PORT, the service account's token and CA. TSCNI_SERVICEACCOUNT_DIR
+ * points at another token and ca.crt (an agent run outside a pod, as the netns e2e does).
+ */
+export function inClusterConfig(env: NodeJS.ProcessEnv = process.env, dir = env.TSCNI_SERVICEACCOUNT_DIR || SA_DIR): ApiConfig {
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) throw new Error('KUBERNETES_SERVICE_HOST is not set: not running in a Kubernetes pod');
@@ -134,13 +143,22 @@ export class ApiError extends Error {
   }
 }
 
-/** One GET; resolves with the response once its status is 200, else rejects with the API's Status message. */
-function request(cfg: ApiConfig, p: string, signal?: AbortSignal, idleMs?: number): Promise<http.IncomingMessage> {
+interface Send {
+  method: 'PATCH';
+  contentType: string;
+  body: string;
+}
+
+/** One request (a GET unless `send`); resolves with the response once its status is 200, else rejects with the API's Status message. */
+function request(cfg: ApiConfig, p: string, signal?: AbortSignal, idleMs?: number, send?: Send): Promise<http.IncomingMessage> {
   const url = new URL(p, cfg.server);
   const token = cfg.token?.();
   const mod = url.protocol === 'http:' ? http : https;
+  const headers: http.OutgoingHttpHeaders = { Accept: 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) };
+  if (send) Object.assign(headers, { 'Content-Type': send.contentType, 'Content-Length': Buffer.byteLength(send.body) });
+  const method = send?.method ?? 'GET';
   return new Promise((resolve, reject) => {
-    const req = mod.get(url, { ca: cfg.ca, headers: { Accept: 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, signal }, (res) => {
+    const req = mod.request(url, { method, ca: cfg.ca, headers, signal }, (res) => {
       if (res.statusCode === 200) return resolve(res);
       let body = '';
       res.setEncoding('utf8');
@@ -152,28 +170,29 @@ function request(cfg: ApiConfig, p: string, signal?: AbortSignal, idleMs?: numbe
         } catch {
           // not a Status object: keep the text
         }
-        reject(new ApiError(res.statusCode ?? 0, `GET ${url.pathname}${url.search}: ${res.statusCode} ${msg}`.trim()));
+        reject(new ApiError(res.statusCode ?? 0, `${method} ${url.pathname}${url.search}: ${res.statusCode} ${msg}`.trim()));
       });
     });
     // a watch on a dead connection never ends by itself: give up after this much silence
-    if (idleMs) req.setTimeout(idleMs, () => req.destroy(new Error(`GET ${url.pathname}: no data for ${idleMs / 1000}s`)));
+    if (idleMs) req.setTimeout(idleMs, () => req.destroy(new Error(`${method} ${url.pathname}: no data for ${idleMs / 1000}s`)));
     req.on('error', reject);
+    req.end(send?.body);
   });
 }
 
 /** How long a non-watch request may take, answer and body included: a half-open connection ends no request. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
-export async function getJSON(cfg: ApiConfig, p: string, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> {
+export async function getJSON(cfg: ApiConfig, p: string, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS, send?: Send): Promise<unknown> {
   const deadline = AbortSignal.timeout(timeoutMs);
   try {
-    const res = await request(cfg, p, signal ? AbortSignal.any([signal, deadline]) : deadline);
+    const res = await request(cfg, p, signal ? AbortSignal.any([signal, deadline]) : deadline, undefined, send);
     let body = '';
     res.setEncoding('utf8');
     for await (const chunk of res) body += chunk;
     return JSON.parse(body);
   } catch (e) {
-    if (deadline.aborted && !signal?.aborted) throw new Error(`GET ${p}: no answer within ${timeoutMs / 1000} s`);
+    if (deadline.aborted && !signal?.aborted) throw new Error(`${send?.method ?? 'GET'} ${p}: no answer within ${timeoutMs / 1000} s`);
     throw e;
   }
 }
@@ -184,9 +203,39 @@ export async function getNode(cfg: ApiConfig, name: string, signal?: AbortSignal
   return n;
 }
 
-/** GET /api/v1/nodes: the nodes and the list's resourceVersion to watch from. */
+/**
+ * The condition the agent sets once the node's fabric is programmed: clouds (and some installers) start nodes
+ * with NetworkUnavailable=True, a taint nothing else removes.
+ */
+export function networkAvailablePatch(now: Date): string {
+  const t = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  const condition = {
+    type: 'NetworkUnavailable',
+    status: 'False',
+    reason: 'TscniIsUp',
+    message: 'tscni programmed the pod network of this node',
+    lastTransitionTime: t,
+    lastHeartbeatTime: t,
+  };
+  return JSON.stringify({ status: { conditions: [condition] } });
+}
+
+/** PATCH nodes/<name>/status with NetworkUnavailable=False (a strategic merge: other conditions stay). */
+export async function markNetworkAvailable(cfg: ApiConfig, node: string, now = new Date()): Promise<void> {
+  const p = `/api/v1/nodes/${encodeURIComponent(node)}/status`;
+  await getJSON(cfg, p, undefined, REQUEST_TIMEOUT_MS, {
+    method: 'PATCH',
+    contentType: 'application/strategic-merge-patch+json',
+    body: networkAvailablePatch(now),
+  });
+}
+
+/**
+ * GET /api/v1/nodes: the nodes and the list's resourceVersion to watch from. resourceVersion=0 lets the API
+ * server answer from its watch cache instead of a quorum read of etcd: every node's agent lists after a restart.
+ */
 export async function listNodes(cfg: ApiConfig, signal?: AbortSignal): Promise<{ nodes: Map<string, KubeNode>; resourceVersion: string }> {
-  const list = (await getJSON(cfg, '/api/v1/nodes', signal)) as Obj;
+  const list = (await getJSON(cfg, '/api/v1/nodes?resourceVersion=0', signal)) as Obj;
   const nodes = new Map<string, KubeNode>();
   for (const item of Array.isArray(list.items) ? list.items : []) {
     const n = parseNode(item);
@@ -225,6 +274,10 @@ export interface NodeWatchOptions {
   watchSeconds?: number;
   /** backoff after a failed list or a dropped watch, doubling from min to max */
   backoffMs?: { min: number; max: number };
+  /** called after each good list, watch event or normal end of a watch: what the liveness probe reads */
+  onAlive?: () => void;
+  /** in [0, 1): the jitter of each backoff wait (default Math.random) */
+  random?: () => number;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -241,11 +294,15 @@ const sleep = (ms: number, signal: AbortSignal) =>
 /**
  * List, then watch from the list's resourceVersion; call onNodes with the whole node map after the list and after
  * every change. A watch the server ends normally is resumed from the last resourceVersion; 410 Gone lists again
- * at once; a failed request or a dropped connection lists again after a backoff. Returns when signal aborts.
+ * at once; a failed request or a dropped connection lists again after a backoff. The backoff doubles, with jitter
+ * (every node's agent fails at once when the API server restarts), and starts over only after a productive watch:
+ * a list that succeeds before a watch that fails at once keeps backing off. Returns when signal aborts.
  */
 export async function watchNodes(cfg: ApiConfig, onNodes: (nodes: Map<string, KubeNode>) => void, o: NodeWatchOptions): Promise<void> {
   const { min, max } = o.backoffMs ?? { min: 1000, max: 30000 };
   const watchSeconds = o.watchSeconds ?? 300;
+  const random = o.random ?? Math.random;
+  const alive = o.onAlive ?? (() => undefined);
   let delay = min;
   let relist = true;
   let nodes = new Map<string, KubeNode>();
@@ -255,7 +312,7 @@ export async function watchNodes(cfg: ApiConfig, onNodes: (nodes: Map<string, Ku
       if (relist) {
         ({ nodes, resourceVersion: rv } = await listNodes(cfg, o.signal));
         relist = false;
-        delay = min;
+        alive();
         onNodes(nodes);
       }
       const q = `/api/v1/nodes?watch=1&allowWatchBookmarks=true&timeoutSeconds=${watchSeconds}&resourceVersion=${encodeURIComponent(rv)}`;
@@ -271,6 +328,8 @@ export async function watchNodes(cfg: ApiConfig, onNodes: (nodes: Map<string, Ku
           buf = buf.slice(nl + 1);
           if (!line) continue;
           const r = applyWatchEvent(nodes, JSON.parse(line));
+          delay = min;
+          alive();
           if (r === 'gone') {
             o.log('node watch: resourceVersion too old (410 Gone): listing again');
             relist = true;
@@ -284,11 +343,17 @@ export async function watchNodes(cfg: ApiConfig, onNodes: (nodes: Map<string, Ku
       }
       // ended by the server (timeoutSeconds): resume from rv, but never spin on a server that ends watches at once
       if (!relist && Date.now() - started < 1000) await sleep(min, o.signal);
+      else if (!relist) {
+        delay = min;
+        alive();
+      }
     } catch (e) {
       if (o.signal.aborted) break;
-      o.log(`node ${relist ? 'list' : 'watch'} failed: ${(e as Error).message}; listing again in ${delay / 1000}s`);
+      // half the delay, plus up to as much again at random
+      const wait = Math.round(delay / 2 + (random() * delay) / 2);
+      o.log(`node ${relist ? 'list' : 'watch'} failed: ${(e as Error).message}; listing again in ${wait / 1000}s`);
       relist = true;
-      await sleep(delay, o.signal);
+      await sleep(wait, o.signal);
       delay = Math.min(delay * 2, max);
     }
   }

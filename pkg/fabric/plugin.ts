@@ -3,6 +3,7 @@
 import { parseBridgeConf } from '../wiring/bridgeconf';
 import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
+import { isHostLocal } from '../cni/names';
 import type { CmdArgs, Plugin, Result } from '../cni/types';
 import { addBridgePod, checkBridgePod, delBridgePod, gcBridgePods, statusBridgePods, type BridgePodConf } from '../wiring/bridgepod';
 import { parseFabricConf, type FabricConf } from './config';
@@ -17,7 +18,7 @@ export function withDefaultIpam(a: CmdArgs, podCIDR: string): CmdArgs {
   const ipam = a.conf.ipam;
   let next: Record<string, unknown> | undefined;
   if (ipam === undefined) next = { type: 'host-local', ranges: [[{ subnet: podCIDR }]] };
-  else if (ipam.type === 'host-local' && ipam.ranges === undefined && ipam.subnet === undefined) next = { ...ipam, ranges: [[{ subnet: podCIDR }]] };
+  else if (isHostLocal(ipam.type) && ipam.ranges === undefined && ipam.subnet === undefined) next = { ...ipam, ranges: [[{ subnet: podCIDR }]] };
   if (!next) return a;
   const raw = { ...a.conf.raw, ipam: next };
   return { ...a, stdin: Buffer.from(JSON.stringify(raw)), conf: { ...a.conf, raw, ipam: next as CmdArgs['conf']['ipam'] } };

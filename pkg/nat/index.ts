@@ -177,3 +177,20 @@ export async function gcMasq(network: string, valid: MasqAttachment[], o: NatOpt
   const prefix = `${networkTag(network)}-`;
   await removeEverywhere(o, (t) => t.startsWith(prefix) && !keep.has(t), true);
 }
+
+/**
+ * Uninstall: every masquerade and MAC-spoof rule of `network` in both backends, then our nftables tables when no
+ * other network has anything in them. Returns the tables it deleted.
+ */
+export async function removeNetworkRules(network: string, o: NatOptions = {}): Promise<string[]> {
+  const spoof = require('./macspoof') as typeof import('./macspoof');
+  await gcMasq(network, [], o);
+  const n = nftIO(o, false);
+  if (!n) return [];
+  await spoof.gcSpoofchk(network, [], o);
+  const dropped: string[] = [];
+  const st = await nft.listTable(n);
+  if (st.exists && !st.elements.length && (await nft.apply(n, `delete table inet ${nft.TABLE}\n`)).ok) dropped.push(`inet ${nft.TABLE}`);
+  if (await spoof.dropSpoofTableIfEmpty(o)) dropped.push(`bridge ${spoof.SPOOF_TABLE}`);
+  return dropped;
+}

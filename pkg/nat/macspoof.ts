@@ -292,3 +292,10 @@ export async function gcSpoofchk(network: string, valid: MasqAttachment[], o: Na
   const prefix = `${networkTag(network)}-`;
   await removeTagged(o, (t) => t.startsWith(prefix) && !keep.has(t));
 }
+
+/** Delete the table when no network has a check in it any more (uninstall); true when it was deleted. */
+export async function dropSpoofTableIfEmpty(o: NatOptions = {}): Promise<boolean> {
+  const st = await listSpoofTable(o);
+  if (!st.exists || st.elements.length) return false;
+  return (await nft(['delete', 'table', 'bridge', SPOOF_TABLE], o)).exitCode === 0;
+}

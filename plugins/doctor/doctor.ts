@@ -4,6 +4,7 @@
 // rebuilt from host-local's reservations and the config, and the node-wide state no single pod owns.
 import * as fs from 'fs';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
+import { plainType } from '../../pkg/cni/names';
 import { parseNetConf } from '../../pkg/cni/skel';
 import type { CmdArgs, NetConf, Result } from '../../pkg/cni/types';
 import { readState, type IpLink } from '../../pkg/ip/ops';
@@ -48,11 +49,11 @@ export function loadConf(file: string): NetConf {
     throw new CniError(ErrCode.InvalidConfig, `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (Array.isArray(raw.plugins)) {
-    const p = (raw.plugins as Record<string, unknown>[]).find((x) => PLUGIN_TYPES.includes(String(x?.type)));
+    const p = (raw.plugins as Record<string, unknown>[]).find((x) => PLUGIN_TYPES.includes(plainType(String(x?.type))));
     if (!p) throw new CniError(ErrCode.InvalidConfig, `${file}: no ${PLUGIN_TYPES.join('/')} plugin in its plugins list`);
     raw = { ...p, cniVersion: raw.cniVersion, name: raw.name };
   }
-  if (!PLUGIN_TYPES.includes(String(raw.type))) {
+  if (!PLUGIN_TYPES.includes(plainType(String(raw.type)))) {
     throw new CniError(ErrCode.InvalidConfig, `${file}: type ${JSON.stringify(raw.type)} is not one of ${PLUGIN_TYPES.join(', ')}`);
   }
   return parseNetConf(Buffer.from(JSON.stringify(raw)));
@@ -94,7 +95,7 @@ export interface DoctorOptions {
 export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOptions = {}): Promise<DoctorReport> {
   const a = baseArgs(conf);
   const findings: Finding[] = [];
-  const view = await VIEWS[conf.type]()(a, findings);
+  const view = await VIEWS[plainType(conf.type)]()(a, findings);
   const plan = view;
   const ipamArgs = view.ipamArgs;
 
@@ -138,8 +139,8 @@ export async function doctor(conf: NetConf, podRefs?: PodRef[], opts: DoctorOpti
     }
   }
   if (opts.fabric) {
-    const { FABRIC_MODES } = require('../fabric-modes') as typeof import('../fabric-modes');
-    const mode = FABRIC_MODES[opts.fabric.type];
+    const { FABRIC_MODES, fabricModeOf } = require('../fabric-modes') as typeof import('../fabric-modes');
+    const mode = fabricModeOf(opts.fabric.type);
     if (!mode) throw new Error(`--fabric: type ${JSON.stringify(opts.fabric.type)} is not one of ${Object.keys(FABRIC_MODES).join(', ')}`);
     await fabricFindings(baseArgs(opts.fabric), mode, findings);
   }

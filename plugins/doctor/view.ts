@@ -2,6 +2,7 @@
 // the plugins' views share: host-local's ranges, the bridge and its gateways, forwarding, the fabric with the peer
 // each finding is about.
 import * as path from 'path';
+import { isHostLocal } from '../../pkg/cni/names';
 import type { CmdArgs, Result } from '../../pkg/cni/types';
 import { checkFabric } from '../../pkg/fabric';
 import type { FabricMode } from '../../pkg/fabric/mode';
@@ -52,7 +53,7 @@ export interface HostLocal {
 }
 
 export function hostLocal(a: CmdArgs): HostLocal | undefined {
-  if (a.conf.ipam?.type !== 'host-local') return undefined;
+  if (!isHostLocal(a.conf.ipam?.type)) return undefined;
   const { parseConfig } = require('../../ipam/host-local/config') as typeof import('../../ipam/host-local/config');
   const cfg = parseConfig(a.conf, {});
   const ranges = cfg.rangeSets.flatMap((s) =>

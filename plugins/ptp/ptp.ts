@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus } from '../../pkg/cni/delegate';
 import { CniError, ErrCode, everyStep } from '../../pkg/cni/errors';
+import { isHostLocal } from '../../pkg/cni/names';
 import { settled } from '../../pkg/settled';
 import { Undo } from '../../pkg/undo';
 import type { Attachment, CmdArgs, Plugin, Result } from '../../pkg/cni/types';
@@ -52,7 +53,7 @@ const ipv6Available = (): boolean => fs.existsSync('/proc/sys/net/ipv6');
  * host-local's ranges. With another IPAM the addresses stay as they are (DEL then finds the rules by their tag).
  */
 export function ipamSubnets(a: CmdArgs, r: Result): Result {
-  if (a.conf.ipam?.type !== 'host-local') return r;
+  if (!isHostLocal(a.conf.ipam?.type)) return r;
   let sets: import('../../ipam/host-local/config').RangeSet[];
   try {
     sets = (require('../../ipam/host-local/config') as typeof import('../../ipam/host-local/config')).parseConfig(a.conf, {}).rangeSets;
@@ -222,7 +223,7 @@ export async function ptpPodProblems(a: CmdArgs, conf: PodConf, prev: Result): P
   if (!problems.some((p) => p.startsWith(`pod interface ${a.ifName}:`))) problems.push(...(await checkGateway(a, prev)));
   // the rules leave the pod subnet alone, which only host-local's ranges tell now that the result holds /32 and
   // /128: with another IPAM the masquerade rules stay out of the comparison
-  if (conf.ipMasq && a.conf.ipam?.type === 'host-local') {
+  if (conf.ipMasq && isHostLocal(a.conf.ipam?.type)) {
     problems.push(...(await checkMasq(await resolveBackend(conf.ipMasqBackend), masqRules(a, ipamSubnets(a, prev), []))));
   }
   return problems;

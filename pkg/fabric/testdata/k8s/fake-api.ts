@@ -13,6 +13,10 @@ export const fixture = (name: string): string => fs.readFileSync(path.join(TESTD
 export interface Seen {
   url: string;
   auth?: string;
+  method?: string;
+  contentType?: string;
+  /** the request body, as it arrives */
+  body: string;
 }
 
 /** One step: answer this request (write and end, or leave it open, or destroy it). */
@@ -42,7 +46,10 @@ export class FakeApi {
 
   constructor(tls = false) {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+      const seen: Seen = { url: req.url ?? '', auth: req.headers.authorization, method: req.method, contentType: req.headers['content-type'], body: '' };
+      this.seen.push(seen);
+      req.setEncoding('utf8');
+      req.on('data', (c: string) => (seen.body += c));
       const step = this.steps.shift();
       if (step) step(req, res);
       else json(JSON.stringify({ kind: 'Status', code: 500, message: 'fake api: no step left' }), 500)(req, res);

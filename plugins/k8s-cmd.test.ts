@@ -5,28 +5,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseConfig } from '../ipam/host-local/config';
 import { FakeApi, fixture, json } from '../pkg/fabric/testdata/k8s/fake-api';
+import { configMapData, MANIFEST } from '../pkg/fabric/testdata/k8s/manifest';
 import { fabricMain, loadFabricConf } from './fabric-cmd';
 import { install, PLUGIN_LINKS, probe, render, templateVars, type InstallOptions } from './k8s-cmd';
-
-const MANIFEST = fs.readFileSync(path.join(__dirname, '..', 'conf', 'kubernetes', 'tscni.yaml'), 'utf8');
-
-/** The ConfigMap's data: `  key: value` and `  key: |` literal blocks (indented 4) under `data:`. */
-function configMapData(yaml: string): Record<string, string> {
-  const doc = yaml.split(/^---$/m).find((d) => /^kind: ConfigMap$/m.test(d))!;
-  const lines = doc.slice(doc.indexOf('\ndata:\n') + 7).split('\n');
-  const out: Record<string, string> = {};
-  let key: string | undefined;
-  for (const l of lines) {
-    const m = /^ {2}([\w.-]+): ?(.*)$/.exec(l);
-    if (m) {
-      key = m[2] === '|' ? m[1] : undefined;
-      if (!key) out[m[1]] = m[2];
-      else out[key] = '';
-    } else if (key && (l.startsWith('    ') || l === '')) out[key] += l.slice(4) + '\n';
-    else if (!l.startsWith('  #')) key = undefined;
-  }
-  return out;
-}
 
 const DATA = configMapData(MANIFEST);
 const LIST = JSON.parse(fixture('nodelist.json'));

@@ -26,11 +26,11 @@ export async function addPod(
   node: Netns,
   conf: Record<string, unknown>,
   name: string,
-  o: { lo?: boolean; idLabel?: string } = {},
+  o: { lo?: boolean; idLabel?: string; binDir?: string } = {},
 ): Promise<AddedPod> {
   const ns = await world.pod(name, { lo: o.lo });
   const id = world.containerId(o.idLabel ?? name);
-  const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf });
+  const r = await world.cni(node, { command: 'ADD', containerId: id, netns: ns, config: conf, binDir: o.binDir });
   if (r.exitCode !== 0 || r.stderr !== '') throw new Error(`ADD ${name} on ${node.name}: exit ${r.exitCode}: ${r.stdout} ${r.stderr}`);
   const ips = (r.json.ips as { address: string }[]).map((x) => x.address.split('/')[0]);
   const interfaces = (r.json.interfaces ?? []) as { name: string; sandbox?: string }[];

@@ -43,7 +43,8 @@ function ipKey(c: ConfigReader, k: string, required: boolean): string | undefine
 function readPeer(c: ConfigReader): Peer {
   const p: Peer = { nodeIP: ipKey(c, 'nodeIP', true)!, podCIDR: cidrKey(c, 'podCIDR', true)!, key: c.prefix };
   const name = c.string('node');
-  if (name) p.name = name;
+  // a named peer is named in what reports it (a left-out peer, a CHECK problem); its place in the file otherwise
+  if (name) Object.assign(p, { name, key: `node ${name}` });
   return p;
 }
 

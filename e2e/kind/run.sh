@@ -3,8 +3,10 @@
 # conf/kubernetes/tscni.yaml in one mode, pods pinned to different nodes, connectivity checks.
 #
 # usage: e2e/kind/run.sh host-gw|vxlan|ptp
-#   needs: docker (a working engine), kind, kubectl, make; pulls kindest/node, debian:bookworm-slim, busybox
-#   and agnhost the first time. Prints PASS/FAIL per check; exits 0 only if every check passed.
+#   needs: Linux on x86-64 (the image carries an x86-64 executable), bash >= 4.4, docker (a working engine), kind,
+#   kubectl, make; pulls kindest/node, debian:bookworm-slim, busybox and agnhost the first time. Checks these
+#   first and says which is missing. Prints PASS/FAIL per check; exits 0 only if every check passed; on any
+#   failure, `kind export logs` writes the cluster's logs to $TSCNI_KIND_LOGS (default: a temp dir, named).
 #   TSCNI_KIND_KEEP=1 keeps the cluster for a look afterwards (kind delete cluster --name tscni-e2e).
 #   TSCNI_KIND_NODE_IMAGE=kindest/node:vX.Y.Z picks the node image (default: kind's own).
 #
@@ -26,6 +28,17 @@ case "$MODE" in
     ;;
 esac
 
+# prerequisites, before anything is built or created
+missing=()
+[ "$(uname -s)" = Linux ] && [ "$(uname -m)" = x86_64 ] || missing+=("Linux on x86-64 (this is $(uname -s) $(uname -m))")
+((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))) || missing+=("bash >= 4.4 (this is $BASH_VERSION)")
+for tool in docker kind kubectl make; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if command -v docker >/dev/null && ! docker info >/dev/null 2>&1; then missing+=("a Docker engine that answers 'docker info'"); fi
+if [ ${#missing[@]} -ne 0 ]; then
+  printf 'kind e2e %s: missing prerequisite: %s\n' "$MODE" "${missing[@]}" >&2
+  exit 2
+fi
+
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HERE="$ROOT/e2e/kind"
 CLUSTER=${TSCNI_KIND_CLUSTER:-tscni-e2e}
@@ -42,6 +55,10 @@ say() { printf '%s kind %s: %s\n' "$(date +%T)" "$MODE" "$*"; }
 
 cleanup() {
   local rc=$?
+  if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
+    local logs=${TSCNI_KIND_LOGS:-$(mktemp -d /tmp/tscni-kind-logs.XXXXXX)}
+    kind export logs "$logs" --name "$CLUSTER" >/dev/null 2>&1 && say "cluster logs: $logs" || true
+  fi
   if [ "${TSCNI_KIND_KEEP:-0}" = 1 ]; then
     say "cluster kept: kind delete cluster --name $CLUSTER"
   else
@@ -102,7 +119,9 @@ node_image=()
 [ -n "${TSCNI_KIND_NODE_IMAGE:-}" ] && node_image=(--image "$TSCNI_KIND_NODE_IMAGE")
 # no --wait: without a CNI the nodes cannot become Ready
 kind create cluster --name "$CLUSTER" --config "$HERE/kind-config.yaml" "${node_image[@]}"
-kind load docker-image "$IMAGE" --name "$CLUSTER"
+# through an archive: `kind load docker-image` fails with Docker's containerd image store
+docker save "$IMAGE" -o "$TMP/image.tar"
+kind load image-archive "$TMP/image.tar" --name "$CLUSTER"
 
 CP="$CLUSTER-control-plane"
 W1="$CLUSTER-worker"
@@ -188,7 +207,9 @@ done
 check "HTTP bb-worker -> web-worker (same node)" retry 5 expect_eq "web-worker" \
   k exec bb-worker -- wget -qO- -T 5 "http://${IP[web-worker]}:8080/hostname"
 
-# pod-to-service: ClusterIP through kube-proxy, then by name (CoreDNS is itself a pod behind a ClusterIP)
+# pod-to-service: ClusterIP through kube-proxy, then by name (CoreDNS is itself a pod behind a ClusterIP, and
+# needs the pod network before it can be Ready)
+check "CoreDNS Ready" k -n kube-system wait --for=condition=Ready pod -l k8s-app=kube-dns --timeout=180s
 SVC=$(k get svc web -o jsonpath='{.spec.clusterIP}')
 check "service ClusterIP $SVC from bb-worker reaches web-worker2 (kube-proxy)" retry 10 expect_eq "web-worker2" \
   k exec bb-worker -- wget -qO- -T 5 "http://$SVC/hostname"
@@ -210,6 +231,27 @@ WANT_MTU=$UNDERLAY_MTU
 [ "$MODE" = vxlan ] && WANT_MTU=$((UNDERLAY_MTU - 50))
 check "pod eth0 MTU is $WANT_MTU (underlay $UNDERLAY_MTU)" expect_eq "$WANT_MTU" k exec bb-worker -- cat /sys/class/net/eth0/mtu
 
+# hostPort through the chained portmap plugin: a pod's port 8080 published as the node's 18080
+cat <<EOF | k apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: web-hostport, labels: {e2e: tscni}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: $W1}
+  tolerations: [{operator: Exists}]
+  terminationGracePeriodSeconds: 0
+  containers: [{name: web, image: $AGNHOST, args: [netexec, --http-port=8080], ports: [{containerPort: 8080, hostPort: 18080}]}]
+EOF
+k wait --for=condition=Ready pod/web-hostport --timeout=120s >/dev/null || true
+W1_IP=$(k get node "$W1" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+check "hostPort: bb-worker2 -> $W1_IP:18080 reaches web-hostport (portmap)" retry 10 expect_eq "web-hostport" \
+  k exec bb-worker2 -- wget -qO- -T 5 "http://$W1_IP:18080/hostname"
+
+# the DaemonSet restarting (an upgrade) leaves running pods connected and new pods wired
+k -n tscni rollout restart ds/tscni >/dev/null
+check "DaemonSet restarted on every node" k -n tscni rollout status ds/tscni --timeout=240s
+check "after the restart: ping bb-control-plane -> web-worker2" retry 5 k exec bb-control-plane -- ping -c 3 -W 2 "${IP[web-worker2]}"
+
 # a node leaving: deleting worker2's Node object removes its route everywhere; its kubelet re-registering
 # (restart) brings it back with whatever pod CIDR it is given
 CIDR2=$(k get node "$W2" -o jsonpath='{.spec.podCIDR}')
@@ -223,6 +265,12 @@ check "node $W2 re-registered: $W1 routes to its pod CIDR again" retry 30 bash -
 # written in the same step as the conflist
 check "node $W2's rendered conf names its current pod CIDR" retry 30 bash -c \
   "c=\$(kubectl --context $CTX get node $W2 -o jsonpath='{.spec.podCIDR}'); docker exec $W2 grep -q \"\\\"podCIDR\\\": \\\"\$c\\\"\" /etc/cni/tscni-fabric.json"
+# a pod started on the re-registered node gets an address of its new CIDR and reaches the others (the old
+# gateway was taken off cni0: without that every ADD there failed)
+k delete pod bb-worker2 --wait=true >/dev/null 2>&1 || true
+pods | awk -v RS='---' '/name: bb-worker2,/ {print "---" $0}' | k apply -f - >/dev/null
+check "a new pod on re-registered $W2 is Running" k wait --for=condition=Ready pod/bb-worker2 --timeout=180s
+check "the new pod on $W2 is in its new pod CIDR and pings web-control-plane" retry 10 k exec bb-worker2 -- ping -c 3 -W 2 "${IP[web-control-plane]}"
 
 
 if [ "$FAILED" -ne 0 ]; then

@@ -379,6 +379,63 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
   });
 });
 
+describe.each(['vxlan', 'host-gw'])('dual stack %s: a pod CIDR per family over the IPv4 underlay', (type) => {
+  let c: Cluster;
+  const v6 = (n: ClusterNode) => `fd00:10:244:${n.podCIDR.split('.')[2]}::/64`;
+  const pods = new Map<string, Pod>();
+  // host-gw keeps to the segment: node1 and node2; vxlan spans the router to node3
+  const names = type === 'host-gw' ? ['node1', 'node2'] : ['node1', 'node3'];
+  const conf = (n: ClusterNode) =>
+    fabricConf(c, n, type, world.tmpDir('ipam'), { podCIDR: [n.podCIDR, v6(n)], clusterCIDR: [c.clusterCIDR, 'fd00:10:244::/56'] });
+
+  // host-gw routes IPv6 pods via the peers' IPv6 addresses: its segment gets some
+  const ip6 = (n: ClusterNode) => `fd00:50::${n.name.slice(-1)}`;
+
+  beforeAll(async () => {
+    c = await buildCluster(world, { tag: type === 'vxlan' ? 'd6v' : 'd6h' });
+    const nodes = names.map((x) => c.node(x));
+    if (type === 'host-gw') for (const n of nodes) await n.ns.ip(['-6', 'addr', 'add', `${ip6(n)}/64`, 'dev', 'eth0', 'nodad']);
+    // one entry per pod family: vxlan's IPv6 pods ride the IPv4 tunnel, host-gw's go via IPv6 next hops
+    const entries = nodes.flatMap((n) => [
+      { node: n.name, nodeIP: n.ip, podCIDR: n.podCIDR },
+      { node: n.name, nodeIP: type === 'host-gw' ? ip6(n) : n.ip, podCIDR: v6(n) },
+    ]);
+    fs.writeFileSync(c.peersFile, JSON.stringify(entries));
+    for (const n of nodes) pods.set(n.name, await addFabricPod(n, conf(n), `ds-${n.name}`));
+  });
+
+  it('each pod has an address of each family; the node routes the peer IPv6 pod CIDR', async () => {
+    const [a, b] = names.map((x) => pods.get(x)!);
+    expect(a.ip).toMatch(/^10\.244\.1\./);
+    expect(a.result.ips.map((x: { address: string }) => x.address)).toEqual([
+      expect.stringMatching(/^10\.244\.1\.\d+\/24$/),
+      expect.stringMatching(/^fd00:10:244:1::[0-9a-f]+\/64$/),
+    ]);
+    const r6 = await c.node(names[0]).ns.ipJson<any[]>(['-6', 'route', 'show', 'proto', String(RTPROT_TSCNI)]);
+    const peer = c.node(names[1]);
+    expect(r6).toEqual([
+      type === 'host-gw'
+        ? expect.objectContaining({ dst: v6(peer), gateway: ip6(peer), dev: 'eth0' })
+        : expect.objectContaining({ dst: v6(peer), gateway: v6(peer).replace('/64', ''), dev: 'tscni.1' }),
+    ]);
+    expect(b.ip).toBeTruthy();
+  });
+
+  it('pods reach each other over IPv6 and IPv4, without NAT; CHECK passes', async () => {
+    const [a, b] = names.map((x) => pods.get(x)!);
+    const ip6 = (p: Pod) => p.result.ips.map((x: { address: string }) => x.address.split('/')[0]).find((x: string) => x.includes(':'));
+    expect(await world.ping(a.ns, ip6(b), { count: 3 })).toBe(true);
+    expect(await world.ping(b.ns, ip6(a), { count: 3 })).toBe(true);
+    expect(await world.ping(a.ns, b.ip, { count: 2 })).toBe(true);
+    expect(await world.tcp(a.ns, b.ns, ip6(b), 7401)).toBe(ip6(a));
+    for (const x of names) {
+      const p = pods.get(x)!;
+      const chk = await world.cni(c.node(x).ns, { command: 'CHECK', containerId: p.id, netns: p.ns, config: { ...p.conf, prevResult: p.result } });
+      expect(chk.stdout + chk.stderr).toBe('');
+    }
+  });
+});
+
 describe('vxlan with directRouting: node1-node2 direct, node3 through the tunnel (rp_filter=1)', () => {
   let c: Cluster;
   const pods: Record<string, Pod> = {};

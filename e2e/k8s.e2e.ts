@@ -1,5 +1,5 @@
-// Kubernetes mode on simulated nodes: the three nodes of e2e/lib/cluster.ts (node3 behind a router), the shipped
-// manifest's vxlan template, `tscni k8s install` and `tscni k8s run` on each node as the DaemonSet runs them. The
+// Kubernetes mode on simulated nodes: the three nodes of e2e/lib/cluster.ts (node3 behind a router), dual stack
+// (an IPv4 and an IPv6 pod CIDR per Node, over the IPv4 underlay), the shipped manifest's vxlan template, `tscni k8s install` and `tscni k8s run` on each node as the DaemonSet runs them. The
 // API server is a stand-in (e2e/fixtures/fake-kube-apiserver.js, HTTPS with a token, in the router namespace):
 // there is no Kubernetes here. The kind e2e (e2e/kind/run.sh) runs the same paths on a real cluster elsewhere.
 import * as fs from 'fs';
@@ -18,6 +18,9 @@ jest.setTimeout(120_000);
 const API_IP = '192.168.50.254';
 const API_PORT = '6443';
 const VTEP = 'tscni.4242';
+const CLUSTER6 = 'fd00:10:244::/56';
+const v6 = (n: { podCIDR: string }) => `fd00:10:244:${n.podCIDR.split('.')[2]}::/64`;
+const ip6Of = (p: AddedPod) => p.ip6;
 
 interface NodeState {
   name: string;
@@ -60,7 +63,7 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     '--fabric-conf',
     files(n).fabricConf,
     '--cluster-cidr',
-    c.clusterCIDR,
+    `${c.clusterCIDR},${CLUSTER6}`,
   ];
   /** `tscni k8s <verb>` in the node, to its end */
   const k8s = (n: ClusterNode, verb: string[], extra: string[] = []) =>
@@ -117,7 +120,7 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     fs.copyFileSync(tls.ca, path.join(sa, 'ca.crt'));
     fs.writeFileSync(path.join(apiDir, 'token'), 'e2e-token\n');
     fs.writeFileSync(path.join(sa, 'token'), 'e2e-token\n');
-    state = c.nodes.map((n) => ({ name: n.name, podCIDRs: [n.podCIDR], internalIP: n.ip }));
+    state = c.nodes.map((n) => ({ name: n.name, podCIDRs: [n.podCIDR, v6(n)], internalIP: n.ip }));
     writeState();
     const api = background(world, c.router, [process.execPath, path.join(__dirname, 'fixtures', 'fake-kube-apiserver.js'), apiDir, API_IP, API_PORT]);
     await waitFor(() => fs.existsSync(path.join(apiDir, 'ready')) || api.proc.exitCode !== null, 20_000, 'API stand-in listening');
@@ -150,7 +153,7 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     for (const n of c.nodes) {
       const l = conflistOf(n);
       expect(l.plugins.map((p: { type: string }) => p.type)).toEqual(['tscni-vxlan', 'portmap']);
-      expect([l.plugins[0].podCIDR, l.plugins[0].nodeIP, l.plugins[0].clusterCIDR]).toEqual([n.podCIDR, n.ip, c.clusterCIDR]);
+      expect([l.plugins[0].podCIDR, l.plugins[0].nodeIP, l.plugins[0].clusterCIDR]).toEqual([[n.podCIDR, v6(n)], n.ip, [c.clusterCIDR, CLUSTER6]]);
       expect(fs.readdirSync(files(n).bin).sort()).toEqual([
         'tscni',
         'tscni-bridge',
@@ -171,6 +174,10 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
       expect(await world.ping(x.ns, y.ip, { count: 2 })).toBe(true);
     }
     expect(await world.tcp(p3.ns, a.ns, a.ip, 7301)).toBe(p3.ip);
+    // dual stack: each pod has an IPv6 address of its node's IPv6 pod CIDR, and reaches the others over IPv6
+    expect(ip6Of(a)).toMatch(/^fd00:10:244:1::/);
+    expect(await world.ping(a.ns, ip6Of(p3), { count: 3 })).toBe(true);
+    expect(await world.tcp(b.ns, p3.ns, ip6Of(p3), 7303)).toBe(ip6Of(b));
   });
 
   it('each agent clears NetworkUnavailable on its Node after its first good sync; its probes pass', async () => {
@@ -224,8 +231,9 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     const [n1, n2] = c.nodes;
     const oldPod = pods.get('node2')!;
     const oldGw = '10.244.2.1';
-    expect(ipFiles(files(n2).ipam, 'tscni')).toEqual([oldPod.ip]);
-    state = state.map((s) => (s.name === 'node2' ? { ...s, podCIDRs: ['10.244.5.0/24'] } : s));
+    expect(ipFiles(files(n2).ipam, 'tscni').sort()).toEqual([oldPod.ip, oldPod.ip6].sort());
+    // the IPv4 pod CIDR changes, the IPv6 one stays
+    state = state.map((s) => (s.name === 'node2' ? { ...s, podCIDRs: ['10.244.5.0/24', v6(n2)] } : s));
     writeState();
     // the agent exits so that its container restarts and renders again; the kubelet's restart is ours here
     expect(await agents.get('node2')!.exited).toBe(3);
@@ -236,9 +244,10 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
       20_000,
       'node2 renders again',
     );
-    await waitFor(() => conflistOf(n2).plugins[0].podCIDR === '10.244.5.0/24', 20_000, 'new conflist');
+    await waitFor(() => conflistOf(n2).plugins[0].podCIDR[0] === '10.244.5.0/24', 20_000, 'new conflist');
     expect(again.output()).toContain(`removed ${oldGw}/24 from cni0`);
-    expect(ipFiles(files(n2).ipam, 'tscni')).toEqual([]);
+    // only the old IPv4 reservation is freed: the pod's IPv6 address is still of the node's pod CIDR
+    expect(ipFiles(files(n2).ipam, 'tscni')).toEqual([oldPod.ip6]);
     const cni0 = (await n2.ns.ipJson<any[]>(['addr', 'show', 'dev', 'cni0']))[0].addr_info.map((x: { local: string }) => x.local);
     expect(cni0).not.toContain(oldGw);
     // node1 follows the Node: its route to node2 now carries the new CIDR
@@ -265,6 +274,7 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     const links = (await n1.ns.ipJson<any[]>(['link', 'show'])).map((l) => l.ifname as string);
     expect(links.filter((l) => l === 'cni0' || l === VTEP || l.startsWith('veth'))).toEqual([]);
     expect(await routeDsts(n1)).toEqual([]);
+    expect(await n1.ns.ipJson<any[]>(['-6', 'route', 'show', 'proto', String(RTPROT_TSCNI)])).toEqual([]);
     expect(await n1.ns.ipJson<any[]>(['route', 'show', '198.51.100.0/24'])).toHaveLength(1);
     expect((await n1.ns.exec(['nft', 'list', 'tables'])).stdout).not.toMatch(/tscni/);
     expect(fs.readdirSync(files(n1).ipam)).toEqual([]);

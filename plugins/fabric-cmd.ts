@@ -109,9 +109,6 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
   const self = process.env.NODE_NAME;
   if (!self) throw new Error('--kubernetes: NODE_NAME is not set (give it from the downward API: fieldRef spec.nodeName)');
   const cfg = k8s.inClusterConfig();
-  const fam = (s: string) => (s.includes(':') ? 6 : 4);
-  const podFamily = fam(conf.podCIDR);
-  const ipFamily = conf.nodeIP ? fam(conf.nodeIP) : podFamily;
   let last = '';
   let warned = '';
   const ac = new AbortController();
@@ -151,7 +148,7 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
       const mismatch = drift.warning ?? '';
       if (mismatch && mismatch !== warned) log(`warning: ${mismatch}`);
       warned = mismatch;
-      const { peers, skipped } = k8s.nodesToPeers(nodes.values(), self, podFamily, ipFamily);
+      const { peers, skipped } = k8s.clusterPeers(nodes, self, conf);
       const key = JSON.stringify([peers, skipped]);
       if (key === last) return;
       last = key;

@@ -77,6 +77,80 @@ describe('planFabric vxlan', () => {
   });
 });
 
+describe('dual stack: a pod CIDR per family over one IPv4 underlay', () => {
+  const self6 = { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'], clusterCIDRs: ['10.244.0.0/16', 'fd00:10:244::/56'] };
+  // a node is one peer entry per pod family, with the same underlay address
+  const peers6: Peer[] = [
+    peers[0],
+    { nodeIP: '192.168.50.2', podCIDR: 'fd00:10:244:2::/64', key: 'node a' },
+    peers[1],
+    { nodeIP: '192.168.60.3', podCIDR: 'fd00:10:244:3::/64', key: 'node b' },
+  ];
+
+  it('vxlan: one VTEP holding an address of each family; IPv6 routes and neighbours through it; one FDB entry per node', () => {
+    const d = planFabric(vxlanMode, self6, peers6, underlay, opts());
+    expect(d.families).toEqual([4, 6]);
+    expect(d.device!.addresses).toEqual(['10.244.1.0/32', 'fd00:10:244:1::/128']);
+    expect(d.routes.map((r) => `${r.dst} via ${r.gw}`)).toEqual([
+      '10.244.2.0/24 via 10.244.2.0',
+      '10.244.3.0/24 via 10.244.3.0',
+      'fd00:10:244:2::/64 via fd00:10:244:2::',
+      'fd00:10:244:3::/64 via fd00:10:244:3::',
+    ]);
+    expect(d.neighs.map((n) => `${n.ip} ${n.lladdr}`)).toContain(`fd00:10:244:2:: ${stableMac('192.168.50.2')}`);
+    expect(d.fdb.map((f) => f.dst)).toEqual(['192.168.50.2', '192.168.60.3']);
+    expect(d.paths).toHaveLength(2);
+    expect(d.sysctls).toMatchObject({ 'net/ipv4/ip_forward': '1', 'net/ipv6/conf/all/forwarding': '1' });
+    expect(d.leftOut).toEqual([]);
+  });
+
+  it("host-gw: an IPv6 pod CIDR goes via the peer's IPv6 address (no IPv6 route takes an IPv4 next hop); none on the underlay: left out", () => {
+    const dual: UnderlayFacts = { ...underlay, other: { nodeIP: 'fd00:50::1', connected: ['fd00:50::/64'] } };
+    const hg6: Peer[] = [peers[0], { nodeIP: 'fd00:50::2', podCIDR: 'fd00:10:244:2::/64', key: 'node a' }];
+    const d = planFabric(hostGwMode, self6, hg6, dual, {});
+    expect(d.routes.map((r) => `${r.dst} via ${r.gw}`)).toEqual(['10.244.2.0/24 via 192.168.50.2', 'fd00:10:244:2::/64 via fd00:50::2']);
+    expect(planFabric(hostGwMode, self6, hg6, underlay, {}).leftOut).toEqual([
+      { peer: 'node a', why: "eth0 has no IPv6 address: host-gw routes IPv6 pods via the peers' IPv6 addresses" },
+    ]);
+    // the kernel takes an IPv4 route via an IPv6 next hop: both doors name its family
+    expect(argvOf([{ op: 'route-replace', route: { dst: '10.244.2.0/24', gw: 'fd00:50::2', dev: 'eth0' } }])[0].slice(0, 6)).toEqual([
+      'route',
+      'replace',
+      '10.244.2.0/24',
+      'via',
+      'inet6',
+      'fd00:50::2',
+    ]);
+  });
+
+  it('a peer IPv6 CIDR outside the IPv6 cluster CIDR is left out; a single-stack node leaves out IPv6 peers, naming them', () => {
+    const bad = { nodeIP: '192.168.50.2', podCIDR: 'fd99::/64', key: 'node c' };
+    expect(planFabric(vxlanMode, self6, [bad], underlay, opts()).leftOut).toEqual([
+      { peer: 'node c', why: 'podCIDR fd99::/64 is not inside clusterCIDR fd00:10:244::/56' },
+    ]);
+    expect(planFabric(vxlanMode, self, peers6.slice(0, 2), underlay, opts()).leftOut).toEqual([
+      { peer: 'node a', why: "podCIDR fd00:10:244:2::/64 is not of the family of this node's 10.244.1.0/24" },
+    ]);
+  });
+
+  it('config: podCIDR and clusterCIDR take one CIDR or one per family', () => {
+    const c = parseFabricConf({ podCIDR: ['10.244.1.0/24', 'fd00:10:244:1::/64'], clusterCIDR: ['fd00:10:244::/56', '10.244.0.0/16'] }, vxlanMode);
+    expect([c.podCIDR, c.podCIDRs, c.clusterCIDR, c.clusterCIDRs]).toEqual([
+      '10.244.1.0/24',
+      ['10.244.1.0/24', 'fd00:10:244:1::/64'],
+      '10.244.0.0/16',
+      ['10.244.0.0/16', 'fd00:10:244::/56'],
+    ]);
+    const p = (o: Record<string, unknown>) => thrown(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...o }, vxlanMode)).message;
+    expect(p({ podCIDR: ['10.244.1.0/24', '10.244.2.0/24'] })).toMatch(/^invalid config: podCIDR: .*two CIDRs of one family/);
+    expect(p({ podCIDR: [] })).toMatch(/^invalid config: podCIDR: expected a CIDR or a list of one per address family/);
+    expect(p({ clusterCIDR: 'fd00::/56' })).toBe('invalid config: clusterCIDR: fd00::/56 has no podCIDR of its family');
+    expect(p({ podCIDR: ['10.244.1.0/24', 'fd01::/64'], clusterCIDR: ['10.244.0.0/16', 'fd00::/56'] })).toBe(
+      'invalid config: podCIDR: fd01::/64 is not inside clusterCIDR fd00::/56',
+    );
+  });
+});
+
 describe('planFabric host-gw and ipip', () => {
   it('host-gw routes via the peer node on the underlay', () => {
     const d = planFabric(hostGwMode, self, [peers[0]], underlay, {});

@@ -6,7 +6,9 @@ import * as path from 'path';
 import { parseConfig } from '../ipam/host-local/config';
 import { FakeApi, fixture, json } from '../pkg/fabric/testdata/k8s/fake-api';
 import { configMapData, MANIFEST } from '../pkg/fabric/testdata/k8s/manifest';
-import { fabricMain, loadFabricConf } from './fabric-cmd';
+import { fabricConfOf, fabricMain, loadFabricConf } from './fabric-cmd';
+
+const loadFabricConfText = (text: string) => fabricConfOf(JSON.parse(text), 'rendered');
 import { install, PLUGIN_LINKS, probe, render, templateVars, type InstallOptions } from './k8s-cmd';
 
 const DATA = configMapData(MANIFEST);
@@ -33,8 +35,12 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     expect(DATA.mode).toBe('host-gw');
     const kind = fs.readFileSync(path.join(__dirname, '..', 'e2e', 'kind', 'kind-config.yaml'), 'utf8');
     expect(DATA.clusterCIDR).toBe(/podSubnet: "?([\d./]+)"?/.exec(kind)![1]);
-    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) expect(DATA[k]).toContain('"clusterCIDR": "{{clusterCIDR}}"');
-    expect(DATA['ptp.conflist']).toContain('"subnet": "{{clusterCIDR}}"');
+    // every pod CIDR of the Node (dual stack), with the cluster CIDR of its family
+    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) {
+      expect(DATA[k]).toContain('"clusterCIDR": "{{clusterCIDRs}}"');
+      expect(DATA[k]).toContain('"podCIDR": "{{podCIDRs}}"');
+    }
+    expect(DATA['ptp.conflist']).toContain('"ranges": "{{podRanges}}"');
     for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp.conflist']) {
       const plugins = JSON.parse(DATA[k]).plugins;
       expect(plugins.map((p: { type: string }) => p.type)).toEqual([`tscni-${k.split('.')[0]}`, 'portmap']);
@@ -116,7 +122,7 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
       expect([r0.start, r0.end].map((x) => Number(x & 0xffn))).toEqual([1, 254]);
       expect(conflist.plugins[0].ipam.ranges[0][0]).toEqual({ subnet: '10.244.0.0/16', rangeStart: '10.244.2.1', rangeEnd: '10.244.2.254' });
     } else {
-      expect(conflist.plugins[0].podCIDR).toBe('10.244.2.0/24');
+      expect(conflist.plugins[0].podCIDR).toEqual(['10.244.2.0/24']);
     }
   });
 
@@ -134,12 +140,31 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
       nodeName: 'n6',
       nodeIP: 'fc00::2',
       podCIDR: 'fd00:10:244:1::/64',
+      podCIDRs: ['fd00:10:244:1::/64'],
       podRangeStart: 'fd00:10:244:1::1',
       podRangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff',
+      podRanges: [[{ subnet: 'fd00:10:244:1::/64', rangeStart: 'fd00:10:244:1::1', rangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff' }]],
     });
     expect(templateVars({ name: 'n', podCIDRs: ['10.1.2.0/24'], internalIPs: ['10.0.0.2'] }, '10.1.0.0/16').clusterCIDR).toBe('10.1.0.0/16');
+    expect(() => render({ a: 'x{{podCIDRs}}' }, v, 't')).toThrow('t: {{podCIDRs}} is a list: give it a whole JSON string of its own ("{{podCIDRs}}")');
     expect(render({ a: ['x-{{ nodeName }}'], b: 3 }, v, 't')).toEqual({ a: ['x-n6'], b: 3 });
     expect(() => render({ a: '{{podCidr}}' }, v, 'host-gw.conflist')).toThrow(/host-gw.conflist: unknown template variable \{\{podCidr\}\}/);
+  });
+
+  test('a dual-stack Node: every pod CIDR and the cluster CIDR of its family, as lists, into the shipped templates', () => {
+    const dual = { name: 'd', podCIDRs: ['10.244.3.0/24', 'fd00:10:244:3::/64'], internalIPs: ['172.18.0.5', 'fc00::5'] };
+    const v = templateVars(dual, 'fd00:10:244::/56, 10.244.0.0/16');
+    expect([v.nodeIP, v.clusterCIDR, v.clusterCIDRs]).toEqual(['172.18.0.5', '10.244.0.0/16', ['10.244.0.0/16', 'fd00:10:244::/56']]);
+    const vx = (render(JSON.parse(DATA['vxlan.conflist']), v, 'vxlan.conflist') as { plugins: Record<string, unknown>[] }).plugins[0];
+    expect([vx.podCIDR, vx.clusterCIDR]).toEqual([dual.podCIDRs, ['10.244.0.0/16', 'fd00:10:244::/56']]);
+    const ptp = (render(JSON.parse(DATA['ptp.conflist']), v, 'ptp.conflist') as { plugins: { ipam: { ranges: unknown } }[] }).plugins[0];
+    expect(ptp.ipam.ranges).toEqual([
+      [{ subnet: '10.244.0.0/16', rangeStart: '10.244.3.1', rangeEnd: '10.244.3.254' }],
+      [{ subnet: 'fd00:10:244::/56', rangeStart: 'fd00:10:244:3::1', rangeEnd: 'fd00:10:244:3:ffff:ffff:ffff:ffff' }],
+    ]);
+    // what the plugins then read
+    const conf = loadFabricConfText(JSON.stringify(render(JSON.parse(DATA['vxlan.conflist']), { ...v, nodeIP: '172.18.0.5' }, 'x')));
+    expect([conf.podCIDRs, conf.clusterCIDRs]).toEqual([dual.podCIDRs, ['10.244.0.0/16', 'fd00:10:244::/56']]);
   });
 
   test('a podCIDR other than the one the files in place were rendered for: the old range reservations are freed first', async () => {
@@ -168,7 +193,7 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
     expect(logs).toContain(`node ${SELF}: podCIDR changed from 10.244.9.0/24 to 10.244.2.0/24: giving the old one back`);
     expect(logs).toContain(`freed 2 reservation(s) of 10.244.9.0/24 in ${path.join(ipam, 'tscni')}`);
     expect(fs.readdirSync(path.join(ipam, 'tscni')).filter((f) => !f.startsWith('.') && !f.startsWith('last'))).toEqual(['10.244.2.7']);
-    expect(JSON.parse(fs.readFileSync(o.conflist, 'utf8')).plugins[0].podCIDR).toBe('10.244.2.0/24');
+    expect(JSON.parse(fs.readFileSync(o.conflist, 'utf8')).plugins[0].podCIDR).toEqual(['10.244.2.0/24']);
     // the same podCIDR again: nothing to give back
     logs.length = 0;
     api.script(json(JSON.stringify(withCIDR)), json(JSON.stringify(LIST)));

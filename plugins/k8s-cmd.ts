@@ -13,7 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NAME_PREFIX } from '../pkg/cni/names';
-import { formatIP, lastOf, networkOf, parseCIDR } from '../pkg/ipnet';
+import { formatCIDR, formatIP, lastOf, networkOf, parseCIDR, type IPNet } from '../pkg/ipnet';
 import type { ApiConfig, KubeNode } from '../pkg/fabric/k8s';
 
 const k8s = () => require('../pkg/fabric/k8s') as typeof import('../pkg/fabric/k8s');
@@ -49,30 +49,58 @@ const USAGE =
   '       tscni k8s probe live [--max-age <seconds, 600>] | probe ready [--conflist ...]\n' +
   '       tscni k8s uninstall [--bin-dir /host/opt/cni/bin] [--conflist ...] [--fabric-conf ...]';
 
-/** Template variables of a node: `{{podCIDR}}` etc. in any JSON string of the template. */
-export function templateVars(node: KubeNode, clusterCIDR?: string): Record<string, string> {
-  const podCIDR = node.podCIDRs[0];
-  const n = networkOf(parseCIDR(podCIDR)!);
-  const fam = n.family;
+export type TemplateVars = Record<string, string | unknown[]>;
+
+/**
+ * Template variables of a node: `{{podCIDR}}` etc. in any JSON string of the template. The list ones stand for a
+ * whole JSON value (`"podCIDR": "{{podCIDRs}}"`): every pod CIDR of the Node (dual stack: one per family), the
+ * cluster CIDRs of those families (`clusterCIDR`: the ConfigMap's, comma-separated), and host-local range sets
+ * of the node's pod CIDRs inside the cluster's (ptp).
+ */
+export function templateVars(node: KubeNode, clusterCIDR?: string): TemplateVars {
+  const nets = node.podCIDRs.map((c) => networkOf(parseCIDR(c)!));
+  const fam = nets[0].family;
   const nodeIP = node.internalIPs.find((ip) => ip.includes(':') === (fam === 6)) ?? node.internalIPs[0];
   if (!nodeIP) throw new Error(`node ${node.name} has no InternalIP`);
-  return {
+  const clusters = (clusterCIDR ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  const clusterOf = (f: number) => clusters.find((x) => parseCIDR(x)?.family === f);
+  for (const x of clusters) if (!parseCIDR(x)) throw new Error(`clusterCIDR: ${JSON.stringify(x)} is not a CIDR`);
+  const start = (n: IPNet) => formatIP(n.family, n.ip + 1n);
+  // IPv4 leaves out the broadcast address
+  const end = (n: IPNet) => formatIP(n.family, n.family === 4 ? lastOf(n) - 1n : lastOf(n));
+  const vars: TemplateVars = {
     nodeName: node.name,
     nodeIP,
-    podCIDR,
+    podCIDR: node.podCIDRs[0],
+    podCIDRs: node.podCIDRs,
     // the node's pod CIDR as a host-local range, for a range inside a larger subnet (ptp: subnet = clusterCIDR)
-    podRangeStart: formatIP(fam, n.ip + 1n),
-    podRangeEnd: formatIP(fam, fam === 4 ? lastOf(n) - 1n : lastOf(n)),
-    ...(clusterCIDR ? { clusterCIDR } : {}),
+    podRangeStart: start(nets[0]),
+    podRangeEnd: end(nets[0]),
+    podRanges: nets.map((n) => [{ subnet: clusterOf(n.family) ?? formatCIDR(n), rangeStart: start(n), rangeEnd: end(n) }]),
   };
+  if (clusters.length) {
+    vars.clusterCIDR = clusterOf(fam) ?? clusters[0];
+    vars.clusterCIDRs = nets.flatMap((n) => clusterOf(n.family) ?? []);
+  }
+  return vars;
 }
 
-/** Replace `{{name}}` in every string of a parsed JSON template; an unknown name is an error naming it. */
-export function render(v: unknown, vars: Record<string, string>, where: string): unknown {
+/**
+ * Replace `{{name}}` in every string of a parsed JSON template; a string that is just `{{name}}` of a list
+ * variable becomes that list. An unknown name, or a list inside a longer string, is an error naming it.
+ */
+export function render(v: unknown, vars: TemplateVars, where: string): unknown {
   if (typeof v === 'string') {
+    const whole = /^\{\{\s*(\w+)\s*\}\}$/.exec(v);
+    if (whole && Array.isArray(vars[whole[1]])) return vars[whole[1]];
     return v.replace(/\{\{\s*(\w+)\s*\}\}/g, (_m, k: string) => {
       if (!(k in vars)) throw new Error(`${where}: unknown template variable {{${k}}} (known: ${Object.keys(vars).join(', ')})`);
-      return vars[k];
+      const x = vars[k];
+      if (typeof x !== 'string') throw new Error(`${where}: {{${k}}} is a list: give it a whole JSON string of its own ("{{${k}}}")`);
+      return x;
     });
   }
   if (Array.isArray(v)) return v.map((x) => render(x, vars, where));
@@ -121,7 +149,7 @@ async function nodeWithPodCIDR(cfg: ApiConfig, o: InstallOptions): Promise<KubeN
   }
 }
 
-export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars: Record<string, string>; peers: number }> {
+export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars: TemplateVars; peers: number }> {
   const { fabricConfOf } = require('./fabric-cmd') as typeof import('./fabric-cmd');
   const listTpl = path.join(o.templates, `${o.mode}.conflist`);
   const fabricTpl = path.join(o.templates, `${o.mode}-fabric.conf`);
@@ -134,6 +162,11 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
   }
   const self = await nodeWithPodCIDR(cfg, o);
   const vars = templateVars(self, o.clusterCIDR);
+  if (o.clusterCIDR && (vars.clusterCIDRs as string[]).length < self.podCIDRs.length) {
+    throw new Error(
+      `node ${self.name} has pod CIDRs ${self.podCIDRs.join(', ')}, but clusterCIDR ${o.clusterCIDR} has none of one of their families: give one per family, comma-separated`,
+    );
+  }
   const conflist = render(listRaw, vars, listTpl) as Record<string, unknown>;
   const fabric = fabricRaw ? (render(fabricRaw, vars, fabricTpl) as Record<string, unknown>) : conflist;
   // the same checks the plugin makes on ADD, before anything is written
@@ -141,14 +174,15 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
   if (!conf.peersFile)
     throw new Error(`${fabricRaw ? fabricTpl : listTpl}: the fabric plugin needs a peersFile: the watcher writes the Node API's peers there`);
 
-  const fam = (s: string) => (s.includes(':') ? 6 : 4);
   const { nodes } = await k8s().listNodes(cfg);
-  const { peers, skipped } = k8s().nodesToPeers(nodes.values(), o.node, fam(conf.podCIDR), conf.nodeIP ? fam(conf.nodeIP) : fam(conf.podCIDR));
+  const { peers, skipped } = k8s().clusterPeers(nodes, o.node, conf);
   for (const s of skipped) o.log(s);
   const old = renderedNet(o);
-  if (old && old.podCIDR !== conf.podCIDR) {
-    o.log(`node ${self.name}: podCIDR changed from ${old.podCIDR} to ${conf.podCIDR}: giving the old one back`);
-    for (const l of await node().forgetPodCIDR(old)) o.log(l);
+  // each pod CIDR the files in place were rendered for that the Node no longer has (per family, dual stack)
+  for (const gone of old?.podCIDRs.filter((c) => !conf.podCIDRs.includes(c)) ?? []) {
+    const now = conf.podCIDRs.find((c) => c.includes(':') === gone.includes(':'));
+    o.log(`node ${self.name}: podCIDR changed from ${gone} to ${now ?? 'none of its family'}: giving the old one back`);
+    for (const l of await node().forgetPodCIDR({ ...old!, podCIDR: gone })) o.log(l);
   }
   const write = (file: string, text: string) => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -164,12 +198,14 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
 }
 
 /** The pod network the files in place were rendered for; undefined when there are none (or they do not parse). */
-function renderedNet(o: Pick<InstallOptions, 'conflist' | 'fabricConf'>): (import('./k8s-node').NodeNet & { peersFile?: string }) | undefined {
+function renderedNet(
+  o: Pick<InstallOptions, 'conflist' | 'fabricConf'>,
+): (import('./k8s-node').NodeNet & { podCIDRs: string[]; peersFile?: string }) | undefined {
   const { loadFabricConf } = require('./fabric-cmd') as typeof import('./fabric-cmd');
   try {
     const fabric = loadFabricConf(o.fabricConf);
     const list = JSON.parse(fs.readFileSync(o.conflist, 'utf8')) as Record<string, unknown>;
-    return { ...node().nodeNetOf(list, fabric.podCIDR), peersFile: fabric.peersFile };
+    return { ...node().nodeNetOf(list, fabric.podCIDR), podCIDRs: fabric.podCIDRs, peersFile: fabric.peersFile };
   } catch {
     return undefined;
   }

@@ -12,9 +12,14 @@ const PEERS_FILE_MAX = 64 << 20;
 export interface FabricConf<O = unknown> {
   mode: FabricMode<O>;
   nodeIP?: string;
-  /** this node's pod CIDR, as a network (host bits cleared) */
+  /** this node's pod CIDR, as a network (host bits cleared): the first of podCIDRs */
   podCIDR: string;
+  /** one per pod address family (dual stack: IPv4 and IPv6), the first as configured first */
+  podCIDRs: string[];
+  /** the cluster CIDR of podCIDR's family */
   clusterCIDR?: string;
+  /** one per family, as podCIDRs has them */
+  clusterCIDRs: string[];
   /** inline peers; the file's are read by loadPeers */
   peers: Peer[];
   peersFile?: string;
@@ -30,6 +35,26 @@ function cidrKey(c: ConfigReader, k: string, required: boolean): string | undefi
   const n = parseCIDR(v);
   if (!n) throw c.fail(k, `${JSON.stringify(v)} is not a CIDR`);
   return formatCIDR(networkOf(n));
+}
+
+/** A CIDR, or a list of one per address family (dual stack), as networks. */
+function cidrsKey(c: ConfigReader, k: string, required: boolean): string[] {
+  const v = c.obj[k];
+  if (v === undefined || v === null || v === '') {
+    if (required) throw c.fail(k, 'is required');
+    return [];
+  }
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.length || list.length > 2 || list.some((x) => typeof x !== 'string')) {
+    throw c.fail(k, `expected a CIDR or a list of one per address family, got ${JSON.stringify(v)}`);
+  }
+  const nets = (list as string[]).map((x) => {
+    const n = parseCIDR(x);
+    if (!n) throw c.fail(k, `${JSON.stringify(x)} is not a CIDR`);
+    return networkOf(n);
+  });
+  if (nets.length === 2 && nets[0].family === nets[1].family) throw c.fail(k, `${JSON.stringify(v)}: two CIDRs of one family (one per family)`);
+  return nets.map(formatCIDR);
 }
 
 function ipKey(c: ConfigReader, k: string, required: boolean): string | undefined {
@@ -51,19 +76,26 @@ function readPeer(c: ConfigReader): Peer {
 /** Parse the fabric keys of a plugin config (the raw object). Peers from peersFile are not read here. */
 export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMode<O>): FabricConf<O> {
   const c = new ConfigReader(raw);
-  const podCIDR = cidrKey(c, 'podCIDR', true)!;
-  const clusterCIDR = cidrKey(c, 'clusterCIDR', false);
-  if (clusterCIDR) {
-    const cl = parseCIDR(clusterCIDR)!;
-    const pn = parseCIDR(podCIDR)!;
-    if (!contains(cl, pn.family, pn.ip) || pn.prefix < cl.prefix) throw c.fail('podCIDR', `${podCIDR} is not inside clusterCIDR ${clusterCIDR}`);
+  const podCIDRs = cidrsKey(c, 'podCIDR', true);
+  const clusters = cidrsKey(c, 'clusterCIDR', false);
+  const famOf = (x: string) => parseCIDR(x)!.family;
+  // the cluster CIDRs in podCIDRs' order; one of a family with no pod CIDR is a mistake worth naming
+  for (const cl of clusters) if (!podCIDRs.some((p) => famOf(p) === famOf(cl))) throw c.fail('clusterCIDR', `${cl} has no podCIDR of its family`);
+  const clusterCIDRs = podCIDRs.flatMap((p) => clusters.filter((cl) => famOf(cl) === famOf(p)));
+  for (const p of podCIDRs) {
+    const cl = clusters.find((x) => famOf(x) === famOf(p));
+    const cn = cl ? parseCIDR(cl)! : undefined;
+    const pn = parseCIDR(p)!;
+    if (cn && (!contains(cn, pn.family, pn.ip) || pn.prefix < cn.prefix)) throw c.fail('podCIDR', `${p} is not inside clusterCIDR ${cl}`);
   }
+  const podCIDR = podCIDRs[0];
+  const clusterCIDR = clusters.find((x) => famOf(x) === famOf(podCIDR));
   if (c.string('peersFile') === '') throw c.fail('peersFile', 'is empty');
   const peersFile = c.absolutePath('peersFile');
   const mtu = c.int('mtu', undefined, 68, 65535) || undefined;
   const opts = mode.options(c);
   const peers = (c.objectList('peers') ?? []).map(readPeer);
-  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, clusterCIDR, peers, peersFile, mtu, opts };
+  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, podCIDRs, clusterCIDR, clusterCIDRs, peers, peersFile, mtu, opts };
 }
 
 /**
@@ -71,7 +103,7 @@ export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMod
  * very node ({nodeIP, podCIDR} both ours) is skipped, so one file can serve the whole cluster; anything else that
  * collides with this node or another peer is left out by planFabric, which names it.
  */
-export function parsePeersFile(text: string, file: string, self: { nodeIP?: string; podCIDR: string }): Peer[] {
+export function parsePeersFile(text: string, file: string, self: { nodeIP?: string; otherIP?: string; podCIDR: string; podCIDRs?: string[] }): Peer[] {
   const key = `peersFile ${file}`;
   let v: unknown;
   try {
@@ -82,12 +114,17 @@ export function parsePeersFile(text: string, file: string, self: { nodeIP?: stri
   if (v && typeof v === 'object' && !Array.isArray(v) && Array.isArray((v as { peers?: unknown }).peers)) v = (v as { peers: unknown }).peers;
   if (!Array.isArray(v)) throw new CniError(ErrCode.InvalidConfig, `invalid config: ${key}: expected a list of {nodeIP, podCIDR}`);
   const list = new ConfigReader({ [key]: v }).objectList(key)!;
-  return list.map(readPeer).filter((p) => !(p.podCIDR === self.podCIDR && (self.nodeIP === undefined || p.nodeIP === self.nodeIP)));
+  const mine = self.podCIDRs ?? [self.podCIDR];
+  const me = (ip: string) => self.nodeIP === undefined || ip === self.nodeIP || ip === self.otherIP;
+  return list.map(readPeer).filter((p) => !(mine.includes(p.podCIDR) && me(p.nodeIP)));
 }
 
 /** All peers: inline ones, then the file's. A missing or unreadable file is an error naming it. */
-export function loadPeers(conf: FabricConf, selfNodeIP?: string): Peer[] {
+export function loadPeers(conf: FabricConf, selfNodeIP?: string, otherIP?: string): Peer[] {
   if (!conf.peersFile) return conf.peers;
   const text = readConfigFile(conf.peersFile, 'peersFile', PEERS_FILE_MAX);
-  return [...conf.peers, ...parsePeersFile(text, conf.peersFile, { nodeIP: selfNodeIP ?? conf.nodeIP, podCIDR: conf.podCIDR })];
+  return [
+    ...conf.peers,
+    ...parsePeersFile(text, conf.peersFile, { nodeIP: selfNodeIP ?? conf.nodeIP, otherIP, podCIDR: conf.podCIDR, podCIDRs: conf.podCIDRs }),
+  ];
 }

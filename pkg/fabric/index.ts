@@ -15,10 +15,11 @@ export { RTPROT_TSCNI } from './types';
 /** Read the node and plan its fabric. Throws on bad input before anything is changed. */
 export async function planNode<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; state: FabricState }> {
   const { mode } = conf;
-  const family = parseCIDR(conf.podCIDR)!.family;
-  const state = await readFabricState(mode.deviceName?.(conf.opts), family, !!mode.usesFdb);
+  const families = conf.podCIDRs.map((c) => parseCIDR(c)!.family);
+  const family = families[0];
+  const state = await readFabricState(mode.deviceName?.(conf.opts), families, !!mode.usesFdb);
   const underlay = underlayFacts(state.links, conf.nodeIP, conf.nodeIP ? undefined : defaultRouteInterface(), family);
-  const peers = loadPeers(conf, underlay.nodeIP);
+  const peers = loadPeers(conf, underlay.nodeIP, underlay.other?.nodeIP);
   return { desired: planFabric(mode, conf, peers, underlay, conf.opts, conf.mtu), state };
 }
 

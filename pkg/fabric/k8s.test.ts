@@ -8,6 +8,7 @@ import * as path from 'path';
 import { parsePeersFile } from './config';
 import {
   applyWatchEvent,
+  clusterPeers,
   getJSON,
   inClusterConfig,
   listNodes,
@@ -101,6 +102,34 @@ describe('parsing Node objects', () => {
     expect(applyWatchEvent(new Map(), JSON.parse(GONE))).toBe('gone');
     expect(() => applyWatchEvent(new Map(), { type: 'ERROR', object: { kind: 'Status', code: 500, message: 'etcd is sad' } })).toThrow(/ERROR 500 etcd is sad/);
     expect(() => applyWatchEvent(new Map(), { object: {} })).toThrow(/malformed event/);
+  });
+
+  test('dual stack: a peer entry per pod family; the address is the underlay one for a tunnel, of the pod family for host-gw', () => {
+    const nodes = nodesOf(LIST);
+    const conf = { podCIDR: '10.244.0.0/24', podCIDRs: ['10.244.0.0/24', 'fd00:10:244::/64'], nodeIP: '172.18.0.3' };
+    const brief6 = (r: { peers: { key: string; podCIDR: string; nodeIP: string }[]; skipped: string[] }) => [
+      ...r.peers.map((p) => `${p.key.slice(5)}=${p.podCIDR}@${p.nodeIP}`),
+      ...r.skipped,
+    ];
+    expect(brief6(clusterPeers(nodes, CP, { ...conf, mode: {} }))).toEqual([
+      'tscni-e2e-worker=10.244.1.0/24@172.18.0.2',
+      'tscni-e2e-worker=fd00:10:244:1::/64@172.18.0.2',
+      'node tscni-e2e-worker2 has no podCIDR yet: skipped',
+      'node tscni-e2e-worker2 has no podCIDR yet: skipped',
+    ]);
+    expect(brief6(clusterPeers(nodes, CP, { ...conf, mode: { nextHopInPodFamily: true } })).slice(0, 2)).toEqual([
+      'tscni-e2e-worker=10.244.1.0/24@172.18.0.2',
+      'tscni-e2e-worker=fd00:10:244:1::/64@fc00:f853:ccd:e793::2',
+    ]);
+    // a conf of both families: each must match the Node
+    expect(selfDrift(nodes, 'tscni-e2e-worker', { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:9::/64'], nodeIP: '172.18.0.2' })).toEqual(
+      {
+        rerender: 'node tscni-e2e-worker has podCIDR fd00:10:244:1::/64 but the conf says fd00:10:244:9::/64',
+      },
+    );
+    expect(selfDrift(nodes, 'tscni-e2e-worker', { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'], nodeIP: '172.18.0.2' })).toEqual(
+      {},
+    );
   });
 
   test('the peers file written from the Node API reads back through the plugin’s own peersFile parser', () => {

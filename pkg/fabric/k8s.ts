@@ -56,13 +56,20 @@ export function nodeAddressing(n: KubeNode, podFamily: Family, ipFamily: Family)
  * or InternalIP (a Node deleted and registered again gets a new CIDR from the controller manager, while the
  * DaemonSet pod may live on), `warning` for what a new render could not fix (not listed, no podCIDR yet).
  */
-export function selfDrift(nodes: Map<string, KubeNode>, self: string, conf: { podCIDR: string; nodeIP?: string }): { rerender?: string; warning?: string } {
+export function selfDrift(
+  nodes: Map<string, KubeNode>,
+  self: string,
+  conf: { podCIDR: string; podCIDRs?: string[]; nodeIP?: string },
+): { rerender?: string; warning?: string } {
   const me = nodes.get(self);
-  const podFamily = familyOf(conf.podCIDR);
-  const mine = me ? nodeAddressing(me, podFamily, conf.nodeIP ? familyOf(conf.nodeIP) : podFamily) : { why: 'is not in the node list' };
-  if ('why' in mine) return { warning: `node ${self} ${mine.why}` };
-  if (mine.podCIDR !== conf.podCIDR) return { rerender: `node ${self} has podCIDR ${mine.podCIDR} but the conf says ${conf.podCIDR}` };
-  if (conf.nodeIP && mine.nodeIP !== conf.nodeIP) return { rerender: `node ${self} has InternalIP ${mine.nodeIP} but the conf says ${conf.nodeIP}` };
+  const ipFamily = conf.nodeIP ? familyOf(conf.nodeIP) : familyOf(conf.podCIDR);
+  // each pod family the conf was rendered with (dual stack: both)
+  for (const cidr of conf.podCIDRs ?? [conf.podCIDR]) {
+    const mine = me ? nodeAddressing(me, familyOf(cidr), ipFamily) : { why: 'is not in the node list' };
+    if ('why' in mine) return { warning: `node ${self} ${mine.why}` };
+    if (mine.podCIDR !== cidr) return { rerender: `node ${self} has podCIDR ${mine.podCIDR} but the conf says ${cidr}` };
+    if (conf.nodeIP && mine.nodeIP !== conf.nodeIP) return { rerender: `node ${self} has InternalIP ${mine.nodeIP} but the conf says ${conf.nodeIP}` };
+  }
   return {};
 }
 
@@ -83,6 +90,27 @@ export function nodesToPeers(nodes: Iterable<KubeNode>, self: string, podFamily:
     const a = nodeAddressing(n, podFamily, ipFamily);
     if ('why' in a) out.skipped.push(`node ${n.name} ${a.why}: skipped`);
     else out.peers.push({ nodeIP: a.nodeIP, podCIDR: a.podCIDR, key: `node ${n.name}` });
+  }
+  return out;
+}
+
+/**
+ * The peer set of a conf with one pod CIDR per family: a peer entry per node and pod family. Its address is of
+ * the underlay's family (a tunnel carries every pod family), or of the pod family when the mode routes via the
+ * peer itself (host-gw: no IPv6 route takes an IPv4 next hop).
+ */
+export function clusterPeers(
+  nodes: Map<string, KubeNode>,
+  self: string,
+  conf: { podCIDR: string; podCIDRs?: string[]; nodeIP?: string; mode: { nextHopInPodFamily?: boolean } },
+): NodePeers {
+  const underlay = conf.nodeIP ? familyOf(conf.nodeIP) : familyOf(conf.podCIDR);
+  const out: NodePeers = { peers: [], skipped: [] };
+  for (const cidr of conf.podCIDRs ?? [conf.podCIDR]) {
+    const pod = familyOf(cidr);
+    const r = nodesToPeers(nodes.values(), self, pod, conf.mode.nextHopInPodFamily ? pod : underlay);
+    out.peers.push(...r.peers);
+    out.skipped.push(...r.skipped);
   }
   return out;
 }

@@ -34,6 +34,11 @@ export interface FabricMode<O = unknown> {
   deviceName?(opts: O): string;
   /** whether the device carries FDB entries (read with `bridge fdb`) */
   usesFdb?: boolean;
+  /**
+   * routes go via the peer's address of the pod family, not through a tunnel (host-gw): with dual stack the
+   * peers file gives a node's IPv6 pod CIDR with its IPv6 address
+   */
+  nextHopInPodFamily?: boolean;
   device?(ctx: PlanContext<O>): DesiredDevice;
   /** node-wide or device sysctls (slashed keys) beyond forwarding */
   sysctls?(ctx: PlanContext<O>): Record<string, string>;

@@ -11,14 +11,21 @@ import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type LeftOutPeer, type
 export function underlayFacts(links: JsonLink[], nodeIP: string | undefined, defaultDev: string | undefined, want?: Family): UnderlayFacts {
   const globalAddrs = (l: JsonLink) =>
     (l.addr_info ?? []).filter((a) => (a.family === 'inet' || a.family === 'inet6') && a.scope !== 'link' && a.scope !== 'host');
-  const facts = (l: JsonLink, ip: string): UnderlayFacts => ({
-    dev: l.ifname,
-    mtu: l.mtu,
-    nodeIP: ip,
-    connected: globalAddrs(l)
-      .filter((a) => family(a.local) === family(ip))
-      .map((a) => formatCIDR(networkOf(parseCIDR(`${a.local}/${a.prefixlen}`)!))),
-  });
+  const connected = (l: JsonLink, f: Family) =>
+    globalAddrs(l)
+      .filter((a) => family(a.local) === f)
+      .map((a) => formatCIDR(networkOf(parseCIDR(`${a.local}/${a.prefixlen}`)!)));
+  const facts = (l: JsonLink, ip: string): UnderlayFacts => {
+    const f = family(ip);
+    const otherIP = globalAddrs(l).find((a) => family(a.local) !== f)?.local;
+    return {
+      dev: l.ifname,
+      mtu: l.mtu,
+      nodeIP: ip,
+      connected: connected(l, f),
+      ...(otherIP ? { other: { nodeIP: otherIP, connected: connected(l, family(otherIP)) } } : {}),
+    };
+  };
   if (nodeIP) {
     for (const l of links) {
       if (globalAddrs(l).some((a) => a.local === nodeIP)) return facts(l, nodeIP);
@@ -37,24 +44,26 @@ export function underlayFacts(links: JsonLink[], nodeIP: string | undefined, def
   return facts(l, pick.local);
 }
 
+/** This node's pod networks: one CIDR per address family (dual stack), each with its cluster CIDR if known. */
+export interface SelfNets {
+  podCIDR: string;
+  /** all of them, podCIDR first; [podCIDR] when absent */
+  podCIDRs?: string[];
+  clusterCIDR?: string;
+  clusterCIDRs?: string[];
+}
+
 /**
  * The desired fabric. A peer that conflicts with this node or another peer, lies outside the cluster CIDR, or
  * that the mode cannot reach is left out and named in `leftOut`: one bad record never stops the others (nor a
  * pod's ADD). Throws only for this node's own config (MTU). `mtu`: the configured one, if any.
+ * Dual stack: each pod family is planned with the peers whose pod CIDR is of that family (a node is one peer
+ * entry per family, its underlay address the same), over the one underlay; the device and its addresses are one.
  */
-export function planFabric<O>(
-  mode: FabricMode<O>,
-  self: { podCIDR: string; clusterCIDR?: string },
-  peers: Peer[],
-  underlay: UnderlayFacts,
-  opts: O,
-  mtu?: number,
-): DesiredFabric {
-  const selfNet = networkOf(parseCIDR(self.podCIDR)!);
-  const nodeIP = underlay.nodeIP;
-  const { kept, leftOut } = screenPeers(peers, { nodeIP, podCIDR: formatCIDR(selfNet), clusterCIDR: self.clusterCIDR });
-
-  const fam = family(nodeIP);
+export function planFabric<O>(mode: FabricMode<O>, self: SelfNets, peers: Peer[], underlay: UnderlayFacts, opts: O, mtu?: number): DesiredFabric {
+  const nets = (self.podCIDRs?.length ? self.podCIDRs : [self.podCIDR]).map((c) => networkOf(parseCIDR(c)!));
+  const clusters = self.clusterCIDRs ?? (self.clusterCIDR ? [self.clusterCIDR] : []);
+  const fam = family(underlay.nodeIP);
   const maxMtu = underlay.mtu - mode.overhead(fam);
   if (mtu !== undefined && mtu > maxMtu) {
     throw new CniError(
@@ -63,34 +72,66 @@ export function planFabric<O>(
         (mode.overhead(fam) ? `, ${mode.name} takes ${mode.overhead(fam)} of it (at most ${maxMtu})` : ''),
     );
   }
-  const ctx: PlanContext<O> = { self: { nodeIP, podCIDR: formatCIDR(selfNet) }, underlay, opts, mtu: mtu ?? maxMtu, device: mode.deviceName?.(opts) };
-  const device = mode.device?.(ctx);
+  // host-gw's next hop is the peer's address of the pod family (the kernel takes no IPv6 route via an IPv4 next
+  // hop): a pod family other than the underlay's uses the underlay interface's address of that family
+  const underlayOf = (net: IPNet): UnderlayFacts | undefined => {
+    if (!mode.nextHopInPodFamily || net.family === fam) return underlay;
+    return underlay.other && { ...underlay, nodeIP: underlay.other.nodeIP, connected: underlay.other.connected, other: undefined };
+  };
+  const ctxOf = (net: IPNet): PlanContext<O> => {
+    const u = underlayOf(net) ?? underlay;
+    return { self: { nodeIP: u.nodeIP, podCIDR: formatCIDR(net) }, underlay: u, opts, mtu: mtu ?? maxMtu, device: mode.deviceName?.(opts) };
+  };
+  const ctxs = nets.map(ctxOf);
+  const devices = ctxs.map((c) => mode.device?.(c));
+  const device = devices[0] && { ...devices[0], addresses: devices.flatMap((x) => x?.addresses ?? []) };
   const d: DesiredFabric = {
     mode: mode.name,
-    family: selfNet.family,
-    mtu: ctx.mtu,
+    family: nets[0].family,
+    families: nets.map((n) => n.family),
+    mtu: ctxs[0].mtu,
     device,
     usesFdb: !!mode.usesFdb,
     routes: [],
     neighs: [],
     fdb: [],
     // forwarding is what the node does for pods of other nodes; the bridge plugin enables it per pod family too
-    sysctls: { [selfNet.family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding']: '1', ...mode.sysctls?.(ctx) },
+    sysctls: Object.assign(
+      {},
+      ...nets.map((n) => ({ [n.family === 4 ? 'net/ipv4/ip_forward' : 'net/ipv6/conf/all/forwarding']: '1' })),
+      mode.sysctls?.(ctxs[0]),
+    ),
     paths: [],
-    leftOut,
+    leftOut: [],
   };
-  const onLink = onLinkTest(underlay.connected);
-  for (const p of kept) {
-    const pp = mode.peer(ctx, p, onLink(p.nodeIP));
-    if ('leftOut' in pp) {
-      leftOut.push({ peer: p.key, why: pp.leftOut });
-      continue;
+  const fdbSeen = new Set<string>();
+  const pathSeen = new Set<string>();
+  nets.forEach((net, i) => {
+    // a peer of a family this node has no pod CIDR of is screened with the first family, which names it
+    const mine = peers.filter((p) => parseCIDR(p.podCIDR)!.family === net.family || (i === 0 && !nets.some((n) => n.family === parseCIDR(p.podCIDR)!.family)));
+    const cluster = clusters.find((c) => parseCIDR(c)!.family === net.family);
+    if (!underlayOf(net)) {
+      const why = `${underlay.dev} has no IPv${net.family} address: ${mode.name} routes IPv${net.family} pods via the peers' IPv${net.family} addresses`;
+      d.leftOut.push(...mine.map((p) => ({ peer: p.key, why })));
+      return;
     }
-    d.routes.push({ ...pp.route, proto: RTPROT_TSCNI });
-    d.neighs.push(...(pp.neighs ?? []));
-    d.fdb.push(...(pp.fdb ?? []));
-    d.paths.push({ peer: p.nodeIP, ...(p.name ? { name: p.name } : {}), via: pp.via });
-  }
+    const ctx = ctxs[i];
+    const { kept, leftOut } = screenPeers(mine, { nodeIP: ctx.self.nodeIP, podCIDR: formatCIDR(net), clusterCIDR: cluster });
+    d.leftOut.push(...leftOut);
+    const onLink = onLinkTest(ctx.underlay.connected);
+    for (const p of kept) {
+      const pp = mode.peer(ctx, p, onLink(p.nodeIP));
+      if ('leftOut' in pp) {
+        d.leftOut.push({ peer: p.key, why: pp.leftOut });
+        continue;
+      }
+      d.routes.push({ ...pp.route, proto: RTPROT_TSCNI });
+      d.neighs.push(...(pp.neighs ?? []));
+      // one FDB entry and one path per peer node, whatever its number of pod families
+      for (const f of pp.fdb ?? []) if (!fdbSeen.has(`${f.mac}>${f.dst}`) && fdbSeen.add(`${f.mac}>${f.dst}`)) d.fdb.push(f);
+      if (!pathSeen.has(p.nodeIP) && pathSeen.add(p.nodeIP)) d.paths.push({ peer: p.nodeIP, ...(p.name ? { name: p.name } : {}), via: pp.via });
+    }
+  });
   return d;
 }
 

@@ -11,14 +11,16 @@ import { checkFabric, fabricForPod } from './index';
 import type { FabricMode } from './mode';
 
 /**
- * The IPAM config with host-local's range defaulted from podCIDR: no `ipam` at all, or a host-local one without
- * `ranges`/`subnet`, allocates from this node's pod CIDR. The stdin handed to the IPAM plugin is rewritten to match.
+ * The IPAM config with host-local's ranges defaulted from podCIDR: no `ipam` at all, or a host-local one without
+ * `ranges`/`subnet`, allocates from this node's pod CIDR (each of them, dual stack). The stdin handed to the IPAM plugin is rewritten to match.
  */
-export function withDefaultIpam(a: CmdArgs, podCIDR: string): CmdArgs {
+export function withDefaultIpam(a: CmdArgs, podCIDRs: string[]): CmdArgs {
   const ipam = a.conf.ipam;
+  // one range set per pod CIDR: a dual-stack pod gets an address of each family
+  const ranges = podCIDRs.map((subnet) => [{ subnet }]);
   let next: Record<string, unknown> | undefined;
-  if (ipam === undefined) next = { type: 'host-local', ranges: [[{ subnet: podCIDR }]] };
-  else if (isHostLocal(ipam.type) && ipam.ranges === undefined && ipam.subnet === undefined) next = { ...ipam, ranges: [[{ subnet: podCIDR }]] };
+  if (ipam === undefined) next = { type: 'host-local', ranges };
+  else if (isHostLocal(ipam.type) && ipam.ranges === undefined && ipam.subnet === undefined) next = { ...ipam, ranges };
   if (!next) return a;
   const raw = { ...a.conf.raw, ipam: next };
   return { ...a, stdin: Buffer.from(JSON.stringify(raw)), conf: { ...a.conf, raw, ipam: next as CmdArgs['conf']['ipam'] } };
@@ -34,20 +36,21 @@ interface Parsed<O> {
 /** Fabric keys, then the bridge keys with this plugin's defaults: a gateway, the default route, masquerade on. */
 export function parseFabricPlugin<O>(a: CmdArgs, mode: FabricMode<O>): Parsed<O> {
   const fabric = parseFabricConf(a.conf.raw, mode);
-  const podArgs = withDefaultIpam(a, fabric.podCIDR);
+  const podArgs = withDefaultIpam(a, fabric.podCIDRs);
   const b = parseBridgeConf(podArgs);
   const c = new ConfigReader(a.conf.raw);
   const isDefaultGateway = c.bool('isDefaultGateway', true);
   const ipMasq = c.bool('ipMasq', true);
-  if (ipMasq && !fabric.clusterCIDR) {
-    throw c.fail('clusterCIDR', 'is required with ipMasq: it is what pods reach without NAT (the pods of every node)');
+  if (ipMasq && fabric.clusterCIDRs.length < fabric.podCIDRs.length) {
+    const why = fabric.clusterCIDRs.length ? 'needs one per pod address family with ipMasq' : 'is required with ipMasq';
+    throw c.fail('clusterCIDR', `${why}: it is what pods reach without NAT (the pods of every node)`);
   }
   const pod: BridgePodConf = {
     ...b,
     isDefaultGateway,
     isGateway: c.bool('isGateway', true) || isDefaultGateway,
     ipMasq,
-    masqExcluded: fabric.clusterCIDR ? [fabric.clusterCIDR] : [],
+    masqExcluded: fabric.clusterCIDRs,
     // the fabric's MTU, which ADD and CHECK put here; DEL, GC and STATUS read none (and the default route's
     // MTU would cost a read of every route on the node)
     mtu: b.mtu ?? 0,

@@ -9,20 +9,20 @@ import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type F
 
 /**
  * Read links with addresses and details, the main table's routes (ours are those with RTPROT_TSCNI), and (when
- * `device` exists) its neighbours and FDB. `family` picks which routes to list.
+ * `device` exists) its neighbours and FDB. `families` picks which routes to list (the pod families).
  */
-export async function readFabricState(device: string | undefined, family: 4 | 6 = 4, fdb = true): Promise<FabricState> {
+export async function readFabricState(device: string | undefined, families: Array<4 | 6> = [4], fdb = true): Promise<FabricState> {
   const has = device !== undefined && linkExists(device);
-  const reads: KernelRead[] = [{ read: 'links' }, { read: 'routes', family, table: 'main' }];
+  const reads: KernelRead[] = [{ read: 'links' }, ...families.map((family): KernelRead => ({ read: 'routes', family, table: 'main' }))];
   if (has) reads.push({ read: 'neighs', dev: device });
   const [ip, fdbEntries] = await Promise.all([readState(reads), has && fdb ? readFdb(device) : Promise.resolve([])]);
-  const routes = (ip[1] ?? []) as IpRoute[];
+  const routes = families.flatMap((_f, i) => (ip[1 + i] ?? []) as IpRoute[]);
   const ours = (r: IpRoute) => r.protocol === String(RTPROT_TSCNI);
   return {
     links: (ip[0] ?? []) as IpLink[],
     routes: routes.filter(ours),
     otherRoutes: routes.filter((r) => !ours(r)),
-    neighs: has ? ((ip[2] ?? []) as IpNeigh[]) : [],
+    neighs: has ? ((ip[1 + families.length] ?? []) as IpNeigh[]) : [],
     fdb: fdbEntries,
   };
 }
@@ -182,7 +182,7 @@ export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true
   } catch (e) {
     // another ADD on this node may have made the same change a moment ago: read again and retry once
     if (retry && (e instanceof OpError || e instanceof CniError)) {
-      const again = await readFabricState(d.device?.name, d.family, d.usesFdb);
+      const again = await readFabricState(d.device?.name, d.families, d.usesFdb);
       return applyFabric(d, again, false);
     }
     throw e;

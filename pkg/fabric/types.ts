@@ -31,6 +31,8 @@ export interface UnderlayFacts {
   nodeIP: string;
   /** subnets connected on `dev` (its addresses with their prefix): peers inside them are on-link */
   connected: string[];
+  /** the same interface's first global address of the other family and its subnets, if it has one (dual stack) */
+  other?: { nodeIP: string; connected: string[] };
 }
 
 export interface DesiredDevice {
@@ -61,8 +63,10 @@ export interface FdbEntry {
 
 export interface DesiredFabric {
   mode: string;
-  /** of the pod CIDRs */
+  /** of the (first) pod CIDR */
   family: 4 | 6;
+  /** of every pod CIDR (dual stack: both), the first as family */
+  families: Array<4 | 6>;
   /** the MTU pods get: the fabric's MTU */
   mtu: number;
   device?: DesiredDevice;

@@ -162,7 +162,8 @@ function linkTypeArgs(t: LinkType): string[] {
 /** `route replace` in ip's words; ip -batch lines take no option such as -6: the family follows from dst. */
 function routeArgs(r: RouteSpec): string[] {
   const c = ['route', 'replace', r.dst];
-  if (r.gw) c.push('via', r.gw);
+  // a next hop of the other family (an IPv6 pod route via a node's IPv4 address) is named with its family
+  if (r.gw) c.push('via', ...(r.gw.includes(':') === r.dst.includes(':') ? [] : [r.gw.includes(':') ? 'inet6' : 'inet']), r.gw);
   c.push('dev', r.dev);
   if (r.onlink) c.push('onlink');
   if (r.scope) c.push('scope', r.scope);
@@ -387,11 +388,12 @@ async function batch(tool: 'ip' | 'bridge', ops: KernelOp[], offset: number, o: 
     if (index >= ops.length) throw new CniError(ErrCode.KernelOperation, `ip ${lines[index].join(' ')}${where(o)}: ${reason}`);
     throw new OpError(index < 0 ? -1 : offset + index, index < 0 ? undefined : ops[index], reason, where(o));
   }
-  // each show prints one JSON document on its own line; writes print nothing
+  // each show prints one JSON document on its own line; writes print nothing. A route's next hop of the other
+  // family is printed as `via: {family, host}`: read as its gateway, as the netlink door does
   return r.stdout
     .split('\n')
     .filter((l) => l.trim().startsWith('['))
-    .map((l) => JSON.parse(l) as unknown[]);
+    .map((l) => (JSON.parse(l) as Array<IpRoute & { via?: { host?: string } }>).map((x) => (x.via?.host && !x.gateway ? { ...x, gateway: x.via.host } : x)));
 }
 
 /** Delete a link by name (both ends of a veth go); false when it was not there. */

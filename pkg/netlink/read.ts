@@ -246,7 +246,7 @@ export function dumpRoutes(rt: Rtnl, table: 'main' | 'all', family?: 4 | 6, dev?
       table: TABLES[tableId] ?? numberText(tableId),
       flags: bitNames(ROUTE_FLAGS, r.body.readUInt32LE(8)),
     };
-    const gw = ipText(r.attrs.get(RTA.GATEWAY));
+    const gw = ipText(r.attrs.get(RTA.GATEWAY)) ?? ipText(r.attrs.get(RTA.VIA)?.subarray(2));
     if (gw) x.gateway = gw;
     const devName = at === undefined ? undefined : rt.nameOf(at);
     if (devName) x.dev = devName;

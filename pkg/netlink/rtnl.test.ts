@@ -45,6 +45,14 @@ const NLM_F_CREATE = 0x400;
 const NLM_F_APPEND = 0x800;
 
 describe('routes', () => {
+  it('an IPv4 route via an IPv6 next hop carries RTA_VIA (family + address), as ip route replace ... via inet6 sends', () => {
+    const r = req({ op: 'route-replace', route: { dst: '10.244.2.0/24', gw: 'fd00:50::2', dev: 'eth0', proto: 252 } });
+    const { head, attrs } = parts(r.body, 12);
+    expect([head[0], head[1]]).toEqual([AF_INET, 24]);
+    expect(attrs.has(RTA.GATEWAY)).toBe(false);
+    expect([...attrs.get(RTA.VIA)!]).toEqual([AF_INET6, 0, 0xfd, 0, 0, 0x50, ...Array(11).fill(0), 2]);
+  });
+
   it('without a gateway: scope link; protocol boot, main table, unicast, as ip route replace sends', () => {
     const r = req({ op: 'route-replace', route: { dst: '10.1.0.5', dev: 'cni0' } });
     expect([r.type, r.flags]).toEqual([RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE]);

@@ -73,7 +73,7 @@ export const IFF_PROMISC = 0x100;
 export const IFA = { ADDRESS: 1, LOCAL: 2, FLAGS: 8 } as const;
 export const IFA_F_NODAD = 0x02;
 
-export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, METRICS: 8, TABLE: 15 } as const;
+export const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, METRICS: 8, TABLE: 15, VIA: 18 } as const;
 const RTAX_MTU = 2;
 const RTAX_ADVMSS = 8;
 export const RT_TABLE_MAIN = 254;
@@ -216,7 +216,17 @@ function routeRequest(r: RouteSpec, l: Lookup): Request {
   const scope = r.scope ? RT_SCOPE[r.scope === 'global' ? 'universe' : r.scope] : r.gw ? RT_SCOPE.universe : RT_SCOPE.link;
   const attrs: Attr[] = [];
   if (dstLen > 0) attrs.push(attr(RTA.DST, d.bytes));
-  if (r.gw) attrs.push(attr(RTA.GATEWAY, ipBytes(r.gw).bytes));
+  if (r.gw) {
+    const g = ipBytes(r.gw);
+    // a next hop of the other family (an IPv6 pod route via a node's IPv4 address): RTA_VIA carries its family
+    if (g.family === d.family) attrs.push(attr(RTA.GATEWAY, g.bytes));
+    else {
+      const via = Buffer.alloc(2 + g.bytes.length);
+      via.writeUInt16LE(g.family, 0);
+      g.bytes.copy(via, 2);
+      attrs.push(attr(RTA.VIA, via));
+    }
+  }
   attrs.push(u32(RTA.OIF, l.index(r.dev)));
   if (r.src) attrs.push(attr(RTA.PREFSRC, ipBytes(r.src).bytes));
   if (r.metric !== undefined) attrs.push(u32(RTA.PRIORITY, r.metric));

@@ -8,6 +8,7 @@ export const hostGwMode: FabricMode<Record<string, never>> = {
   name: 'host-gw',
   options: () => ({}),
   overhead: () => 0,
+  nextHopInPodFamily: true,
   peer(ctx, p, onLink) {
     if (!onLink) {
       return {

@@ -290,6 +290,17 @@ describe('vxlan across three nodes', () => {
     await expectHealthy(n1.ns, file, 1);
   });
 
+  it('names a peer record left out (a pod CIDR overlapping another node), by its node name', async () => {
+    c.writePeers([...c.nodes, { ...c.node('node2'), name: 'ghost', ip: '192.168.50.77', podCIDR: '10.244.3.128/25' }]);
+    try {
+      await expectFinding(n1.ns, file, /^node: peer node ghost left out: podCIDR 10\.244\.3\.128\/25 overlaps node node3 podCIDR 10\.244\.3\.0\/24$/);
+    } finally {
+      c.writePeers(c.nodes);
+    }
+    await sync();
+    await expectHealthy(n1.ns, file, 1);
+  });
+
   it('names a deleted neighbour entry and the peer', async () => {
     await n1.ns.ip(['neigh', 'del', '10.244.3.0', 'dev', 'tscni.1']);
     await expectFinding(n1.ns, file, /^node: neighbour 10\.244\.3\.0 missing on tscni\.1 \(peer node3 192\.168\.60\.3\)$/);

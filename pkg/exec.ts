@@ -145,3 +145,43 @@ export class CommandError extends CniError {
     super(ErrCode.Internal, `${file} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
   }
 }
+
+/** A long-running program started by an agent (its routing daemon), and how to end it. */
+export interface Daemon {
+  readonly pid: number | undefined;
+  /** resolves when it has exited: its exit code, or the name of the signal that ended it */
+  readonly exited: Promise<number | string>;
+  stop(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Start a program that runs until stopped: no time limit, stdin from /dev/null, each line of its stdout and
+ * stderr handed to onLine. A program that cannot start (ENOENT) exits at once with code 127.
+ */
+export function startDaemon(file: string, args: readonly string[], o: { env?: Record<string, string>; onLine?: (line: string) => void } = {}): Daemon {
+  execaModule ??= require('execa') as typeof import('execa');
+  const child = execaModule(file, args as string[], {
+    stdin: 'ignore',
+    reject: false,
+    buffer: false,
+    env: o.env,
+    extendEnv: o.env === undefined,
+    shell: false,
+    // the agent stops its daemon itself (stop()); a daemon outliving a killed agent keeps routing
+    cleanup: false,
+  });
+  for (const stream of [child.stdout, child.stderr]) {
+    let rest = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop() ?? '';
+      for (const l of lines) o.onLine?.(l);
+    });
+  }
+  const exited = child.then(
+    (r) => (r.signal ?? (r.exitCode === undefined ? 127 : r.exitCode)) as number | string,
+    () => 127,
+  );
+  return { pid: child.pid, exited, stop: (signal = 'SIGTERM') => void child.kill(signal) };
+}

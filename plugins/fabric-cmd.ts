@@ -8,6 +8,7 @@ import { CniError } from '../pkg/cni/errors';
 import { coalesced } from '../pkg/coalesce';
 import { parseFabricConf, syncFabric, type FabricConf } from '../pkg/fabric';
 import { FABRIC_MODES, fabricModeOf } from './fabric-modes';
+import { watchFiles } from './watch-files';
 
 const MODES = Object.keys(FABRIC_MODES);
 const USAGE = 'usage: tscni fabric sync|watch --conf <conflist or conf file> [--interval <seconds>] [--kubernetes (watch only)]';
@@ -199,25 +200,13 @@ async function watch(file: string, interval: number, kubernetes: boolean): Promi
     fail(e);
     return 1;
   }
-  // watch directories, not files: editors and atomic writers replace the file (rename), which ends a file watch
-  const targets = new Map<string, Set<string>>();
-  for (const f of [file, kubernetes ? undefined : peersFile]) {
-    if (!f) continue;
-    const dir = path.dirname(path.resolve(f));
-    if (!targets.has(dir)) targets.set(dir, new Set());
-    targets.get(dir)!.add(path.basename(f));
-  }
-  const watchers = [...targets].map(([dir, names]) =>
-    fs.watch(dir, (_ev, name) => {
-      if (!name || names.has(name.toString())) soon();
-    }),
-  );
+  const unwatch = watchFiles([file, kubernetes ? undefined : peersFile], soon);
   // with the Node API, the first sync follows the first list (the file may still hold an older set)
   if (!kubernetes) await sync();
   const periodic = setInterval(() => void sync(), interval * 1000);
   return new Promise((resolve) => {
     stopWith = (code) => {
-      for (const w of watchers) w.close();
+      unwatch();
       stopKube?.();
       clearInterval(periodic);
       clearTimeout(timer);

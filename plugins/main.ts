@@ -37,13 +37,15 @@ async function main(): Promise<number> {
   // `tscni etcd run --conf <file>`: the node agent of cluster mode without Kubernetes (subnets and peers in etcd)
   // (bundled apart, build/etcd.js: its etcd client is three times the size of all the plugins)
   if (name === 'etcd') return loadBundled<typeof import('./etcd-cmd')>('etcd').etcdMain(rest);
+  // `tscni bgp run --conf <file>`: BGP routing's node agent (BIRD announces this node's pod CIDR, learns the others')
+  if (name === 'bgp') return (require('./bgp-cmd') as typeof import('./bgp-cmd')).bgpMain(rest);
   // `tscni doctor --conf <file> ...`: what the plan says should exist against what the kernel holds
   if (name === 'doctor') return (require('./doctor-cmd') as typeof import('./doctor-cmd')).doctorMain(rest);
   const load = PLUGINS[name];
   if (!load) {
     process.stderr.write(
       `usage: tscni <${Object.keys(PLUGINS).join('|')}> (or invoke through a link named after the plugin)\n` +
-        '       tscni fabric sync|watch --conf <file>\n       tscni etcd run --conf <file>\n       tscni doctor --conf <file> (tscni doctor --help)\n',
+        '       tscni fabric sync|watch --conf <file>\n       tscni etcd run --conf <file>\n       tscni bgp run --conf <file>\n       tscni doctor --conf <file> (tscni doctor --help)\n',
     );
     return 2;
   }

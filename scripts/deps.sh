@@ -13,6 +13,7 @@ APT_PACKAGES=(
   busybox-static qemu-system-x86 linux-image-amd64 user-mode-linux   # guests for live IPIP (e2e/lib/guest.ts)
   containerd runc podman                     # runtime e2e: ctr run --cni, podman's CNI backend
   etcd-server etcd-client openssl            # cluster mode without Kubernetes (e2e/etcd.e2e.ts; certificates for its TLS case)
+  bird2                                      # BGP routing (e2e/bgp.e2e.ts: a BIRD per simulated node and the leaf)
 )
 
 want_npm=1 want_apt=1

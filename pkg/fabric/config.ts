@@ -3,6 +3,7 @@ import { ConfigReader } from '../cni/config';
 import { CniError, ErrCode } from '../cni/errors';
 import { readConfigFile } from '../files';
 import { contains, formatCIDR, networkOf, parseCIDR, canonicalIP } from '../ipnet';
+import { parseBgp, type BgpConf } from '../bgp/config';
 import type { FabricMode } from './mode';
 import type { Peer } from './types';
 
@@ -27,6 +28,8 @@ export interface FabricConf<O = unknown> {
   mtu?: number;
   /** the mode's own keys */
   opts: O;
+  /** `"routing": "bgp"` (host-gw): peer routes come from BIRD, not from the peers; the peers are what to expect */
+  bgp?: BgpConf;
 }
 
 function cidrKey(c: ConfigReader, k: string, required: boolean): string | undefined {
@@ -95,7 +98,12 @@ export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMod
   const mtu = c.int('mtu', undefined, 68, 65535) || undefined;
   const opts = mode.options(c);
   const peers = (c.objectList('peers') ?? []).map(readPeer);
-  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, podCIDRs, clusterCIDR, clusterCIDRs, peers, peersFile, mtu, opts };
+  const routing = c.string('routing', 'static');
+  if (routing !== 'static' && routing !== 'bgp') throw c.fail('routing', `${JSON.stringify(routing)} is not "static" or "bgp"`);
+  if (routing === 'bgp' && mode.name !== 'host-gw') throw c.fail('routing', `"bgp" routes pods without a tunnel: it goes with host-gw, not ${mode.name}`);
+  const bgp = routing === 'bgp' ? parseBgp(c) : undefined;
+  if (bgp && !clusterCIDR) throw c.fail('clusterCIDR', 'is required with "routing": "bgp": it bounds what BGP may install');
+  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, podCIDRs, clusterCIDR, clusterCIDRs, peers, peersFile, mtu, opts, ...(bgp ? { bgp } : {}) };
 }
 
 /**

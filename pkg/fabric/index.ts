@@ -5,22 +5,27 @@ import { loadPeers, type FabricConf } from './config';
 import { planFabric, underlayFacts } from './plan';
 import { applyFabric, diffFabric, leftOutLines, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
 import { readStamp, stampKey, writeStamp } from './stamp';
-import type { DesiredFabric, FabricState } from './types';
+import { bgpProblems, birdKernelRoutes } from '../bgp/check';
+import { planBgp } from '../bgp/plan';
+import type { DesiredFabric, FabricState, Peer, UnderlayFacts } from './types';
 
 export { parseFabricConf, loadPeers, type FabricConf } from './config';
 export { planFabric } from './plan';
 export type { FabricMode, PlanContext, PeerPlan } from './mode';
 export { RTPROT_TSCNI } from './types';
 
-/** Read the node and plan its fabric. Throws on bad input before anything is changed. */
-export async function planNode<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; state: FabricState }> {
+/**
+ * Read the node and plan its fabric. Throws on bad input before anything is changed. With BGP routing the plan
+ * has no peer routes (BIRD brings them); the peers and the underlay are returned for what BGP should bring.
+ */
+export async function planNode<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; state: FabricState; peers: Peer[]; underlay: UnderlayFacts }> {
   const { mode } = conf;
   const families = conf.podCIDRs.map((c) => parseCIDR(c)!.family);
   const family = families[0];
   const state = await readFabricState(mode.deviceName?.(conf.opts), families, !!mode.usesFdb);
   const underlay = underlayFacts(state.links, conf.nodeIP, conf.nodeIP ? undefined : defaultRouteInterface(), family);
   const peers = loadPeers(conf, underlay.nodeIP, underlay.other?.nodeIP);
-  return { desired: planFabric(mode, conf, peers, underlay, conf.opts, conf.mtu), state };
+  return { desired: planFabric(mode, conf, conf.bgp ? [] : peers, underlay, conf.opts, conf.mtu), state, peers, underlay };
 }
 
 /** Make the node's fabric match the config and the current peer set; stamp what it was made from. */
@@ -45,9 +50,10 @@ export async function fabricForPod<O>(conf: FabricConf<O>): Promise<number> {
 
 /** What differs from the plan: every peer's route, neighbour and FDB entry, device MTU, VNI, sysctls. */
 export async function checkFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; problems: string[] }> {
-  const { desired, state } = await planNode(conf);
+  const { desired, state, peers, underlay } = await planNode(conf);
   const diff = diffFabric(desired, state);
+  const bgp = conf.bgp ? await bgpProblems(planBgp(conf, peers, underlay), await birdKernelRoutes()) : [];
   // conflicts are among the diff's problems already
   const leftOut = leftOutLines(desired, []);
-  return { desired, problems: [...leftOut, ...diff.problems, ...sysctlProblems(desired)] };
+  return { desired, problems: [...leftOut, ...diff.problems, ...sysctlProblems(desired), ...bgp] };
 }

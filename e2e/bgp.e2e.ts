@@ -236,6 +236,17 @@ describe('BGP full mesh: iBGP between the nodes of one segment, no leaf', () => 
     expect(await birdRoutes(b.n)).toEqual([`${a.n.podCIDR} via ${a.n.ip}`]);
     expect(await world.tcp(a.pod!.ns, b.pod!.ns, b.pod!.ip, 7502)).toBe(a.pod!.ip);
   });
+
+  it('the mesh follows the peers file: a node taken out loses its session and its route, and comes back', async () => {
+    const [a, b] = ['node1', 'node2'].map((x) => t.nodes.get(x)!);
+    const before = a.agent!.output().length;
+    t.c.writePeers([a.n]);
+    await waitFor(async () => (await birdRoutes(a.n)).length === 0, 10_000, 'node1 drops node2');
+    expect(a.agent!.output().slice(before)).toMatch(/announcing 10\.244\.1\.0\/24 to 0 neighbour\(s\)/);
+    t.c.writePeers([a.n, b.n]);
+    await waitFor(() => hasRoutesTo(a.n, [b.n.podCIDR]), 15_000, 'node1 learns node2 again');
+    expect(await world.ping(a.pod!.ns, b.pod!.ip, { count: 2 })).toBe(true);
+  });
 });
 
 describe('BGP config errors: named, nothing started', () => {

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ErrCode } from '../pkg/cni/errors';
+import { run } from '../pkg/exec';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { buildCluster, tscni, type Cluster, type ClusterNode } from './lib/cluster';
 import { background, waitFor, type Background } from './lib/etcd';
@@ -79,6 +80,12 @@ function setup(tag: string, names: string[], bgpOf: (n: ClusterNode) => Record<s
       });
     }
     for (const b of t.nodes.values()) b.pod = await addPod(world, b.n.ns, b.conf, `${tag}-pod-${b.n.name}`);
+  });
+  // the agents stop their BIRDs on SIGTERM; the world's own cleanup would SIGKILL them, and a BIRD outlives its
+  // killed agent (as it should on a node): stop them first, then make sure no BIRD of ours is left
+  afterAll(async () => {
+    await Promise.all([...t.nodes.values()].map((b) => b.agent?.stop('SIGTERM')));
+    for (const b of t.nodes.values()) await run('pkill', ['-f', `${path.join(b.dir, 'bird', 'bird.conf')}`], { allowFailure: true });
   });
   return t;
 }

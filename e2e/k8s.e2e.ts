@@ -28,24 +28,76 @@ interface NodeState {
   internalIP: string;
 }
 
+/** The stand-in API server in the router namespace, serving `state` over HTTPS with a token; sa: the agents' service account. */
+async function startApi(c: Cluster, state: NodeState[]) {
+  const apiDir = world.tmpDir('api');
+  const sa = world.tmpDir('sa');
+  const tls = await makeTls(apiDir, [API_IP]);
+  fs.copyFileSync(tls.cert, path.join(apiDir, 'server.pem'));
+  fs.copyFileSync(tls.key, path.join(apiDir, 'server-key.pem'));
+  fs.copyFileSync(tls.ca, path.join(sa, 'ca.crt'));
+  fs.writeFileSync(path.join(apiDir, 'token'), 'e2e-token\n');
+  fs.writeFileSync(path.join(sa, 'token'), 'e2e-token\n');
+  const writeState = (nodes: NodeState[]) => {
+    fs.writeFileSync(path.join(apiDir, 'state.json.tmp'), JSON.stringify(nodes));
+    fs.renameSync(path.join(apiDir, 'state.json.tmp'), path.join(apiDir, 'state.json'));
+  };
+  writeState(state);
+  const api = background(world, c.router, [process.execPath, path.join(__dirname, 'fixtures', 'fake-kube-apiserver.js'), apiDir, API_IP, API_PORT]);
+  await waitFor(() => fs.existsSync(path.join(apiDir, 'ready')) || api.proc.exitCode !== null, 20_000, 'API stand-in listening');
+  if (api.proc.exitCode !== null) throw new Error(`API stand-in exited: ${api.output()}`);
+  const requests = () =>
+    fs
+      .readFileSync(path.join(apiDir, 'requests.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { method: string; url: string; body?: string });
+  return { sa, writeState, requests };
+}
+
+/** A node's host paths, in its own directory. */
+function nodeFiles(dir: string) {
+  return {
+    dir,
+    templates: path.join(dir, 'templates'),
+    bin: path.join(dir, 'opt/cni/bin'),
+    conflist: path.join(dir, 'etc/cni/net.d/10-tscni.conflist'),
+    fabricConf: path.join(dir, 'etc/cni/tscni-fabric.json'),
+    peers: path.join(dir, 'etc/cni/tscni-peers.json'),
+    ipam: path.join(dir, 'var/lib/cni/networks'),
+    run: path.join(dir, 'run'),
+  };
+}
+
+/** The shipped ConfigMap's templates with the host paths moved into the node's directory. */
+function writeTemplates(f: ReturnType<typeof nodeFiles>): void {
+  fs.mkdirSync(f.templates);
+  for (const [k, v] of Object.entries(configMapData())) {
+    const text = v
+      .replace('/etc/cni/tscni-peers.json', f.peers)
+      .replace('"ipam": { "type": "tscni-host-local" }', `"ipam": { "type": "tscni-host-local", "dataDir": "${f.ipam}" }`);
+    fs.writeFileSync(path.join(f.templates, k), text);
+  }
+}
+
+/** `tscni k8s <args>` in the node with the DaemonSet's environment, to its end. */
+function k8sIn(n: ClusterNode, env: Record<string, string>, args: string[]) {
+  const vars = [`PATH=${CLEAN_PATH}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+  return run('ip', ['netns', 'exec', n.ns.name, 'env', '-i', ...vars, path.join(defaultBinDir(), 'tscni'), 'k8s', ...args], {
+    allowFailure: true,
+    timeout: 60_000,
+  });
+}
+
 describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
   let c: Cluster;
-  let apiDir: string;
   let sa: string;
   const dirs = new Map<string, string>();
   const agents = new Map<string, Background>();
   const pods = new Map<string, AddedPod>();
   let state: NodeState[];
 
-  const dirOf = (n: ClusterNode) => dirs.get(n.name)!;
-  const files = (n: ClusterNode) => ({
-    bin: path.join(dirOf(n), 'opt/cni/bin'),
-    conflist: path.join(dirOf(n), 'etc/cni/net.d/10-tscni.conflist'),
-    fabricConf: path.join(dirOf(n), 'etc/cni/tscni-fabric.json'),
-    peers: path.join(dirOf(n), 'etc/cni/tscni-peers.json'),
-    ipam: path.join(dirOf(n), 'var/lib/cni/networks'),
-    run: path.join(dirOf(n), 'run'),
-  });
+  const files = (n: ClusterNode) => nodeFiles(dirs.get(n.name)!);
   const env = (n: ClusterNode) => ({
     KUBERNETES_SERVICE_HOST: API_IP,
     KUBERNETES_SERVICE_PORT: API_PORT,
@@ -57,7 +109,7 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     '--mode',
     'vxlan',
     '--templates',
-    path.join(dirOf(n), 'templates'),
+    files(n).templates,
     '--conflist',
     files(n).conflist,
     '--fabric-conf',
@@ -65,43 +117,15 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     '--cluster-cidr',
     `${c.clusterCIDR},${CLUSTER6}`,
   ];
-  /** `tscni k8s <verb>` in the node, to its end */
-  const k8s = (n: ClusterNode, verb: string[], extra: string[] = []) =>
-    run(
-      'ip',
-      [
-        'netns',
-        'exec',
-        n.ns.name,
-        'env',
-        '-i',
-        `PATH=${CLEAN_PATH}`,
-        ...Object.entries(env(n)).map(([k, v]) => `${k}=${v}`),
-        path.join(defaultBinDir(), 'tscni'),
-        'k8s',
-        ...verb,
-        ...extra,
-      ],
-      {
-        allowFailure: true,
-        timeout: 60_000,
-      },
-    );
+  const k8s = (n: ClusterNode, verb: string[], extra: string[] = []) => k8sIn(n, env(n), [...verb, ...extra]);
   const startAgent = (n: ClusterNode) => {
     const a = background(world, n.ns, [path.join(defaultBinDir(), 'tscni'), 'k8s', 'run', ...k8sArgs(n)], env(n));
     agents.set(n.name, a);
     return a;
   };
-  const writeState = () => {
-    fs.writeFileSync(path.join(apiDir, 'state.json.tmp'), JSON.stringify(state));
-    fs.renameSync(path.join(apiDir, 'state.json.tmp'), path.join(apiDir, 'state.json'));
-  };
-  const requests = () =>
-    fs
-      .readFileSync(path.join(apiDir, 'requests.jsonl'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { method: string; url: string; body?: string });
+  let api: Awaited<ReturnType<typeof startApi>>;
+  const writeState = () => api.writeState(state);
+  const requests = () => api.requests();
   const conflistOf = (n: ClusterNode) => JSON.parse(fs.readFileSync(files(n).conflist, 'utf8'));
   const pluginConf = (n: ClusterNode) => {
     const l = conflistOf(n);
@@ -112,32 +136,12 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
 
   beforeAll(async () => {
     c = await buildCluster(world, { tag: 'k8' });
-    apiDir = world.tmpDir('api');
-    sa = world.tmpDir('sa');
-    const tls = await makeTls(apiDir, [API_IP]);
-    fs.copyFileSync(tls.cert, path.join(apiDir, 'server.pem'));
-    fs.copyFileSync(tls.key, path.join(apiDir, 'server-key.pem'));
-    fs.copyFileSync(tls.ca, path.join(sa, 'ca.crt'));
-    fs.writeFileSync(path.join(apiDir, 'token'), 'e2e-token\n');
-    fs.writeFileSync(path.join(sa, 'token'), 'e2e-token\n');
     state = c.nodes.map((n) => ({ name: n.name, podCIDRs: [n.podCIDR, v6(n)], internalIP: n.ip }));
-    writeState();
-    const api = background(world, c.router, [process.execPath, path.join(__dirname, 'fixtures', 'fake-kube-apiserver.js'), apiDir, API_IP, API_PORT]);
-    await waitFor(() => fs.existsSync(path.join(apiDir, 'ready')) || api.proc.exitCode !== null, 20_000, 'API stand-in listening');
-    if (api.proc.exitCode !== null) throw new Error(`API stand-in exited: ${api.output()}`);
-
-    const data = configMapData();
+    api = await startApi(c, state);
+    sa = api.sa;
     for (const n of c.nodes) {
       dirs.set(n.name, world.tmpDir(`k8s-${n.name}`));
-      const t = path.join(dirOf(n), 'templates');
-      fs.mkdirSync(t);
-      // the host paths of the templates, moved into this node's directory
-      for (const [k, v] of Object.entries(data)) {
-        const text = v
-          .replace('/etc/cni/tscni-peers.json', files(n).peers)
-          .replace('"ipam": { "type": "tscni-host-local" }', `"ipam": { "type": "tscni-host-local", "dataDir": "${files(n).ipam}" }`);
-        fs.writeFileSync(path.join(t, k), text);
-      }
+      writeTemplates(files(n));
       const r = await k8s(n, ['install'], [...k8sArgs(n), '--bin-dir', files(n).bin, '--wait', '30']);
       if (r.exitCode !== 0) throw new Error(`k8s install on ${n.name}: ${r.stderr}`);
       startAgent(n);
@@ -286,5 +290,87 @@ describe('Kubernetes mode on simulated nodes (stand-in API server)', () => {
     expect((await k8s(n1, ['uninstall'], ['--bin-dir', files(n1).bin, '--conflist', files(n1).conflist, '--fabric-conf', files(n1).fabricConf])).exitCode).toBe(
       0,
     );
+  });
+});
+
+describe('Kubernetes mode with BGP routing (host-gw-bgp): the full mesh follows the Node API', () => {
+  let c: Cluster;
+  let api: Awaited<ReturnType<typeof startApi>>;
+  const f = new Map<string, ReturnType<typeof nodeFiles>>();
+  const agents = new Map<string, Background>();
+  const pods = new Map<string, AddedPod>();
+  const names = ['node1', 'node2'];
+  const env = (n: ClusterNode) => ({
+    KUBERNETES_SERVICE_HOST: API_IP,
+    KUBERNETES_SERVICE_PORT: API_PORT,
+    TSCNI_SERVICEACCOUNT_DIR: api.sa,
+    NODE_NAME: n.name,
+    TSCNI_RUN_DIR: f.get(n.name)!.run,
+    TSCNI_BGP_ASN: '64512',
+  });
+  const args = (n: ClusterNode) => {
+    const x = f.get(n.name)!;
+    return ['--mode', 'host-gw-bgp', '--templates', x.templates, '--conflist', x.conflist, '--fabric-conf', x.fabricConf, '--cluster-cidr', c.clusterCIDR];
+  };
+  const birdRoutes = async (n: ClusterNode) => (await n.ns.ipJson<any[]>(['route', 'show', 'proto', 'bird'])).map((r) => `${r.dst} via ${r.gateway}`);
+
+  beforeAll(async () => {
+    c = await buildCluster(world, { tag: 'k8b' });
+    const nodes = names.map((x) => c.node(x));
+    api = await startApi(
+      c,
+      nodes.map((n) => ({ name: n.name, podCIDRs: [n.podCIDR], internalIP: n.ip })),
+    );
+    for (const n of nodes) {
+      f.set(n.name, nodeFiles(world.tmpDir(`k8b-${n.name}`)));
+      writeTemplates(f.get(n.name)!);
+      const r = await k8sIn(n, env(n), ['install', ...args(n), '--bin-dir', f.get(n.name)!.bin, '--wait', '30']);
+      if (r.exitCode !== 0) throw new Error(`k8s install on ${n.name}: ${r.stderr}`);
+      agents.set(n.name, background(world, n.ns, [path.join(defaultBinDir(), 'tscni'), 'k8s', 'run', ...args(n)], env(n)));
+    }
+    for (const [a, b] of [nodes, [...nodes].reverse()]) {
+      await waitFor(async () => (await birdRoutes(a)).includes(`${b.podCIDR} via ${b.ip}`), 30_000, `${a.name} learns ${b.name} over BGP`).catch((e) => {
+        throw new Error(`${e.message}\n${agents.get(a.name)!.output().slice(-3000)}`);
+      });
+    }
+    for (const n of nodes) {
+      const l = JSON.parse(fs.readFileSync(f.get(n.name)!.conflist, 'utf8'));
+      pods.set(
+        n.name,
+        await addPod(world, n.ns, { cniVersion: l.cniVersion, name: l.name, ...l.plugins[0] }, `k8b-pod-${n.name}`, { binDir: f.get(n.name)!.bin }),
+      );
+    }
+  });
+  // `tscni k8s run` stops its BIRD on SIGTERM; the world's cleanup would SIGKILL it
+  afterAll(async () => {
+    await Promise.all([...agents.values()].map((a) => a.stop('SIGTERM')));
+    for (const x of f.values()) await run('pkill', ['-f', path.join(x.run, 'bird', 'bird.conf')], { allowFailure: true });
+  });
+
+  it('each node learns the other pod CIDR from BIRD, not from the static fabric; pods talk without NAT', async () => {
+    const [a, b] = names.map((x) => c.node(x));
+    expect(await birdRoutes(a)).toEqual([`${b.podCIDR} via ${b.ip}`]);
+    expect(await a.ns.ipJson<any[]>(['route', 'show', 'proto', String(RTPROT_TSCNI)])).toEqual([]);
+    expect(JSON.parse(fs.readFileSync(f.get('node1')!.conflist, 'utf8')).plugins[0]).toMatchObject({ routing: 'bgp', bgp: { asn: 64512 } });
+    expect(await world.tcp(pods.get('node1')!.ns, pods.get('node2')!.ns, pods.get('node2')!.ip, 7601)).toBe(pods.get('node1')!.ip);
+  });
+
+  it('a Node deleted from the API leaves the mesh: its session and route go', async () => {
+    const [a, b] = names.map((x) => c.node(x));
+    api.writeState([{ name: a.name, podCIDRs: [a.podCIDR], internalIP: a.ip }]);
+    await waitFor(async () => (await birdRoutes(a)).length === 0, 15_000, `${a.name} drops ${b.name}`);
+    api.writeState(names.map((x) => ({ name: x, podCIDRs: [c.node(x).podCIDR], internalIP: c.node(x).ip })));
+    await waitFor(async () => (await birdRoutes(a)).includes(`${b.podCIDR} via ${b.ip}`), 15_000, `${a.name} learns ${b.name} again`);
+  });
+  it('uninstall with BGP: BIRD stopped first (the DaemonSet gone), its persisted routes and its directory go too', async () => {
+    const a = c.node('node2');
+    const x = f.get('node2')!;
+    await agents.get('node2')!.stop('SIGTERM');
+    expect(await birdRoutes(a)).toHaveLength(1); // persist: BIRD's routes outlive it
+    const r = await k8sIn(a, env(a), ['uninstall', '--bin-dir', x.bin, '--conflist', x.conflist, '--fabric-conf', x.fabricConf]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/BGP-learned ones \(bird\)/);
+    expect(await birdRoutes(a)).toEqual([]);
+    expect(fs.existsSync(path.join(x.run, 'bird'))).toBe(false);
   });
 });

@@ -133,6 +133,25 @@ describe('dual stack: a pod CIDR per family over one IPv4 underlay', () => {
     ]);
   });
 
+  it('routing bgp: host-gw only, a clusterCIDR, IPv4 pod CIDRs only', () => {
+    const bgp = { routing: 'bgp', bgp: { asn: 64512 }, clusterCIDR: '10.244.0.0/16' };
+    expect(parseFabricConf({ podCIDR: '10.244.1.0/24', ...bgp }, hostGwMode).bgp).toMatchObject({ asn: 64512, neighbors: [] });
+    expect(thrown(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...bgp }, vxlanMode)).message).toBe(
+      'invalid config: routing: "bgp" routes pods without a tunnel: it goes with host-gw, not vxlan',
+    );
+    expect(thrown(() => parseFabricConf({ podCIDR: '10.244.1.0/24', ...bgp, clusterCIDR: undefined }, hostGwMode)).message).toMatch(
+      /^invalid config: clusterCIDR: is required with "routing": "bgp"/,
+    );
+    expect(
+      thrown(() =>
+        parseFabricConf({ ...bgp, podCIDR: ['10.244.1.0/24', 'fd00:10:244:1::/64'], clusterCIDR: ['10.244.0.0/16', 'fd00:10:244::/56'] }, hostGwMode),
+      ).message,
+    ).toMatch(/^invalid config: podCIDR: IPv6 pod CIDRs are not announced over BGP yet/);
+    expect(thrown(() => parseFabricConf({ podCIDR: '10.244.1.0/24', routing: 'ospf' }, hostGwMode)).message).toBe(
+      'invalid config: routing: "ospf" is not "static" or "bgp"',
+    );
+  });
+
   it('config: podCIDR and clusterCIDR take one CIDR or one per family', () => {
     const c = parseFabricConf({ podCIDR: ['10.244.1.0/24', 'fd00:10:244:1::/64'], clusterCIDR: ['fd00:10:244::/56', '10.244.0.0/16'] }, vxlanMode);
     expect([c.podCIDR, c.podCIDRs, c.clusterCIDR, c.clusterCIDRs]).toEqual([

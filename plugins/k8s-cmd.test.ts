@@ -31,19 +31,28 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
   });
 
   test('the ConfigMap has every mode, the kind podSubnet as its one clusterCIDR, the default mode, portmap chained', () => {
-    expect(Object.keys(DATA).sort()).toEqual(['clusterCIDR', 'host-gw.conflist', 'mode', 'ptp-fabric.conf', 'ptp.conflist', 'vxlan.conflist']);
+    expect(Object.keys(DATA).sort()).toEqual([
+      'bgpASN',
+      'clusterCIDR',
+      'host-gw-bgp.conflist',
+      'host-gw.conflist',
+      'mode',
+      'ptp-fabric.conf',
+      'ptp.conflist',
+      'vxlan.conflist',
+    ]);
     expect(DATA.mode).toBe('host-gw');
     const kind = fs.readFileSync(path.join(__dirname, '..', 'e2e', 'kind', 'kind-config.yaml'), 'utf8');
     expect(DATA.clusterCIDR).toBe(/podSubnet: "?([\d./]+)"?/.exec(kind)![1]);
     // every pod CIDR of the Node (dual stack), with the cluster CIDR of its family
-    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) {
+    for (const k of ['host-gw.conflist', 'host-gw-bgp.conflist', 'vxlan.conflist', 'ptp-fabric.conf']) {
       expect(DATA[k]).toContain('"clusterCIDR": "{{clusterCIDRs}}"');
       expect(DATA[k]).toContain('"podCIDR": "{{podCIDRs}}"');
     }
     expect(DATA['ptp.conflist']).toContain('"ranges": "{{podRanges}}"');
-    for (const k of ['host-gw.conflist', 'vxlan.conflist', 'ptp.conflist']) {
+    for (const k of ['host-gw.conflist', 'host-gw-bgp.conflist', 'vxlan.conflist', 'ptp.conflist']) {
       const plugins = JSON.parse(DATA[k]).plugins;
-      expect(plugins.map((p: { type: string }) => p.type)).toEqual([`tscni-${k.split('.')[0]}`, 'portmap']);
+      expect(plugins.map((p: { type: string }) => p.type)).toEqual([`tscni-${k.split('.')[0].replace('-bgp', '')}`, 'portmap']);
       expect(plugins[0].ipam.type).toBe('tscni-host-local');
     }
   });
@@ -146,7 +155,14 @@ describe('tscni k8s install with the manifest templates (fake API server, no clu
       podRanges: [[{ subnet: 'fd00:10:244:1::/64', rangeStart: 'fd00:10:244:1::1', rangeEnd: 'fd00:10:244:1:ffff:ffff:ffff:ffff' }]],
     });
     expect(templateVars({ name: 'n', podCIDRs: ['10.1.2.0/24'], internalIPs: ['10.0.0.2'] }, '10.1.0.0/16').clusterCIDR).toBe('10.1.0.0/16');
-    expect(() => render({ a: 'x{{podCIDRs}}' }, v, 't')).toThrow('t: {{podCIDRs}} is a list: give it a whole JSON string of its own ("{{podCIDRs}}")');
+    expect(() => render({ a: 'x{{podCIDRs}}' }, v, 't')).toThrow('t: {{podCIDRs}} is not text: give it a whole JSON string of its own ("{{podCIDRs}}")');
+    // a number as a whole value: the BGP template's AS
+    const bgp = render(
+      JSON.parse(DATA['host-gw-bgp.conflist']),
+      { ...templateVars({ name: 'n', podCIDRs: ['10.1.2.0/24'], internalIPs: ['10.0.0.2'] }, '10.1.0.0/16', 64512) },
+      'b',
+    );
+    expect((bgp as { plugins: { bgp: unknown }[] }).plugins[0].bgp).toEqual({ asn: 64512 });
     expect(render({ a: ['x-{{ nodeName }}'], b: 3 }, v, 't')).toEqual({ a: ['x-n6'], b: 3 });
     expect(() => render({ a: '{{podCidr}}' }, v, 'host-gw.conflist')).toThrow(/host-gw.conflist: unknown template variable \{\{podCidr\}\}/);
   });

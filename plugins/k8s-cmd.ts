@@ -8,7 +8,8 @@
 //      last, because its appearance is what makes the runtime report the network ready.
 // `tscni k8s run`: the main container: steps 2-4 again (so a restart renders what the Node says now), then
 // `tscni fabric watch --kubernetes`, which exits when this node's own podCIDR or InternalIP changes (a Node
-// deleted and registered again), so the container restarts and renders the new one.
+// deleted and registered again), so the container restarts and renders the new one; with BGP routing
+// (host-gw-bgp) also `tscni bgp run` in the same process.
 // `tscni k8s probe live|ready`: the main container's probes. `tscni k8s uninstall`: tscni off the node.
 import * as fs from 'fs';
 import * as path from 'path';
@@ -35,6 +36,8 @@ export interface InstallOptions {
   node: string;
   /** the ConfigMap's clusterCIDR, for {{clusterCIDR}} */
   clusterCIDR?: string;
+  /** the ConfigMap's bgpASN, for {{bgpASN}} (host-gw-bgp) */
+  bgpASN?: number;
   exe: string;
   waitSeconds: number;
   /** between reads of a node still without podCIDR; default 2 s */
@@ -45,11 +48,12 @@ export interface InstallOptions {
 const USAGE =
   'usage: tscni k8s install|run --mode <host-gw|vxlan|ptp> [--templates /etc/tscni] [--bin-dir /host/opt/cni/bin (install; run: none)] ' +
   '[--conflist /etc/cni/net.d/10-tscni.conflist] [--fabric-conf /etc/cni/tscni-fabric.json] [--node $NODE_NAME] ' +
-  '[--cluster-cidr $TSCNI_CLUSTER_CIDR] [--wait <seconds>]\n' +
+  '[--cluster-cidr $TSCNI_CLUSTER_CIDR] [--bgp-asn $TSCNI_BGP_ASN] [--wait <seconds>]\n' +
   '       tscni k8s probe live [--max-age <seconds, 600>] | probe ready [--conflist ...]\n' +
   '       tscni k8s uninstall [--bin-dir /host/opt/cni/bin] [--conflist ...] [--fabric-conf ...]';
 
-export type TemplateVars = Record<string, string | unknown[]>;
+/** Strings go anywhere in a template string; other values (lists, numbers) only as a whole string of their own. */
+export type TemplateVars = Record<string, unknown>;
 
 /**
  * Template variables of a node: `{{podCIDR}}` etc. in any JSON string of the template. The list ones stand for a
@@ -57,7 +61,7 @@ export type TemplateVars = Record<string, string | unknown[]>;
  * cluster CIDRs of those families (`clusterCIDR`: the ConfigMap's, comma-separated), and host-local range sets
  * of the node's pod CIDRs inside the cluster's (ptp).
  */
-export function templateVars(node: KubeNode, clusterCIDR?: string): TemplateVars {
+export function templateVars(node: KubeNode, clusterCIDR?: string, bgpASN?: number): TemplateVars {
   const nets = node.podCIDRs.map((c) => networkOf(parseCIDR(c)!));
   const fam = nets[0].family;
   const nodeIP = node.internalIPs.find((ip) => ip.includes(':') === (fam === 6)) ?? node.internalIPs[0];
@@ -85,6 +89,7 @@ export function templateVars(node: KubeNode, clusterCIDR?: string): TemplateVars
     vars.clusterCIDR = clusterOf(fam) ?? clusters[0];
     vars.clusterCIDRs = nets.flatMap((n) => clusterOf(n.family) ?? []);
   }
+  if (bgpASN !== undefined) vars.bgpASN = bgpASN;
   return vars;
 }
 
@@ -95,11 +100,11 @@ export function templateVars(node: KubeNode, clusterCIDR?: string): TemplateVars
 export function render(v: unknown, vars: TemplateVars, where: string): unknown {
   if (typeof v === 'string') {
     const whole = /^\{\{\s*(\w+)\s*\}\}$/.exec(v);
-    if (whole && Array.isArray(vars[whole[1]])) return vars[whole[1]];
+    if (whole && whole[1] in vars && typeof vars[whole[1]] !== 'string') return vars[whole[1]];
     return v.replace(/\{\{\s*(\w+)\s*\}\}/g, (_m, k: string) => {
       if (!(k in vars)) throw new Error(`${where}: unknown template variable {{${k}}} (known: ${Object.keys(vars).join(', ')})`);
       const x = vars[k];
-      if (typeof x !== 'string') throw new Error(`${where}: {{${k}}} is a list: give it a whole JSON string of its own ("{{${k}}}")`);
+      if (typeof x !== 'string') throw new Error(`${where}: {{${k}}} is not text: give it a whole JSON string of its own ("{{${k}}}")`);
       return x;
     });
   }
@@ -161,7 +166,7 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
     o.log(`installed ${o.exe} as ${path.join(o.binDir, 'tscni')} with links ${PLUGIN_LINKS.join(', ')}`);
   }
   const self = await nodeWithPodCIDR(cfg, o);
-  const vars = templateVars(self, o.clusterCIDR);
+  const vars = templateVars(self, o.clusterCIDR, o.bgpASN);
   if (o.clusterCIDR && (vars.clusterCIDRs as string[]).length < self.podCIDRs.length) {
     throw new Error(
       `node ${self.name} has pod CIDRs ${self.podCIDRs.join(', ')}, but clusterCIDR ${o.clusterCIDR} has none of one of their families: give one per family, comma-separated`,
@@ -200,12 +205,16 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
 /** The pod network the files in place were rendered for; undefined when there are none (or they do not parse). */
 function renderedNet(
   o: Pick<InstallOptions, 'conflist' | 'fabricConf'>,
-): (import('./k8s-node').NodeNet & { podCIDRs: string[]; peersFile?: string }) | undefined {
+): (import('./k8s-node').NodeNet & { podCIDRs: string[]; peersFile?: string; bgp?: { clusterCIDRs: string[]; dir: string } }) | undefined {
   const { loadFabricConf } = require('./fabric-cmd') as typeof import('./fabric-cmd');
   try {
     const fabric = loadFabricConf(o.fabricConf);
     const list = JSON.parse(fs.readFileSync(o.conflist, 'utf8')) as Record<string, unknown>;
-    return { ...node().nodeNetOf(list, fabric.podCIDR), podCIDRs: fabric.podCIDRs, peersFile: fabric.peersFile };
+    const bgp = fabric.bgp && {
+      clusterCIDRs: fabric.clusterCIDRs,
+      dir: path.dirname((require('../pkg/bgp/plan') as typeof import('../pkg/bgp/plan')).birdFiles(fabric).socket),
+    };
+    return { ...node().nodeNetOf(list, fabric.podCIDR), podCIDRs: fabric.podCIDRs, peersFile: fabric.peersFile, ...(bgp ? { bgp } : {}) };
   } catch {
     return undefined;
   }
@@ -241,6 +250,7 @@ export async function k8sMain(argv: string[]): Promise<number> {
     fabricConf: '/etc/cni/tscni-fabric.json',
     node: process.env.NODE_NAME ?? '',
     clusterCIDR: process.env.TSCNI_CLUSTER_CIDR || undefined,
+    bgpASN: process.env.TSCNI_BGP_ASN ? Number(process.env.TSCNI_BGP_ASN) : undefined,
     exe: process.execPath,
     waitSeconds: 300,
     log: (l) => process.stderr.write(`tscni k8s: ${l}\n`),
@@ -253,6 +263,7 @@ export async function k8sMain(argv: string[]): Promise<number> {
     '--fabric-conf': (v) => (o.fabricConf = v),
     '--node': (v) => (o.node = v),
     '--cluster-cidr': (v) => (o.clusterCIDR = v),
+    '--bgp-asn': (v) => (o.bgpASN = Number(v)),
     '--wait': (v) => (o.waitSeconds = Number(v)),
     '--max-age': (v) => (maxAgeSeconds = Number(v)),
   };
@@ -279,7 +290,7 @@ export async function k8sMain(argv: string[]): Promise<number> {
     const net = renderedNet(o);
     const files = [o.conflist, o.fabricConf, ...(net?.peersFile ? [net.peersFile] : []), k8s().aliveFile()];
     try {
-      for (const l of await node().uninstallNode({ net, files, binDir: o.binDir })) o.log(`removed ${l}`);
+      for (const l of await node().uninstallNode({ net, files, binDir: o.binDir, bgp: net?.bgp })) o.log(`removed ${l}`);
     } catch (e) {
       o.log(`uninstall: ${(e as Error).message}`);
       return 1;
@@ -298,6 +309,8 @@ export async function k8sMain(argv: string[]): Promise<number> {
     return 1;
   }
   if (verb === 'install') return 0;
-  const { fabricMain } = require('./fabric-cmd') as typeof import('./fabric-cmd');
+  const { fabricMain, loadFabricConf } = require('./fabric-cmd') as typeof import('./fabric-cmd');
+  // BGP routing: BIRD announces and learns; the watcher keeps the peers file it follows (the full mesh)
+  if (loadFabricConf(o.fabricConf).bgp) void (require('./bgp-cmd') as typeof import('./bgp-cmd')).bgpMain(['run', '--conf', o.fabricConf]);
   return fabricMain(['watch', '--kubernetes', '--conf', o.fabricConf]);
 }

@@ -9,6 +9,8 @@ import { applyOps, readState, type IpLink, type IpRoute, type KernelOp } from '.
 import { contains, parseCIDR } from '../pkg/ipnet';
 
 const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
+/** rt_protos: the protocol BIRD gives the routes it installs */
+const RTPROT_BIRD = 12;
 
 /** What a rendered conflist says about this node's pod network, for giving it back. */
 export interface NodeNet {
@@ -75,6 +77,8 @@ export interface UninstallInput {
   /** the rendered files: conflist, fabric conf, peers file */
   files: string[];
   binDir: string;
+  /** BGP routing: BIRD's routes inside these cluster CIDRs are ours (they persist after BIRD), and its directory */
+  bgp?: { clusterCIDRs: string[]; dir: string };
 }
 
 /**
@@ -91,13 +95,22 @@ export async function uninstallNode(u: UninstallInput): Promise<string[]> {
     { read: 'routes', table: 'main', family: 6 },
   ])) as [IpLink[], IpRoute[], IpRoute[]];
   const ours = String(RTPROT_TSCNI);
-  const routeOps: KernelOp[] = [...routes4, ...routes6].filter((r) => r.protocol === ours).map((r) => ({ op: 'route-del', dst: r.dst, proto: RTPROT_TSCNI }));
+  const inCluster = (u.bgp?.clusterCIDRs ?? []).map(inCIDR);
+  const birds = (r: IpRoute) => r.protocol === 'bird' && inCluster.some((f) => f(r.dst.split('/')[0]));
+  const routeOps: KernelOp[] = [
+    ...[...routes4, ...routes6].filter((r) => r.protocol === ours).map((r): KernelOp => ({ op: 'route-del', dst: r.dst, proto: RTPROT_TSCNI })),
+    ...routes4.filter(birds).map((r): KernelOp => ({ op: 'route-del', dst: r.dst, proto: RTPROT_BIRD })),
+  ];
   const bridge = u.net?.bridge;
   const doomed = links.filter((l) => l.ifalias === FABRIC_ALIAS || (bridge && (l.master === bridge || l.ifname === bridge)));
   // routes first: those through a device go with it, and deleting them after would fail
   if (routeOps.length) {
     await applyOps(routeOps);
-    done.push(`${routeOps.length} route(s) of protocol ${RTPROT_TSCNI}`);
+    done.push(`${routeOps.length} route(s) of protocol ${RTPROT_TSCNI}${u.bgp ? ' and BGP-learned ones (bird)' : ''}`);
+  }
+  if (u.bgp && fs.existsSync(u.bgp.dir)) {
+    fs.rmSync(u.bgp.dir, { recursive: true, force: true });
+    done.push(u.bgp.dir);
   }
   for (const l of doomed) {
     await applyOps([{ op: 'link-del', name: l.ifname }]);

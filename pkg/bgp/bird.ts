@@ -1,7 +1,6 @@
 // BIRD 2, as tscni's BGP speaker: the config it runs on (rendered from the node and its neighbours, pure) and its
 // control socket, spoken in-process (the text protocol birdc speaks: a greeting, then per command lines
 // `NNNN-text`, continuations ` text`, and a last `NNNN text`), so CHECK and the doctor spawn nothing.
-import * as net from 'net';
 
 export interface BirdPlan {
   routerId: string;
@@ -96,7 +95,7 @@ export interface BirdLine {
 /** One command on BIRD's control socket; rejects when BIRD is not there, answers an error code, or is silent. */
 export function birdCommand(socket: string, command: string, timeoutMs = 5000): Promise<BirdLine[]> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(socket);
+    const s = (require('net') as typeof import('net')).connect(socket);
     const lines: BirdLine[] = [];
     let buf = '';
     let greeted = false;

@@ -103,6 +103,9 @@ export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMod
   if (routing === 'bgp' && mode.name !== 'host-gw') throw c.fail('routing', `"bgp" routes pods without a tunnel: it goes with host-gw, not ${mode.name}`);
   const bgp = routing === 'bgp' ? parseBgp(c) : undefined;
   if (bgp && !clusterCIDR) throw c.fail('clusterCIDR', 'is required with "routing": "bgp": it bounds what BGP may install');
+  if (bgp && podCIDRs.some((x) => x.includes(':'))) {
+    throw c.fail('podCIDR', 'IPv6 pod CIDRs are not announced over BGP yet (the kernel takes no IPv6 route via an IPv4 next hop): use vxlan for dual stack');
+  }
   return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, podCIDRs, clusterCIDR, clusterCIDRs, peers, peersFile, mtu, opts, ...(bgp ? { bgp } : {}) };
 }
 

@@ -5,8 +5,6 @@ import { loadPeers, type FabricConf } from './config';
 import { planFabric, underlayFacts } from './plan';
 import { applyFabric, diffFabric, leftOutLines, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
 import { readStamp, stampKey, writeStamp } from './stamp';
-import { bgpProblems, birdKernelRoutes } from '../bgp/check';
-import { planBgp } from '../bgp/plan';
 import type { DesiredFabric, FabricState, Peer, UnderlayFacts } from './types';
 
 export { parseFabricConf, loadPeers, type FabricConf } from './config';
@@ -48,11 +46,18 @@ export async function fabricForPod<O>(conf: FabricConf<O>): Promise<number> {
   return (await syncFabric(conf)).desired.mtu;
 }
 
+/** BGP's sessions and learned routes; loaded only for a BGP config (a pod's ADD never needs it). */
+async function bgpCheck(conf: FabricConf, peers: Peer[], underlay: UnderlayFacts): Promise<string[]> {
+  const { bgpProblems, birdKernelRoutes } = require('../bgp/check') as typeof import('../bgp/check');
+  const { planBgp } = require('../bgp/plan') as typeof import('../bgp/plan');
+  return bgpProblems(planBgp(conf, peers, underlay), await birdKernelRoutes());
+}
+
 /** What differs from the plan: every peer's route, neighbour and FDB entry, device MTU, VNI, sysctls. */
 export async function checkFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; problems: string[] }> {
   const { desired, state, peers, underlay } = await planNode(conf);
   const diff = diffFabric(desired, state);
-  const bgp = conf.bgp ? await bgpProblems(planBgp(conf, peers, underlay), await birdKernelRoutes()) : [];
+  const bgp = conf.bgp ? await bgpCheck(conf, peers, underlay) : [];
   // conflicts are among the diff's problems already
   const leftOut = leftOutLines(desired, []);
   return { desired, problems: [...leftOut, ...diff.problems, ...sysctlProblems(desired), ...bgp] };

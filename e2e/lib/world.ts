@@ -180,8 +180,10 @@ const TCP_SERVER = `
 const net = require('net');
 const [port, secs] = [Number(process.argv[1]), Number(process.argv[2])];
 const srv = net.createServer((s) => {
-  s.end(String(s.remoteAddress).replace(/^::ffff:/, '') + '\\n');
-  srv.close();
+  // a connection the client gave up on (its connect timed out, it retries) may still arrive, then reset: the
+  // server stays for the next one and closes only once an answer went out whole
+  s.on('error', () => undefined);
+  s.end(String(s.remoteAddress).replace(/^::ffff:/, '') + '\\n', () => srv.close());
 });
 const t = setTimeout(() => process.exit(3), secs * 1000);
 srv.on('close', () => clearTimeout(t));
@@ -195,14 +197,18 @@ const TCP_CLIENT = `
 const net = require('net');
 const [host, port, secs] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
 const deadline = Date.now() + secs * 1000;
+// the time limit is on connecting only: a connection made is waited on (a busy machine may take more than a
+// second to answer), since abandoning it would end the one-shot server's only answer
 function attempt() {
   let data = '';
-  const s = net.connect({ host, port, timeout: 1000 });
+  const s = net.connect({ host, port });
+  const t = setTimeout(() => { console.error('connect timeout'); s.destroy(); retry(); }, 1000);
+  s.on('connect', () => clearTimeout(t));
   s.on('data', (d) => (data += d));
   s.on('end', () => { process.stdout.write(data); process.exit(data ? 0 : 4); });
-  s.on('timeout', () => { console.error('connect timeout'); s.destroy(); retry(); });
-  s.on('error', (e) => { if (e.code === 'ECONNREFUSED') retry(); else { console.error(e.message); retry(); } });
+  s.on('error', (e) => { clearTimeout(t); if (e.code !== 'ECONNREFUSED') console.error(e.message); retry(); });
 }
+setTimeout(() => { console.error('no answer from ' + host + ':' + port); process.exit(1); }, secs * 1000 + 2000).unref();
 function retry() {
   if (Date.now() > deadline) { console.error('no connection to ' + host + ':' + port); process.exit(1); }
   setTimeout(attempt, 50);

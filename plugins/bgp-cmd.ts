@@ -4,7 +4,7 @@
 // neighbours; what every other agent, the Kubernetes or the etcd one, writes), reloads BIRD when the rendered
 // config changes, restarts it when it dies, and keeps the node's own fabric (forwarding) as `fabric sync` does.
 // The plugins do only the local wiring at ADD and DEL.
-import { planNode, syncFabric, type FabricConf } from '../pkg/fabric';
+import { syncFabric, type FabricConf } from '../pkg/fabric';
 import { coalesced } from '../pkg/coalesce';
 import { renderBirdConf } from '../pkg/bgp/bird';
 import { birdFiles, planBgp } from '../pkg/bgp/plan';
@@ -47,8 +47,7 @@ export async function bgpMain(argv: string[]): Promise<number> {
   const round = coalesced(async () => {
     try {
       const c = loadFabricConf(file!);
-      await syncFabric(c);
-      const { peers, underlay } = await planNode(c);
+      const { peers, underlay } = await syncFabric(c);
       const p = planBgp(c, peers, underlay);
       const leftOut = p.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`).join('\n');
       if (leftOut !== said) for (const l of leftOut ? leftOut.split('\n') : []) log(`warning: ${l}`);

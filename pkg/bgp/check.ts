@@ -1,15 +1,9 @@
 // CHECK and the doctor in BGP mode: the sessions as BIRD reports them, and for every peer pod CIDR whether BGP
 // brought its route into the kernel, with the reason in plain words when not.
-import { readState, type IpRoute } from '../ip/ops';
 import { birdCommand, parseProtocols, parseRoutePrefixes, sessionName } from './bird';
 import type { BgpPlan } from './plan';
 
-/** BIRD's routes in the kernel (`ip route show proto bird`), IPv4 main table. */
-export async function birdKernelRoutes(): Promise<Set<string>> {
-  const [routes] = (await readState([{ read: 'routes', table: 'main', family: 4 }])) as [IpRoute[]];
-  return new Set(routes.filter((r) => r.protocol === 'bird').map((r) => r.dst));
-}
-
+/** `kernel`: the destinations of BIRD's routes in the main table (`ip route show proto bird`). */
 export async function bgpProblems(p: BgpPlan, kernel: Set<string>): Promise<string[]> {
   const problems = p.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`);
   let protocols;

@@ -26,13 +26,16 @@ export async function planNode<O>(conf: FabricConf<O>): Promise<{ desired: Desir
   return { desired: planFabric(mode, conf, conf.bgp ? [] : peers, underlay, conf.opts, conf.mtu), state, peers, underlay };
 }
 
-/** Make the node's fabric match the config and the current peer set; stamp what it was made from. */
-export async function syncFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; report: ReconcileReport }> {
-  const { desired, state } = await planNode(conf);
+/**
+ * Make the node's fabric match the config and the current peer set; stamp what it was made from. The peers and the
+ * underlay it planned with are returned too (the BGP agent renders BIRD's config from them).
+ */
+export async function syncFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; report: ReconcileReport; peers: Peer[]; underlay: UnderlayFacts }> {
+  const { desired, state, peers, underlay } = await planNode(conf);
   const report = await applyFabric(desired, state);
   // the key is taken after the changes: a device made just now is part of it
   writeStamp(conf, { key: stampKey(conf), mtu: desired.mtu });
-  return { desired, report };
+  return { desired, report, peers, underlay };
 }
 
 /**
@@ -46,18 +49,22 @@ export async function fabricForPod<O>(conf: FabricConf<O>): Promise<number> {
   return (await syncFabric(conf)).desired.mtu;
 }
 
-/** BGP's sessions and learned routes; loaded only for a BGP config (a pod's ADD never needs it). */
-async function bgpCheck(conf: FabricConf, peers: Peer[], underlay: UnderlayFacts): Promise<string[]> {
-  const { bgpProblems, birdKernelRoutes } = require('../bgp/check') as typeof import('../bgp/check');
+/**
+ * BGP's sessions and learned routes, against BIRD's routes among those the plan read (its protocol is not ours);
+ * loaded only for a BGP config (a pod's ADD never needs it).
+ */
+async function bgpCheck(conf: FabricConf, peers: Peer[], underlay: UnderlayFacts, state: FabricState): Promise<string[]> {
+  const { bgpProblems } = require('../bgp/check') as typeof import('../bgp/check');
   const { planBgp } = require('../bgp/plan') as typeof import('../bgp/plan');
-  return bgpProblems(planBgp(conf, peers, underlay), await birdKernelRoutes());
+  const installed = new Set((state.otherRoutes ?? []).filter((r) => r.protocol === 'bird').map((r) => r.dst));
+  return bgpProblems(planBgp(conf, peers, underlay), installed);
 }
 
 /** What differs from the plan: every peer's route, neighbour and FDB entry, device MTU, VNI, sysctls. */
 export async function checkFabric<O>(conf: FabricConf<O>): Promise<{ desired: DesiredFabric; problems: string[] }> {
   const { desired, state, peers, underlay } = await planNode(conf);
   const diff = diffFabric(desired, state);
-  const bgp = conf.bgp ? await bgpCheck(conf, peers, underlay) : [];
+  const bgp = conf.bgp ? await bgpCheck(conf, peers, underlay, state) : [];
   // conflicts are among the diff's problems already
   const leftOut = leftOutLines(desired, []);
   return { desired, problems: [...leftOut, ...diff.problems, ...sysctlProblems(desired), ...bgp] };

@@ -106,9 +106,12 @@ export function planFabric<O>(mode: FabricMode<O>, self: SelfNets, peers: Peer[]
   };
   const fdbSeen = new Set<string>();
   const pathSeen = new Set<string>();
+  // the peers of each pod family, in one pass; one of a family this node has no pod CIDR of goes with the first
+  // family, whose screening names it
+  const byFamily = new Map<Family, Peer[]>(nets.map((n) => [n.family, []]));
+  for (const p of peers) (byFamily.get(family(p.podCIDR)) ?? byFamily.get(nets[0].family)!).push(p);
   nets.forEach((net, i) => {
-    // a peer of a family this node has no pod CIDR of is screened with the first family, which names it
-    const mine = peers.filter((p) => parseCIDR(p.podCIDR)!.family === net.family || (i === 0 && !nets.some((n) => n.family === parseCIDR(p.podCIDR)!.family)));
+    const mine = byFamily.get(net.family)!;
     const cluster = clusters.find((c) => parseCIDR(c)!.family === net.family);
     if (!underlayOf(net)) {
       const why = `${underlay.dev} has no IPv${net.family} address: ${mode.name} routes IPv${net.family} pods via the peers' IPv${net.family} addresses`;

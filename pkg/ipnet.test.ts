@@ -1,4 +1,4 @@
-import { canonicalIP, contains, formatCIDR, formatIP, lastOf, mask, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from './ipnet';
+import { canonicalIP, contains, formatCIDR, formatIP, insideAny, lastOf, mask, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from './ipnet';
 
 const cidr = (s: string): IPNet => {
   const n = parseCIDR(s);
@@ -166,6 +166,12 @@ describe('contains / overlaps', () => {
     expect(contains(cidr('10.22.0.0/16'), 6, ip('::a16:5'))).toBe(false);
     expect(contains(cidr('::/0'), 4, ip('10.0.0.1'))).toBe(false);
     expect(overlaps(cidr('0.0.0.0/0'), cidr('::/0'))).toBe(false);
+  });
+
+  it('insideAny: an address in one of several CIDRs of either family; not an address is in none', () => {
+    const t = insideAny(['10.244.0.0/16', 'fd00::/64']);
+    expect(['10.244.9.1', 'fd00::5', '10.245.0.1', 'fd01::1', 'nope'].map(t)).toEqual([true, true, false, false, false]);
+    expect(insideAny([])('10.0.0.1')).toBe(false);
   });
 
   it('overlaps', () => {

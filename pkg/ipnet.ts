@@ -110,6 +110,15 @@ export function contains(net: IPNet, family: Family, ip: bigint): boolean {
   return net.family === family && (ip & mask(family, net.prefix)) === (net.ip & mask(family, net.prefix));
 }
 
+/** A test of whether an address lies inside one of `cidrs` (parsed once, for many addresses). */
+export function insideAny(cidrs: string[]): (ip: string) => boolean {
+  const nets = cidrs.map((c) => parseCIDR(c)!);
+  return (ip) => {
+    const a = parseIP(ip);
+    return !!a && nets.some((n) => contains(n, a.family, a.ip));
+  };
+}
+
 export function overlaps(a: IPNet, b: IPNet): boolean {
   if (a.family !== b.family) return false;
   const p = Math.min(a.prefix, b.prefix);

@@ -40,7 +40,7 @@ export function fabricConfOf(raw: Record<string, unknown>, file: string): Fabric
  * One reconcile, with a line of what it did. Peers left out are named on stderr; a watcher passes `said` so that
  * the same set is named once, not on every periodic sync.
  */
-async function syncOnce(file: string, said?: { leftOut: string }): Promise<boolean> {
+async function syncOnce(file: string, said?: { leftOut: string }): Promise<void> {
   const t0 = process.hrtime.bigint();
   const conf = loadFabricConf(file);
   const { desired, report } = await syncFabric(conf);
@@ -51,10 +51,9 @@ async function syncOnce(file: string, said?: { leftOut: string }): Promise<boole
       `${report.changed ? `${report.changed} change(s)` : 'unchanged'}${report.leftOut.length ? `, ${report.leftOut.length} left out` : ''} in ${ms.toFixed(0)} ms\n`,
   );
   const key = report.leftOut.join('\n');
-  if (said && said.leftOut === key) return true;
+  if (said && said.leftOut === key) return;
   if (said) said.leftOut = key;
   for (const l of report.leftOut) log(`warning: ${l}`);
-  return true;
 }
 
 function fail(e: unknown): void {
@@ -176,7 +175,10 @@ async function watch(file: string, interval: number, kubernetes: boolean): Promi
   const said = { leftOut: '' };
   const afterSync: Array<() => Promise<void>> = [];
   const sync = coalesced(async () => {
-    const good = await syncOnce(file, said).catch((e) => (fail(e), false));
+    const good = await syncOnce(file, said).then(
+      () => true,
+      (e) => (fail(e), false),
+    );
     if (good) for (const step of afterSync) await step();
   });
   let peersFile: string | undefined;

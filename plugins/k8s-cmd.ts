@@ -212,7 +212,7 @@ function renderedNet(
     const list = JSON.parse(fs.readFileSync(o.conflist, 'utf8')) as Record<string, unknown>;
     const bgp = fabric.bgp && {
       clusterCIDRs: fabric.clusterCIDRs,
-      dir: path.dirname((require('../pkg/bgp/plan') as typeof import('../pkg/bgp/plan')).birdFiles(fabric).socket),
+      dir: (require('../pkg/bgp/plan') as typeof import('../pkg/bgp/plan')).birdFiles(fabric).dir,
     };
     return { ...node().nodeNetOf(list, fabric.podCIDR), podCIDRs: fabric.podCIDRs, peersFile: fabric.peersFile, ...(bgp ? { bgp } : {}) };
   } catch {
@@ -290,7 +290,7 @@ export async function k8sMain(argv: string[]): Promise<number> {
     const net = renderedNet(o);
     const files = [o.conflist, o.fabricConf, ...(net?.peersFile ? [net.peersFile] : []), k8s().aliveFile()];
     try {
-      for (const l of await node().uninstallNode({ net, files, binDir: o.binDir, bgp: net?.bgp })) o.log(`removed ${l}`);
+      for (const l of await node().uninstallNode({ net, files, binDir: o.binDir })) o.log(`removed ${l}`);
     } catch (e) {
       o.log(`uninstall: ${(e as Error).message}`);
       return 1;

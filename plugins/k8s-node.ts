@@ -6,7 +6,7 @@ import * as path from 'path';
 import { isHostLocal, NAME_PREFIX, plainType } from '../pkg/cni/names';
 import { RTPROT_TSCNI, FABRIC_ALIAS } from '../pkg/fabric/types';
 import { applyOps, readState, type IpLink, type IpRoute, type KernelOp } from '../pkg/ip/ops';
-import { contains, parseCIDR } from '../pkg/ipnet';
+import { insideAny } from '../pkg/ipnet';
 
 const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 /** rt_protos: the protocol BIRD gives the routes it installs */
@@ -37,14 +37,6 @@ export function nodeNetOf(conflist: Record<string, unknown>, podCIDR: string): N
   };
 }
 
-const inCIDR = (cidr: string) => {
-  const n = parseCIDR(cidr)!;
-  return (ip: string) => {
-    const a = parseCIDR(`${ip}/${ip.includes(':') ? 128 : 32}`);
-    return !!a && contains(n, a.family, a.ip);
-  };
-};
-
 /**
  * The node's pod CIDR changed from `old.podCIDR`: take the old gateway off the bridge (an ADD would otherwise
  * refuse the bridge's second address) and free the old range's reservations. Returns what it did, for the log.
@@ -54,7 +46,7 @@ export async function forgetPodCIDR(old: NodeNet): Promise<string[]> {
   if (old.bridge) {
     const [links] = (await readState([{ read: 'links', dev: undefined }])) as [IpLink[]];
     const br = links.find((l) => l.ifname === old.bridge);
-    const inOld = inCIDR(old.podCIDR);
+    const inOld = insideAny([old.podCIDR]);
     const ops: KernelOp[] = (br?.addr_info ?? [])
       .filter((a) => inOld(a.local))
       .map((a) => ({ op: 'addr-del', dev: old.bridge!, cidr: `${a.local}/${a.prefixlen}` }));
@@ -72,13 +64,14 @@ export async function forgetPodCIDR(old: NodeNet): Promise<string[]> {
 }
 
 export interface UninstallInput {
-  /** the pod network of the rendered conflist (read before it is removed); undefined when there is none */
-  net?: NodeNet;
+  /**
+   * the pod network of the rendered conflist (read before it is removed); undefined when there is none. With BGP
+   * routing, BIRD's routes inside its cluster CIDRs are ours (they persist after BIRD), and so is BIRD's directory
+   */
+  net?: NodeNet & { bgp?: { clusterCIDRs: string[]; dir: string } };
   /** the rendered files: conflist, fabric conf, peers file */
   files: string[];
   binDir: string;
-  /** BGP routing: BIRD's routes inside these cluster CIDRs are ours (they persist after BIRD), and its directory */
-  bgp?: { clusterCIDRs: string[]; dir: string };
 }
 
 /**
@@ -95,8 +88,9 @@ export async function uninstallNode(u: UninstallInput): Promise<string[]> {
     { read: 'routes', table: 'main', family: 6 },
   ])) as [IpLink[], IpRoute[], IpRoute[]];
   const ours = String(RTPROT_TSCNI);
-  const inCluster = (u.bgp?.clusterCIDRs ?? []).map(inCIDR);
-  const birds = (r: IpRoute) => r.protocol === 'bird' && inCluster.some((f) => f(r.dst.split('/')[0]));
+  const bgp = u.net?.bgp;
+  const inCluster = insideAny(bgp?.clusterCIDRs ?? []);
+  const birds = (r: IpRoute) => r.protocol === 'bird' && inCluster(r.dst.split('/')[0]);
   const routeOps: KernelOp[] = [
     ...[...routes4, ...routes6].filter((r) => r.protocol === ours).map((r): KernelOp => ({ op: 'route-del', dst: r.dst, proto: RTPROT_TSCNI })),
     ...routes4.filter(birds).map((r): KernelOp => ({ op: 'route-del', dst: r.dst, proto: RTPROT_BIRD })),
@@ -106,11 +100,11 @@ export async function uninstallNode(u: UninstallInput): Promise<string[]> {
   // routes first: those through a device go with it, and deleting them after would fail
   if (routeOps.length) {
     await applyOps(routeOps);
-    done.push(`${routeOps.length} route(s) of protocol ${RTPROT_TSCNI}${u.bgp ? ' and BGP-learned ones (bird)' : ''}`);
+    done.push(`${routeOps.length} route(s) of protocol ${RTPROT_TSCNI}${bgp ? ' and BGP-learned ones (bird)' : ''}`);
   }
-  if (u.bgp && fs.existsSync(u.bgp.dir)) {
-    fs.rmSync(u.bgp.dir, { recursive: true, force: true });
-    done.push(u.bgp.dir);
+  if (bgp && fs.existsSync(bgp.dir)) {
+    fs.rmSync(bgp.dir, { recursive: true, force: true });
+    done.push(bgp.dir);
   }
   for (const l of doomed) {
     await applyOps([{ op: 'link-del', name: l.ifname }]);

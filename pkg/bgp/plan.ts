@@ -2,9 +2,9 @@
 // should learn (every peer's IPv4 pod CIDR), from the same inputs as the static fabric.
 import * as path from 'path';
 import type { FabricConf } from '../fabric/config';
-import { onLinkTest } from '../fabric/mode';
 import { screenPeers } from '../fabric/plan';
 import type { LeftOutPeer, Peer, UnderlayFacts } from '../fabric/types';
+import { insideAny } from '../ipnet';
 import { runDirs } from '../rundir';
 import type { BirdPlan } from './bird';
 
@@ -19,9 +19,9 @@ export interface BgpPlan {
 }
 
 /** Where this node's BIRD keeps its config and control socket. */
-export function birdFiles(conf: FabricConf): { confFile: string; socket: string } {
+export function birdFiles(conf: FabricConf): { dir: string; confFile: string; socket: string } {
   const dir = conf.bgp?.dir ?? path.join(runDirs()[0], 'bird');
-  return { confFile: path.join(dir, 'bird.conf'), socket: path.join(dir, 'bird.ctl') };
+  return { dir, confFile: path.join(dir, 'bird.conf'), socket: path.join(dir, 'bird.ctl') };
 }
 
 export function planBgp(conf: FabricConf, peers: Peer[], underlay: UnderlayFacts): BgpPlan {
@@ -36,7 +36,7 @@ export function planBgp(conf: FabricConf, peers: Peer[], underlay: UnderlayFacts
     peers.filter((p) => v4(p.podCIDR)),
     { nodeIP: underlay.nodeIP, podCIDR, clusterCIDR },
   );
-  const onLink = onLinkTest(underlay.connected);
+  const onLink = insideAny(underlay.connected);
   // no neighbours configured: every peer is one, in our own AS (iBGP full mesh)
   const neighbors = (bgp.neighbors.length ? bgp.neighbors : kept.map((p) => ({ address: p.nodeIP, asn: bgp.asn, key: p.key }))).map((n) => ({
     ...n,

@@ -65,7 +65,6 @@ export async function checkFabric<O>(conf: FabricConf<O>): Promise<{ desired: De
   const { desired, state, peers, underlay } = await planNode(conf);
   const diff = diffFabric(desired, state);
   const bgp = conf.bgp ? await bgpCheck(conf, peers, underlay, state) : [];
-  // conflicts are among the diff's problems already
-  const leftOut = leftOutLines(desired, []);
-  return { desired, problems: [...leftOut, ...diff.problems, ...sysctlProblems(desired), ...bgp] };
+  // the conflicts (routes another owner holds) are among the diff's problems already
+  return { desired, problems: [...leftOutLines(desired), ...diff.problems, ...sysctlProblems(desired), ...bgp] };
 }

@@ -2,7 +2,7 @@
 // (pkg/fabric/plan.ts) does the common part: validation, MTU, route ownership; a mode says which keys it reads,
 // which device it needs and what each peer gets.
 import type { ConfigReader } from '../cni/config';
-import { contains, formatIP, networkOf, parseCIDR, parseIP, type Family } from '../ipnet';
+import { formatIP, networkOf, parseCIDR, type Family } from '../ipnet';
 import type { RouteSpec } from '../ip/ops';
 import type { DesiredDevice, FdbEntry, NeighEntry, Peer, UnderlayFacts } from './types';
 
@@ -56,15 +56,6 @@ export function networkAddress(cidr: string): string {
 
 export function hostCIDR(ip: string): string {
   return `${ip}/${family(ip) === 4 ? 32 : 128}`;
-}
-
-/** A test of whether an address is inside one of the connected subnets (parsed once, for many addresses). */
-export function onLinkTest(connected: string[]): (ip: string) => boolean {
-  const nets = connected.map((c) => parseCIDR(c)!);
-  return (ip) => {
-    const a = parseIP(ip);
-    return !!a && nets.some((n) => contains(n, a.family, a.ip));
-  };
 }
 
 /** A route straight to the peer node over the underlay: host-gw, and the direct paths of vxlan and ipip. */

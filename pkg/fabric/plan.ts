@@ -1,7 +1,7 @@
 // Planning: (mode, this node, peers, underlay facts) -> the fabric the kernel should hold. Pure: no I/O.
 import { CniError, ErrCode } from '../cni/errors';
-import { contains, formatCIDR, lastOf, networkOf, overlaps, parseCIDR, type Family, type IPNet } from '../ipnet';
-import { family, onLinkTest, type FabricMode, type PlanContext } from './mode';
+import { contains, formatCIDR, insideAny, lastOf, networkOf, overlaps, parseCIDR, type Family, type IPNet } from '../ipnet';
+import { family, type FabricMode, type PlanContext } from './mode';
 import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type LeftOutPeer, type Peer, type UnderlayFacts } from './types';
 
 /**
@@ -87,7 +87,6 @@ export function planFabric<O>(mode: FabricMode<O>, self: SelfNets, peers: Peer[]
   const device = devices[0] && { ...devices[0], addresses: devices.flatMap((x) => x?.addresses ?? []) };
   const d: DesiredFabric = {
     mode: mode.name,
-    family: nets[0].family,
     families: nets.map((n) => n.family),
     mtu: ctxs[0].mtu,
     device,
@@ -121,7 +120,8 @@ export function planFabric<O>(mode: FabricMode<O>, self: SelfNets, peers: Peer[]
     const ctx = ctxs[i];
     const { kept, leftOut } = screenPeers(mine, { nodeIP: ctx.self.nodeIP, podCIDR: formatCIDR(net), clusterCIDR: cluster });
     d.leftOut.push(...leftOut);
-    const onLink = onLinkTest(ctx.underlay.connected);
+    // a peer inside a subnet connected on the underlay is on-link
+    const onLink = insideAny(ctx.underlay.connected);
     for (const p of kept) {
       const pp = mode.peer(ctx, p, onLink(p.nodeIP));
       if ('leftOut' in pp) {

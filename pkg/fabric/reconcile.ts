@@ -167,9 +167,9 @@ export interface ReconcileReport {
   leftOut: string[];
 }
 
-/** One line per peer the fabric does not program: the plan's refusals, then routes another owner holds. */
-export function leftOutLines(d: DesiredFabric, conflicts: string[]): string[] {
-  return [...d.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`), ...conflicts];
+/** One line per peer the plan left out. */
+export function leftOutLines(d: DesiredFabric): string[] {
+  return d.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`);
 }
 
 /** Make the kernel match `d`, given the state read before planning. A race with a concurrent ADD is retried once. */
@@ -188,5 +188,5 @@ export async function applyFabric(d: DesiredFabric, s: FabricState, retry = true
     throw e;
   }
   await setSysctls(d.sysctls);
-  return { changed: ops.length, problems: diff.problems, leftOut: leftOutLines(d, diff.conflicts) };
+  return { changed: ops.length, problems: diff.problems, leftOut: [...leftOutLines(d), ...diff.conflicts] };
 }

@@ -63,9 +63,7 @@ export interface FdbEntry {
 
 export interface DesiredFabric {
   mode: string;
-  /** of the (first) pod CIDR */
-  family: 4 | 6;
-  /** of every pod CIDR (dual stack: both), the first as family */
+  /** of every pod CIDR (dual stack: both), the first pod CIDR's first */
   families: Array<4 | 6>;
   /** the MTU pods get: the fabric's MTU */
   mtu: number;

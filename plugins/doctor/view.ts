@@ -130,7 +130,7 @@ export function peerOf(problem: string, index: Map<string, string>): string | un
 export function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined, mode: FabricMode<unknown>): string {
   if (!d.device || !problem.startsWith(`${d.device.name} has MTU `)) return '';
   if (configured !== undefined) return ' (mtu in the config)';
-  const overhead = mode.overhead(d.family);
+  const overhead = mode.overhead(d.families[0]);
   return ` (underlay MTU ${d.mtu + overhead} - ${overhead} for ${d.mode})`;
 }
 

@@ -197,22 +197,20 @@ const TCP_CLIENT = `
 const net = require('net');
 const [host, port, secs] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
 const deadline = Date.now() + secs * 1000;
-// the time limit is on connecting only: a connection made is waited on (a busy machine may take more than a
-// second to answer), since abandoning it would end the one-shot server's only answer
+// A connect in progress is never abandoned: the kernel retransmits a lost SYN, and a connection given up on while
+// the one-shot server accepts it would take the server's only answer. Refused (server not listening yet): again.
 function attempt() {
   let data = '';
   const s = net.connect({ host, port });
-  const t = setTimeout(() => { console.error('connect timeout'); s.destroy(); retry(); }, 1000);
-  s.on('connect', () => clearTimeout(t));
   s.on('data', (d) => (data += d));
   s.on('end', () => { process.stdout.write(data); process.exit(data ? 0 : 4); });
-  s.on('error', (e) => { clearTimeout(t); if (e.code !== 'ECONNREFUSED') console.error(e.message); retry(); });
+  s.on('error', (e) => { if (e.code !== 'ECONNREFUSED') console.error(e.message); retry(); });
 }
-setTimeout(() => { console.error('no answer from ' + host + ':' + port); process.exit(1); }, secs * 1000 + 2000).unref();
 function retry() {
   if (Date.now() > deadline) { console.error('no connection to ' + host + ':' + port); process.exit(1); }
   setTimeout(attempt, 50);
 }
+setTimeout(() => { console.error('no answer from ' + host + ':' + port + ' within ' + secs + ' s'); process.exit(1); }, secs * 1000).unref();
 attempt();
 `;
 

@@ -227,6 +227,8 @@ describe('bad input', () => {
     expect(p({ peers: [{ nodeIP: '1.2.3', podCIDR: '10.244.2.0/24' }] })).toMatch(/^invalid config: peers\[0\]\.nodeIP: /);
     expect(p({ peers: [{ nodeIP: '1.2.3.4' }] })).toMatch(/^invalid config: peers\[0\]\.podCIDR: is required/);
     expect(p({ vtepName: 'a/b' })).toMatch(/^invalid config: vtepName: /);
+    // a runtime's working directory is arbitrary: paths must be absolute
+    expect(p({ peersFile: 'peers.json' })).toMatch(/^invalid config: peersFile: /);
   });
 
   it('peers file: malformed JSON and wrong shapes are named; our own entry is skipped', () => {

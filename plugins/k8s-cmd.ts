@@ -14,6 +14,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { NAME_PREFIX } from '../pkg/cni/names';
+import { makeDirs } from '../pkg/files';
 import { formatCIDR, formatIP, lastOf, networkOf, parseCIDR, type IPNet } from '../pkg/ipnet';
 import type { ApiConfig, KubeNode } from '../pkg/fabric/k8s';
 
@@ -123,7 +124,7 @@ function readTemplate(file: string): Record<string, unknown> {
 
 /** Copy the executable (temp + rename: a running copy is never written into) and point the plugin links at it. */
 export function installBinaries(exe: string, binDir: string): void {
-  fs.mkdirSync(binDir, { recursive: true });
+  makeDirs(binDir, '--bin-dir');
   const dest = path.join(binDir, 'tscni');
   const tmp = path.join(binDir, `.tscni.${process.pid}.tmp`);
   fs.copyFileSync(exe, tmp);
@@ -189,13 +190,13 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
     o.log(`node ${self.name}: podCIDR changed from ${gone} to ${now ?? 'none of its family'}: giving the old one back`);
     for (const l of await node().forgetPodCIDR({ ...old!, podCIDR: gone })) o.log(l);
   }
-  const write = (file: string, text: string) => {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
+  const write = (file: string, key: string, text: string) => {
+    makeDirs(path.dirname(file), key);
     k8s().writeFileAtomic(file, text);
   };
-  write(conf.peersFile, k8s().peersFileText(peers));
-  write(o.fabricConf, JSON.stringify(fabric, null, 2) + '\n');
-  write(o.conflist, JSON.stringify(conflist, null, 2) + '\n');
+  write(conf.peersFile, 'peersFile', k8s().peersFileText(peers));
+  write(o.fabricConf, '--fabric-conf', JSON.stringify(fabric, null, 2) + '\n');
+  write(o.conflist, '--conflist', JSON.stringify(conflist, null, 2) + '\n');
   o.log(
     `node ${self.name}: podCIDR ${vars.podCIDR}, nodeIP ${vars.nodeIP}, ${peers.length} peer(s); wrote ${conf.peersFile}, ${o.fabricConf}, ${o.conflist} (${o.mode})`,
   );

@@ -3,8 +3,12 @@
 // same files, so both can take turns on one network. No index here (store.ts), no policy (allocator.ts).
 import * as fs from 'fs';
 import * as path from 'path';
+import { checkBudget } from '../../pkg/cni/budget';
 import { fsError } from '../../pkg/files';
 import { type Family, formatIP, parseIP } from '../../pkg/ipnet';
+
+/** Opens that a FIFO put where a reservation belongs cannot block (then it is no reservation). */
+const READ_NONBLOCK = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
 
 export interface Owner {
   id: string;
@@ -75,21 +79,25 @@ export class NetworkDir {
     const out: ScanEntry[] = [];
     // one buffer for all reads: faster than readFileSync over tens of thousands of small files
     const buf = Buffer.allocUnsafe(4096);
-    for (const name of fs.readdirSync(this.path)) {
+    const names = fs.readdirSync(this.path);
+    for (let i = 0; i < names.length; i++) {
+      // bounded by the files, and by the call's budget: nothing is written until the scan is whole
+      if (i % 4096 === 4095) checkBudget(`reading the reservations in ${this.path}`);
+      const name = names[i];
       const a = parseIPFileName(name);
       if (!a) continue;
       const p = this.file(name);
       let content: string;
       try {
-        const fd = fs.openSync(p, 'r');
+        const fd = fs.openSync(p, READ_NONBLOCK);
         try {
           const n = fs.readSync(fd, buf, 0, buf.length, 0);
-          content = n < buf.length ? buf.toString('utf8', 0, n) : fs.readFileSync(p, 'utf8');
+          content = n < buf.length ? buf.toString('utf8', 0, n) : fs.readFileSync(fd, 'utf8');
         } finally {
           fs.closeSync(fd);
         }
       } catch (e) {
-        if (errno(e) === 'ENOENT' || errno(e) === 'EISDIR') continue;
+        if (errno(e) === 'ENOENT' || errno(e) === 'EISDIR' || errno(e) === 'ESPIPE') continue; // gone, or no file (a FIFO)
         throw e;
       }
       const owner = parseOwner(content);
@@ -109,7 +117,12 @@ export class NetworkDir {
   /** Who a reservation file names; undefined when it is torn or gone. */
   readOwner(ip: string): Owner | undefined {
     try {
-      return parseOwner(fs.readFileSync(this.file(ip), 'utf8'));
+      const fd = fs.openSync(this.file(ip), READ_NONBLOCK);
+      try {
+        return parseOwner(fs.readFileSync(fd, 'utf8'));
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch {
       return undefined;
     }

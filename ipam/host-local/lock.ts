@@ -14,6 +14,8 @@ import onExit = require('../../pkg/shim/signal-exit');
 /** how long a call waits for the network's lock (a crashed holder's goes stale after 10 s) */
 const LOCK_WAIT_MS = 30_000;
 const STALE_MS = 10_000;
+/** dead holders' locks one call removes before it only waits */
+const MAX_BREAKS = 3;
 
 type Callback = (err: Error | null, res?: unknown) => void;
 /**
@@ -130,6 +132,8 @@ export class NetworkLock {
     // the call's budget may end the wait first: then it is what the error names
     const budgetFirst = remainingMs() < LOCK_WAIT_MS;
     const deadline = Date.now() + Math.min(LOCK_WAIT_MS, remainingMs());
+    // a lock broken again and again (another waiter's holder killed each time) falls back to the timed wait
+    let breaks = 0;
     for (let delay = 1; ; delay = Math.min(delay * 1.2, 10)) {
       try {
         this.unlock = await lockfile.lock(this.target, opts);
@@ -137,7 +141,10 @@ export class NetworkLock {
         return;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw fsError('lock', this.lockPath, e, 'ipam.dataDir');
-        if (this.breakIfOwnerGone()) continue;
+        if (breaks < MAX_BREAKS && this.breakIfOwnerGone()) {
+          breaks++;
+          continue;
+        }
         const waiting = `waiting for the lock ${this.lockPath}`;
         nowDoing(waiting);
         checkBudget(waiting);
@@ -201,17 +208,20 @@ export class NetworkLock {
       if (st && Date.now() - Number(st.mtimeMs) > STALE_MS) fs.rmSync(this.breakPath, { recursive: true, force: true });
       return false;
     }
+    let broken = false;
     try {
       if (same()) {
         // the record first: a new holder can only come after the rmdir, and must not meet the dead one's record
         fs.rmSync(this.ownerPath, { force: true });
         fs.rmdirSync(this.lockPath);
       }
+      broken = true;
     } catch {
-      /* released meanwhile */
+      // released meanwhile (then trying again finds it free), or not ours to remove (then only waiting helps)
+      broken = !fs.existsSync(this.lockPath);
     } finally {
-      fs.rmdirSync(this.breakPath);
+      fs.rmSync(this.breakPath, { recursive: true, force: true });
     }
-    return true;
+    return broken;
   }
 }

@@ -7,6 +7,7 @@ import type { CmdArgs, Result } from '../../pkg/cni/types';
 import { run } from '../../pkg/exec';
 import { parseConfig } from './config';
 import { processStart } from './lock';
+import { killedProcess, writeHeldLock } from './lock-testing';
 import { Store } from './store';
 import { plugin } from './plugin';
 
@@ -194,6 +195,15 @@ describe('host-local reservations are whole', () => {
     await plugin.add(args(v4(), 'b'));
     expect(fs.readdirSync(netDir()).sort()).toEqual(['10.1.0.2', '10.1.0.3', 'last_reserved_ip.0']);
     expect(fs.readFileSync(path.join(netDir(), 'last_reserved_ip.0'), 'utf8')).toBe('10.1.0.3');
+  });
+  test('a FIFO where a reservation belongs is no reservation, and no call blocks opening it', async () => {
+    await plugin.add(args(v4(), 'a')); // .2
+    const { execFileSync } = await import('child_process');
+    execFileSync('mkfifo', [path.join(netDir(), '10.1.0.3')]);
+    fs.utimesSync(netDir(), new Date(), new Date(0)); // the index is rebuilt: every file is read
+    const r = await plugin.add(args(v4(), 'b'));
+    expect(addr(r)).toEqual(['10.1.0.4']);
+    await plugin.del({ ...args(v4(), 'b'), command: 'DEL' });
   });
 });
 
@@ -444,13 +454,9 @@ describe('host-local across processes', () => {
   }, 60_000);
 
   /** The network's lock as a holder leaves it: the lock directory and the record naming the holder. */
-  async function holdLock(pid: number, start: string): Promise<void> {
-    const lock = path.join(dataDir, `.tscni.${NET}.lock`);
+  function holdLock(pid: number, start: string): void {
     fs.mkdirSync(netDir(), { recursive: true });
-    fs.mkdirSync(lock);
-    const st = fs.statSync(lock, { bigint: true });
-    const rec = { pid, start, pidns: fs.readlinkSync('/proc/self/ns/pid'), ino: String(st.ino), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
-    fs.writeFileSync(`${lock}.owner`, JSON.stringify(rec));
+    writeHeldLock(path.join(dataDir, `.tscni.${NET}.lock`), pid, start);
   }
 
   const addWithin = (seconds: number) =>
@@ -461,13 +467,8 @@ describe('host-local across processes', () => {
     });
 
   test('a lock whose holder was killed is taken over at once, not after it goes stale (10 s, past this budget of 3 s)', async () => {
-    const { spawn } = await import('child_process');
-    const holder = spawn('sleep', ['30']);
-    await new Promise((r) => holder.once('spawn', r));
-    const start = processStart(holder.pid!)!;
-    holder.kill('SIGKILL');
-    await new Promise((r) => holder.once('exit', r));
-    await holdLock(holder.pid!, start);
+    const dead = await killedProcess();
+    holdLock(dead.pid, dead.start);
     const r = await addWithin(3);
     expect({ code: r.exitCode, out: r.stdout }).toMatchObject({ code: 0 });
     expect(ipFiles()).toEqual(['10.1.0.2']);
@@ -475,7 +476,7 @@ describe('host-local across processes', () => {
   });
 
   test('a lock whose holder lives is waited for; past ipam.timeoutSeconds the call answers code 11 naming the wait', async () => {
-    await holdLock(process.pid, processStart('self')!);
+    holdLock(process.pid, processStart('self')!);
     const r = await addWithin(1);
     expect(r.exitCode).not.toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({

@@ -166,12 +166,15 @@ async function gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
 async function status(a: CmdArgs): Promise<void> {
   const cfg = config(a, {});
   // what would make ADD fail on the store makes STATUS say so, in the same words (pkg/files.ts)
+  const unavailable = (e: unknown) =>
+    e instanceof CniError && e.code !== ErrCode.IOFailure ? e : new CniError(ErrCode.NotAvailable, `host-local: ${(e as Error).message}`);
+  let store: Store | undefined;
   try {
     probeDirs(path.join(cfg.dataDir, cfg.name), 'ipam.dataDir');
+    store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
   } catch (e) {
-    throw new CniError(ErrCode.NotAvailable, `host-local: ${(e as Error).message}`);
+    throw unavailable(e);
   }
-  const store = await Store.open(cfg.dataDir, cfg.name, cfg.rangeSets, { create: false });
   if (!store) return;
   let full: RangeSet | undefined;
   try {

@@ -44,6 +44,7 @@ describe('bgp keys', () => {
       }),
     ).toBe('invalid config: bgp.neighbors: 10.0.0.9 is listed twice');
     expect(msg({ asn: 1, holdTime: 2 })).toBe('invalid config: bgp.holdTime: 2 is out of range 3..65535');
+    expect(msg({ asn: 1, dir: 'run/bird' })).toMatch(/^invalid config: bgp\.dir: /);
     expect(thrown(() => parseBgp(new ConfigReader({ routing: 'bgp' }))).message).toMatch(/^invalid config: bgp: is required/);
   });
 });

@@ -1,9 +1,9 @@
 // The BGP agent's BIRD: started with the config it is given, told to reload it (`configure` on its control
 // socket) when it changes, restarted after a backoff when it dies, stopped with the agent. A BIRD left running by
 // an agent that was killed is shut down first (`down`): two speakers with one address would fight for sessions.
-import * as fs from 'fs';
 import * as path from 'path';
 import { startDaemon, type Daemon } from '../exec';
+import { makeDirs } from '../files';
 import { writeFileAtomic } from '../rundir';
 import { birdCommand } from './bird';
 
@@ -67,7 +67,7 @@ export function superviseBird(o: BirdOptions): BirdSupervisor {
 
   return {
     async apply(config: string) {
-      fs.mkdirSync(path.dirname(o.confFile), { recursive: true, mode: 0o700 });
+      makeDirs(path.dirname(o.confFile), 'bgp.dir', 0o700);
       writeFileAtomic(o.confFile, config, 0o600);
       if (!daemon) {
         if (restartTimer) return; // it starts on the new config when its backoff ends

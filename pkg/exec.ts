@@ -13,7 +13,7 @@ export interface RunOptions {
   /** return the result instead of throwing on a non-zero exit */
   allowFailure?: boolean;
   env?: Record<string, string>;
-  /** run inside this network namespace, given by path: prefixes the command with `nsenter --net=<path>` */
+  /** inside this network namespace, given by path: `nsenter --net=<path>` (how a spawn enters one; in-process, pkg/netlink's setns) */
   netns?: string;
   /** the signal that ends a child at its time limit (default SIGTERM); SIGKILL for fault tests */
   killSignal?: NodeJS.Signals;

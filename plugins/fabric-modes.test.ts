@@ -3,11 +3,12 @@ import { argvOf } from '../pkg/ip/ops';
 import { parseFabricConf, parsePeersFile } from '../pkg/fabric/config';
 import { planFabric, underlayFacts } from '../pkg/fabric/plan';
 import { diffFabric } from '../pkg/fabric/reconcile';
-import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../pkg/fabric/types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricState, type Peer, type UnderlayFacts } from '../pkg/fabric/types';
 import { hostGwMode } from './host-gw/host-gw';
 import { ipipMode } from './ipip/ipip';
 import { vxlanMode } from './vxlan/vxlan';
 import { thrown } from '../pkg/testing';
+import type { IpLink } from '../pkg/ip/ops';
 
 const underlay: UnderlayFacts = { dev: 'eth0', mtu: 1400, nodeIP: '192.168.50.1', connected: ['192.168.50.0/24'] };
 const peers: Peer[] = [
@@ -242,7 +243,7 @@ describe('bad input', () => {
 });
 
 describe('underlayFacts', () => {
-  const links: JsonLink[] = [
+  const links: IpLink[] = [
     { ifname: 'lo', mtu: 65536, addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8, scope: 'host' }] },
     {
       ifname: 'eth1',
@@ -264,7 +265,7 @@ describe('underlayFacts', () => {
 
 describe('diffFabric', () => {
   const d = planFabric(vxlanMode, self, peers, underlay, opts());
-  const vtep = (o: Partial<JsonLink> = {}, data: Record<string, unknown> = {}): JsonLink => ({
+  const vtep = (o: Partial<IpLink> = {}, data: Record<string, unknown> = {}): IpLink => ({
     ifname: 'tscni.1',
     mtu: 1350,
     address: stableMac('192.168.50.1'),

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { isHostLocal, NAME_PREFIX, plainType } from '../pkg/cni/names';
 import { RTPROT_TSCNI, FABRIC_ALIAS } from '../pkg/fabric/types';
-import { applyOps, readState, type IpLink, type IpRoute, type KernelOp } from '../pkg/ip/ops';
+import { applyOps, readState, type IpRoute, type KernelOp } from '../pkg/ip/ops';
 import { insideAny } from '../pkg/ipnet';
 
 const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
@@ -44,7 +44,7 @@ export function nodeNetOf(conflist: Record<string, unknown>, podCIDR: string): N
 export async function forgetPodCIDR(old: NodeNet): Promise<string[]> {
   const done: string[] = [];
   if (old.bridge) {
-    const [links] = (await readState([{ read: 'links', dev: undefined }])) as [IpLink[]];
+    const [links] = await readState([{ read: 'links' }]);
     const br = links.find((l) => l.ifname === old.bridge);
     const inOld = insideAny([old.podCIDR]);
     const ops: KernelOp[] = (br?.addr_info ?? [])
@@ -82,11 +82,11 @@ export interface UninstallInput {
  */
 export async function uninstallNode(u: UninstallInput): Promise<string[]> {
   const done: string[] = [];
-  const [links, routes4, routes6] = (await readState([
+  const [links, routes4, routes6] = await readState([
     { read: 'links' },
     { read: 'routes', table: 'main', family: 4 },
     { read: 'routes', table: 'main', family: 6 },
-  ])) as [IpLink[], IpRoute[], IpRoute[]];
+  ]);
   const ours = String(RTPROT_TSCNI);
   const bgp = u.net?.bgp;
   const inCluster = insideAny(bgp?.clusterCIDRs ?? []);

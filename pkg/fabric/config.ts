@@ -28,6 +28,8 @@ export interface FabricConf<O = unknown> {
   mtu?: number;
   /** the mode's own keys */
   opts: O;
+  /** the mode's device (VTEP, tunnel), named once from its keys; none for host-gw */
+  device?: string;
   /** `"routing": "bgp"` (host-gw): peer routes come from BIRD, not from the peers; the peers are what to expect */
   bgp?: BgpConf;
 }
@@ -106,7 +108,21 @@ export function parseFabricConf<O>(raw: Record<string, unknown>, mode: FabricMod
   if (bgp && podCIDRs.some((x) => x.includes(':'))) {
     throw c.fail('podCIDR', 'IPv6 pod CIDRs are not announced over BGP yet (the kernel takes no IPv6 route via an IPv4 next hop): use vxlan for dual stack');
   }
-  return { mode, nodeIP: ipKey(c, 'nodeIP', false), podCIDR, podCIDRs, clusterCIDR, clusterCIDRs, peers, peersFile, mtu, opts, ...(bgp ? { bgp } : {}) };
+  const device = mode.deviceName?.(opts);
+  return {
+    mode,
+    nodeIP: ipKey(c, 'nodeIP', false),
+    podCIDR,
+    podCIDRs,
+    clusterCIDR,
+    clusterCIDRs,
+    peers,
+    peersFile,
+    mtu,
+    opts,
+    ...(device ? { device } : {}),
+    ...(bgp ? { bgp } : {}),
+  };
 }
 
 /**

@@ -20,7 +20,7 @@ export async function planNode<O>(conf: FabricConf<O>): Promise<{ desired: Desir
   const { mode } = conf;
   const families = conf.podCIDRs.map((c) => parseCIDR(c)!.family);
   const family = families[0];
-  const state = await readFabricState(mode.deviceName?.(conf.opts), families, !!mode.usesFdb);
+  const state = await readFabricState(conf.device, families, !!mode.usesFdb);
   const underlay = underlayFacts(state.links, conf.nodeIP, conf.nodeIP ? undefined : defaultRouteInterface(), family);
   const peers = loadPeers(conf, underlay.nodeIP, underlay.other?.nodeIP);
   return { desired: planFabric(mode, conf, conf.bgp ? [] : peers, underlay, conf.opts, conf.mtu), state, peers, underlay };

@@ -2,20 +2,19 @@
 import { CniError, ErrCode } from '../cni/errors';
 import { contains, formatCIDR, insideAny, lastOf, networkOf, overlaps, parseCIDR, type Family, type IPNet } from '../ipnet';
 import { family, type FabricMode, type PlanContext } from './mode';
-import { RTPROT_TSCNI, type DesiredFabric, type JsonLink, type LeftOutPeer, type Peer, type UnderlayFacts } from './types';
+import { RTPROT_TSCNI, type DesiredFabric, type LeftOutPeer, type Peer, type UnderlayFacts } from './types';
+import { globalAddrs, type IpLink } from '../ip/ops';
 
 /**
  * The underlay from `ip -json addr show`: the interface holding nodeIP; without nodeIP, the default-route
  * interface and its first global address of the pod CIDR's family (IPv4 preferred when unknown).
  */
-export function underlayFacts(links: JsonLink[], nodeIP: string | undefined, defaultDev: string | undefined, want?: Family): UnderlayFacts {
-  const globalAddrs = (l: JsonLink) =>
-    (l.addr_info ?? []).filter((a) => (a.family === 'inet' || a.family === 'inet6') && a.scope !== 'link' && a.scope !== 'host');
-  const connected = (l: JsonLink, f: Family) =>
+export function underlayFacts(links: IpLink[], nodeIP: string | undefined, defaultDev: string | undefined, want?: Family): UnderlayFacts {
+  const connected = (l: IpLink, f: Family) =>
     globalAddrs(l)
       .filter((a) => family(a.local) === f)
       .map((a) => formatCIDR(networkOf(parseCIDR(`${a.local}/${a.prefixlen}`)!)));
-  const facts = (l: JsonLink, ip: string): UnderlayFacts => {
+  const facts = (l: IpLink, ip: string): UnderlayFacts => {
     const f = family(ip);
     const otherIP = globalAddrs(l).find((a) => family(a.local) !== f)?.local;
     return {
@@ -78,9 +77,10 @@ export function planFabric<O>(mode: FabricMode<O>, self: SelfNets, peers: Peer[]
     if (!mode.nextHopInPodFamily || net.family === fam) return underlay;
     return underlay.other && { ...underlay, nodeIP: underlay.other.nodeIP, connected: underlay.other.connected, other: undefined };
   };
+  const deviceName = mode.deviceName?.(opts);
   const ctxOf = (net: IPNet): PlanContext<O> => {
     const u = underlayOf(net) ?? underlay;
-    return { self: { nodeIP: u.nodeIP, podCIDR: formatCIDR(net) }, underlay: u, opts, mtu: mtu ?? maxMtu, device: mode.deviceName?.(opts) };
+    return { self: { nodeIP: u.nodeIP, podCIDR: formatCIDR(net) }, underlay: u, opts, mtu: mtu ?? maxMtu, device: deviceName };
   };
   const ctxs = nets.map(ctxOf);
   const devices = ctxs.map((c) => mode.device?.(c));

@@ -35,8 +35,7 @@ export function stampKey(conf: FabricConf): string {
     }
   }
   const { mode, ...rest } = conf;
-  const device = mode.deviceName?.(conf.opts);
-  const dev = device ? [device, sys(device, 'ifindex') ?? 'missing', sys(device, 'mtu')] : null;
+  const dev = conf.device ? [conf.device, sys(conf.device, 'ifindex') ?? 'missing', sys(conf.device, 'mtu')] : null;
   return sha256Hex(JSON.stringify([mode.name, rest, file, dev]));
 }
 

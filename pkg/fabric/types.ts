@@ -90,21 +90,15 @@ export interface LeftOutPeer {
 
 /** The kernel's view of what the fabric touches, as `ip -json` and `bridge -json` print it. */
 export interface FabricState {
-  links: JsonLink[];
+  links: IpLink[];
   /** routes with proto RTPROT_TSCNI */
-  routes: JsonRoute[];
+  routes: IpRoute[];
   /** the main table's other routes (of the pod family): a peer's pod CIDR among them belongs to someone else */
-  otherRoutes?: JsonRoute[];
+  otherRoutes?: IpRoute[];
   /** neighbours on the device (empty when it does not exist) */
-  neighs: JsonNeigh[];
-  fdb: JsonFdb[];
+  neighs: IpNeigh[];
+  fdb: FdbRecord[];
 }
-
-/** The shapes of what ip -json and bridge -json print, as reconcile reads them (pkg/ip/ops.ts). */
-export type JsonLink = IpLink;
-export type JsonRoute = IpRoute;
-export type JsonNeigh = IpNeigh;
-export type JsonFdb = FdbRecord;
 
 /** What reconcile has to do, and the same as a list of problems for CHECK. */
 export interface FabricDiff {

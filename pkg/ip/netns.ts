@@ -25,8 +25,3 @@ export function selfNetns(): string {
 export function runInNamedNetns(name: string, argv: string[], timeoutMs: number): Promise<RunResult> {
   return run('ip', ['netns', 'exec', name, ...argv], { allowFailure: true, timeout: timeoutMs });
 }
-
-/** argv to run `file args...` inside a netns (by path), or as is in ours: the one way a spawn enters a netns. */
-export function inNetns(netns: string | undefined, file: string, args: string[]): [string, string[]] {
-  return netns ? ['nsenter', [`--net=${netns}`, '--', file, ...args]] : [file, args];
-}

@@ -7,7 +7,6 @@ import { observingOps, opDone } from '../doorlog';
 import { run } from '../exec';
 import { applyOverNetlink, FailedOp, readFdbOverNetlink } from '../netlink/door';
 import { netlinkUsable } from '../netlink/native';
-import { inNetns } from './netns';
 import { setSysctls } from './sysctl';
 
 export interface RouteSpec {
@@ -346,15 +345,31 @@ function applyInProcess(ops: readonly KernelOp[], reads: KernelRead[], o: ApplyO
   }
 }
 
-/** Dumps only (one spawn, or none over netlink). */
-export async function readState(reads: KernelRead[], o: Omit<ApplyOptions, 'reads'> = {}): Promise<unknown[][]> {
-  return applyOps([], { ...o, reads });
+/** A named network namespace and the id this netns knows it by. */
+export interface NetnsId {
+  name: string;
+  id?: number;
+}
+
+/** What one read answers with. */
+export type ReadResult<R extends KernelRead> = R extends { read: 'links' }
+  ? IpLink[]
+  : R extends { read: 'routes' }
+    ? IpRoute[]
+    : R extends { read: 'neighs' }
+      ? IpNeigh[]
+      : NetnsId[];
+export type ReadResults<T extends readonly KernelRead[]> = { -readonly [K in keyof T]: T[K] extends KernelRead ? ReadResult<T[K]> : never };
+
+/** Dumps only (one spawn, or none over netlink), each answered in its own shape. */
+export async function readState<const T extends readonly KernelRead[]>(reads: T, o: Omit<ApplyOptions, 'reads'> = {}): Promise<ReadResults<T>> {
+  return (await applyOps([], { ...o, reads: [...reads] })) as ReadResults<T>;
 }
 
 /** Links with their addresses (all, or one device; [] when it does not exist). */
 export async function readLinks(dev?: string, netns?: string): Promise<IpLink[]> {
   try {
-    return (await readState([{ read: 'links', dev }], { netns }))[0] as IpLink[];
+    return (await readState([{ read: 'links', dev }], { netns }))[0];
   } catch (e) {
     if (dev && /does not exist|Cannot find device/i.test((e as Error).message)) return [];
     throw e;
@@ -364,8 +379,7 @@ export async function readLinks(dev?: string, netns?: string): Promise<IpLink[]>
 /** A VTEP's forwarding entries of its own (`self`), as `bridge fdb` lists them. */
 export async function readFdb(dev: string, netns?: string): Promise<FdbRecord[]> {
   if (netlinkUsable()) return readFdbOverNetlink(dev, netns);
-  const [file, args] = inNetns(netns, 'bridge', ['-json', 'fdb', 'show', 'dev', dev]);
-  const r = await run(file, args);
+  const r = await run('bridge', ['-json', 'fdb', 'show', 'dev', dev], { netns });
   return (JSON.parse(r.stdout.trim() || '[]') as FdbRecord[]).filter((e) => e.flags?.includes('self'));
 }
 
@@ -379,8 +393,8 @@ async function batch(tool: 'ip' | 'bridge', ops: KernelOp[], offset: number, o: 
     // -batch splits lines on whitespace: an argument with blanks would silently change meaning
     if (l.some((a) => a === '' || /\s/.test(a))) throw new CniError(ErrCode.Internal, `bad ${tool} argument in ${JSON.stringify(l)}`);
   }
-  const [file, args] = inNetns(o.netns, tool, [...(reads.length ? ['-json', '-details'] : []), '-batch', '-']);
-  const r = await run(file, args, { input: lines.map((l) => l.join(' ')).join('\n') + '\n', allowFailure: true });
+  const args = [...(reads.length ? ['-json', '-details'] : []), '-batch', '-'];
+  const r = await run(tool, args, { netns: o.netns, input: lines.map((l) => l.join(' ')).join('\n') + '\n', allowFailure: true });
   if (r.exitCode !== 0) {
     const m = /Command failed -:(\d+)/.exec(r.stderr);
     const index = m ? Number(m[1]) - 1 : -1;

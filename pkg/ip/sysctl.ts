@@ -5,7 +5,6 @@ import { run } from '../exec';
 import { CniError, ErrCode } from '../cni/errors';
 import { netlinkUsable } from '../netlink/native';
 import { inNetns as enterNetns } from '../netlink/nl';
-import { inNetns } from './netns';
 
 /** key in dotted or slashed form: net.ipv4.ip_forward or net/ipv4/ip_forward */
 function procPath(key: string): string {
@@ -42,6 +41,5 @@ export async function setSysctls(values: Record<string, string>, netns?: string)
   if (!netns) return writeSysctls(values);
   if (netlinkUsable()) return enterNetns(netns, () => writeSysctls(values));
   // sysctl(8) reads a/b/c keys as paths, so slashed keys keep dots in interface names intact
-  const [file, args] = inNetns(netns, 'sysctl', ['-q', '-w', ...keys.map((k) => `${k}=${values[k]}`)]);
-  await run(file, args);
+  await run('sysctl', ['-q', '-w', ...keys.map((k) => `${k}=${values[k]}`)], { netns });
 }

@@ -1,7 +1,7 @@
 // The node's Linux bridge: created once with a fixed MAC (so it never follows its ports), then reused.
 import { CniError, ErrCode } from '../cni/errors';
 import { randomMac } from '../ip/mac';
-import { applyOps, OpError, readLinks, readState, type KernelOp } from '../ip/ops';
+import { applyOps, OpError, readLinks, type IpAddr, type KernelOp } from '../ip/ops';
 import { readLink, type SysLink } from '../ip/sysfs';
 import { setSysctls } from '../ip/sysctl';
 import { formatCIDR, networkOf, parseCIDR, overlaps } from '../ipnet';
@@ -44,32 +44,12 @@ export async function ensureBridgeSysctls(name: string): Promise<void> {
   await setSysctls({ [`net/ipv6/conf/${name}/accept_ra`]: '0' }).catch(() => undefined);
 }
 
-export interface AddrInfo {
-  family: 'inet' | 'inet6';
-  local: string;
-  prefixlen: number;
-  scope?: string;
-  tentative?: boolean;
-  dadfailed?: boolean;
-}
-
-/** The global addresses in what a `links` read of one device found. */
-export function globalAddresses(links: unknown): AddrInfo[] {
-  const l = (links as { addr_info?: AddrInfo[] }[] | undefined)?.[0];
-  return (l?.addr_info ?? []).filter((a) => a.scope !== 'link' && a.scope !== 'host');
-}
-
-/** Global addresses of a link. */
-export async function linkAddresses(dev: string, netns?: string): Promise<AddrInfo[]> {
-  return globalAddresses((await readState([{ read: 'links', dev }], { netns }))[0]);
-}
-
 /**
  * Operations that put each gateway (CIDR: gateway address with the pod subnet's prefix) on the bridge.
  * An IPv4 bridge address other than the gateway, or an IPv6 one overlapping it, is a conflict (a node whose pod
  * subnet changed): an error naming it, or with forceAddress, removed.
  */
-export function gatewayOps(dev: string, gateways: string[], existing: AddrInfo[], forceAddress: boolean): KernelOp[] {
+export function gatewayOps(dev: string, gateways: string[], existing: IpAddr[], forceAddress: boolean): KernelOp[] {
   const cmds: KernelOp[] = [];
   for (const gw of gateways) {
     const want = parseCIDR(gw)!;

@@ -5,16 +5,16 @@ import { settled } from '../settled';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
 import { macFromIPv4, randomMac } from '../ip/mac';
 import { netnsExists } from '../ip/netns';
-import { applyOps, deleteLink, readState } from '../ip/ops';
+import { applyOps, deleteLink, globalAddrs, readState, type IpAddr, type IpLink, type KernelOp } from '../ip/ops';
 import { linkExists, readLink } from '../ip/sysfs';
 import { readSysctl } from '../ip/sysctl';
 import { Undo } from '../undo';
 import { checkMasq, gcMasq, resolveBackend, setupMasq, teardownMasq, type MasqBackend } from '../nat';
-import { ensureBridge, ensureBridgeSysctls, gatewayOps, globalAddresses, type AddrInfo } from './bridge';
+import { ensureBridge, ensureBridgeSysctls, gatewayOps } from './bridge';
 import { calcGateways, vlanBridgeOps, vlanGatewayDevOps } from './gateway';
 import { hostVethName } from './names';
 import { checkPod, forwardingSysctls, masqRules, podRoutes, podSysctls, prevMasqRules, waitPairUp } from './pod';
-import { applyPairOps, nodeOps, planVeth, podOps, sysctlOps, type VethPlan } from './veth';
+import { applyPairOps, nodeOps, planNodeEnd, planPodEnd, podOps, sysctlOps, type NodeEndPlan } from './veth';
 
 export interface BridgePodConf {
   bridge: string;
@@ -53,21 +53,29 @@ function macFromPodIPv4(r: Result): string | undefined {
   return v4 && macFromIPv4(v4.address.split('/')[0]);
 }
 
-/** What ADD needs to know of the node before it starts: sysfs reads, no spawn. */
+/** What ADD needs to know of the node before it starts: sysfs reads, no kernel change. */
 function observeNode(conf: BridgePodConf, gwDev: string) {
   const bridge = readLink(conf.bridge);
   return {
     // up and needing no fixing: the pair can be made at once, while IPAM works
     bridgeReady: !!bridge?.isBridge && bridge.adminUp && !conf.promiscMode && !conf.vlan,
-    // the gateway device's addresses are read in the pair's spawn, to add only what it lacks
+    // the gateway device's addresses are read with the pair's creation, to add only what it lacks
     readGateway: conf.isGateway && linkExists(gwDev),
   };
 }
 
-/** The pair on the node, a port of the bridge, up; the gateway device's addresses read in the same spawn. */
-async function createPair(undo: Undo, plan: VethPlan, readGateway?: string): Promise<AddrInfo[]> {
-  const [links] = await applyPairOps(undo, plan.hostName, nodeOps(plan), readGateway ? { reads: [{ read: 'links', dev: readGateway }] } : {});
-  return readGateway ? globalAddresses(links) : [];
+/** The pair on the node, a port of the bridge, up; the gateway device's addresses read in the same go. */
+async function createPair(undo: Undo, hostName: string, plan: NodeEndPlan, readGateway?: string): Promise<IpAddr[]> {
+  const [links] = await applyPairOps(undo, hostName, nodeOps(plan), readGateway ? { reads: [{ read: 'links', dev: readGateway }] } : {});
+  return readGateway ? globalAddrs((links as IpLink[])[0]) : [];
+}
+
+/** Masquerade of the pod's addresses, begun now; its undo waits for it to end before taking it back. */
+function startMasq(undo: Undo, a: CmdArgs, r: Result, conf: BridgePodConf): Promise<unknown> {
+  const setup = resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, r, conf.masqExcluded)));
+  setup.catch(() => undefined); // awaited in step 4; a failure before then must not go unhandled
+  undo.push(() => setup.then(undefined, () => undefined).then(() => teardownMasq(attachment(a))));
+  return setup;
 }
 
 export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Result> {
@@ -76,79 +84,74 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
   const gwDev = conf.vlan ? `${conf.bridge}.${conf.vlan}` : conf.bridge;
   const node = observeNode(conf, gwDev);
   const undo = new Undo();
-  let masq: Promise<unknown> = Promise.resolve();
 
   // The pod's MAC is that of its IPv4 address unless the runtime asks for one (a reused address keeps its MAC,
   // so no neighbour's entry goes stale): the pair is made while IPAM runs, with a placeholder, and the pod side
   // sets the derived MAC before its link goes up.
   const placeholderMac = conf.mac ?? randomMac();
   const derivedMac = (r: Result) => (conf.mac ? undefined : macFromPodIPv4(r));
-  const hostMac = randomMac();
-  const pairPlan = (r: Result): VethPlan =>
-    planVeth(
-      { name: hostName, mac: hostMac, mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation },
-      {
-        netns: a.netns,
-        ifName: a.ifName,
-        mac: derivedMac(r) ?? placeholderMac,
-        setMac: derivedMac(r) !== undefined,
-        mtu: conf.mtu,
-        addresses: (r.ips ?? []).map((ip) => ip.address),
-        nodad: !conf.enabledad,
-        routes: podRoutes(r, a.ifName),
-        sysctls: podSysctls(a.ifName, r, conf.enabledad),
-        up: !conf.disableContainerInterface,
-      },
-    );
+  const nodeEnd = planNodeEnd(
+    { name: hostName, mac: randomMac(), mtu: conf.mtu, master: conf.bridge, hairpin: conf.hairpinMode, isolated: conf.portIsolation },
+    { netns: a.netns, ifName: a.ifName, mac: placeholderMac, mtu: conf.mtu },
+  );
 
   try {
     // 1. IPAM; masquerade needs only the addresses, so its rules go in from the moment IPAM answers
-    const ipam = async (): Promise<Result> => {
-      if (!conf.isLayer3) return { cniVersion: a.conf.cniVersion };
+    const ipam = async (): Promise<{ ipamResult: Result; masq: Promise<unknown> }> => {
+      if (!conf.isLayer3) return { ipamResult: { cniVersion: a.conf.cniVersion }, masq: Promise.resolve() };
       const r = await undo.do(
         () => ipamAdd(a),
         () => ipamDel(a),
       );
-      if (conf.ipMasq && r.ips?.length) {
-        undo.push(() => teardownMasq(attachment(a)));
-        masq = resolveBackend(conf.ipMasqBackend).then((b) => setupMasq(b, masqRules(a, r, conf.masqExcluded)));
-        masq.catch(() => undefined);
-      }
-      return r;
+      return { ipamResult: r, masq: conf.ipMasq && r.ips?.length ? startMasq(undo, a, r, conf) : Promise.resolve() };
     };
     // 2. the bridge (made once per node, left for its other pods) and the veth pair: a node end left by an
     //    earlier ADD of this attachment (a runtime's retry) is rewired, as ptp does
-    const pair = async (): Promise<AddrInfo[]> => {
+    const pair = async (): Promise<IpAddr[]> => {
       if (!node.bridgeReady) await ensureBridge({ name: conf.bridge, mtu: conf.mtu, promisc: conf.promiscMode, vlanFiltering: conf.vlan !== 0 });
       if (linkExists(hostName)) await deleteLink(hostName);
-      const held = await createPair(undo, pairPlan({ cniVersion: a.conf.cniVersion }), node.readGateway ? gwDev : undefined);
+      const held = await createPair(undo, hostName, nodeEnd, node.readGateway ? gwDev : undefined);
       if (node.bridgeReady) await ensureBridgeSysctls(conf.bridge);
-      // a MAC the runtime chose may hold an address some neighbour knows with another MAC: a gratuitous ARP on
-      // link up corrects it (arp_notify, as the reference sets for every pod)
-      if (conf.mac && conf.isLayer3) await applyOps(sysctlOps({ [`net/ipv4/conf/${a.ifName}/arp_notify`]: '1' }), { netns: a.netns });
+      await applyOps(sysctlOps({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' })).catch(() => undefined); // no such key without IPv6
       return held;
     };
-    // The one overlap of this ADD: with the bridge ready, the pair's spawn runs while IPAM works in this
-    // process (the reference also makes the veth before IPAM). A node's first ADD (or a bridge to fix) asks
-    // IPAM first, so a config it refuses leaves the node untouched.
-    const [ipamResult, held] = node.bridgeReady ? await settled([ipam(), pair()] as const) : [await ipam(), await pair()];
+    // The one overlap of this ADD: with the bridge ready, the pair is made while IPAM runs (a delegated IPAM
+    // plugin is a process of its own; the reference also makes the veth before IPAM). A node's first ADD (or
+    // a bridge to fix) asks IPAM first, so a config it refuses leaves the node untouched.
+    const [{ ipamResult, masq }, held] = node.bridgeReady ? await settled([ipam(), pair()] as const) : [await ipam(), await pair()];
     if (conf.isLayer3 && !ipamResult.ips?.length) throw new CniError(ErrCode.Internal, 'IPAM plugin returned no IP configuration');
 
-    // 3. the gateways on the bridge, checked against what it already holds; the pod side, now that the
-    //    addresses are known
+    // 3. the plan, now that the addresses are known: gateways on the bridge (against what it already holds),
+    //    forwarding, the VLAN entries, and the pod end
     const { result, bridgeAddrs, vlanDev } = calcGateways(ipamResult, conf);
     const podMac = derivedMac(result) ?? placeholderMac;
-    const gatewayNode = [...vlanGatewayDevOps(conf), ...(conf.isGateway ? gatewayOps(gwDev, bridgeAddrs, held, conf.forceAddress) : [])];
-    const nodeSysctls = sysctlOps({ [`net/ipv6/conf/${hostName}/accept_ra`]: '0' });
-    await applyOps(nodeSysctls).catch(() => undefined);
-    if (conf.isGateway) await applyOps(sysctlOps(forwardingSysctls(result)));
+    const nodeSide: KernelOp[] = [
+      ...(conf.isGateway ? sysctlOps(forwardingSysctls(result)) : []),
+      ...vlanGatewayDevOps(conf, linkExists(gwDev)),
+      ...(conf.isGateway ? gatewayOps(gwDev, bridgeAddrs, held, conf.forceAddress) : []),
+      ...vlanBridgeOps(conf, hostName),
+    ];
+    const podEnd = planPodEnd({
+      netns: a.netns,
+      ifName: a.ifName,
+      mac: podMac,
+      setMac: derivedMac(result) !== undefined,
+      mtu: conf.mtu,
+      addresses: (result.ips ?? []).map((ip) => ip.address),
+      nodad: !conf.enabledad,
+      routes: podRoutes(result, a.ifName),
+      // a MAC the runtime chose may hold an address some neighbour knows with another MAC: a gratuitous ARP on
+      // link up corrects it (arp_notify, as the reference sets for every pod)
+      sysctls: { ...podSysctls(a.ifName, result, conf.enabledad), ...(conf.mac && conf.isLayer3 ? { [`net/ipv4/conf/${a.ifName}/arp_notify`]: '1' } : {}) },
+      up: !conf.disableContainerInterface,
+    });
 
-    // 4. independent from here: node gateway and VLAN entries, the pod end, MAC spoof checks, masquerade
+    // 4. the apply, all independent: node side, pod side, MAC spoof checks, and the masquerade begun in 1
     if (conf.macspoofchk) undo.push(() => spoof().teardownSpoofchk(attachment(a)));
     await settled([
       masq,
-      applyOps([...gatewayNode, ...vlanBridgeOps(conf, hostName)]),
-      applyOps(podOps(pairPlan(result)), { netns: a.netns }),
+      applyOps(nodeSide),
+      applyOps(podOps(podEnd), { netns: a.netns }),
       conf.macspoofchk ? spoof().setupSpoofchk(spoofPort(a, hostName, podMac, result)) : Promise.resolve(),
     ]);
     if (!conf.disableContainerInterface) await waitPairUp(hostName, a.netns, a.ifName);
@@ -163,7 +166,6 @@ export async function addBridgePod(a: CmdArgs, conf: BridgePodConf): Promise<Res
     if (conf.dns && Object.keys(conf.dns).length) result.dns = conf.dns;
     return result;
   } catch (e) {
-    await masq.catch(() => undefined);
     await undo.run();
     throw e;
   }
@@ -205,7 +207,7 @@ export async function bridgePodProblems(a: CmdArgs, conf: BridgePodConf, prev: R
   else if (prevBridge?.mac && prevBridge.mac !== bridge.mac) problems.push(`bridge ${conf.bridge} has MAC ${bridge.mac}, expected ${prevBridge.mac}`);
   if (bridge && conf.promiscMode) {
     const [links] = await readState([{ read: 'links', dev: conf.bridge }]);
-    if (!(links[0] as { flags?: string[] } | undefined)?.flags?.includes('PROMISC')) problems.push(`bridge ${conf.bridge} is not promiscuous`);
+    if (!links[0]?.flags?.includes('PROMISC')) problems.push(`bridge ${conf.bridge} is not promiscuous`);
   }
 
   const hostName = hostVethName(a.containerId, a.ifName);

@@ -1,6 +1,5 @@
 // Gateways for the bridge: which address the bridge holds per family, and the pod's default routes.
 import type { KernelOp } from '../ip/ops';
-import { linkExists } from '../ip/sysfs';
 import { formatIP, networkOf, parseCIDR } from '../ipnet';
 import type { Result } from '../cni/types';
 import type { BridgePodConf } from './bridgepod';
@@ -42,11 +41,10 @@ export function calcGateways(ipam: Result, conf: Pick<BridgePodConf, 'isGateway'
   return { result, bridgeAddrs, vlanDev: conf.vlan !== 0 && conf.isGateway };
 }
 
-/** With a VLAN, the gateway lives on `<bridge>.<vlan>`, created here on first use. */
-export function vlanGatewayDevOps(conf: BridgePodConf): KernelOp[] {
-  if (!conf.vlan || !conf.isGateway) return [];
+/** With a VLAN, the gateway lives on `<bridge>.<vlan>`, created on first use (`exists`: the node has it). */
+export function vlanGatewayDevOps(conf: Pick<BridgePodConf, 'bridge' | 'vlan' | 'isGateway'>, exists: boolean): KernelOp[] {
+  if (!conf.vlan || !conf.isGateway || exists) return [];
   const dev = `${conf.bridge}.${conf.vlan}`;
-  if (linkExists(dev)) return [];
   return [
     { op: 'link-add', name: dev, link: { type: 'vlan', parent: conf.bridge, id: conf.vlan } },
     { op: 'link-set', name: dev, up: true },

@@ -1,7 +1,7 @@
 // The pod end: routes and sysctls derived from an IPAM result, and the CHECK of what ADD configured.
 import { CniError, ErrCode } from '../cni/errors';
 import type { CmdArgs, Result } from '../cni/types';
-import { readLinks, readState, type IpLink, type IpRoute, type RouteSpec } from '../ip/ops';
+import { readLinks, readState, type RouteSpec } from '../ip/ops';
 import { defaultRouteMtu, readOperstate } from '../ip/sysfs';
 import { netnsExists } from '../ip/netns';
 import { canonicalIP, networkOf, parseCIDR, formatCIDR, type Family } from '../ipnet';
@@ -131,7 +131,7 @@ export async function checkPod(a: CmdArgs, prev: Result, want: PodExpectation): 
   const iface = prev.interfaces?.find((i) => i.name === a.ifName && i.sandbox);
   if (!iface) return [`prevResult has no interface ${a.ifName} with a sandbox`];
   if (iface.sandbox !== a.netns) problems.push(`prevResult sandbox ${iface.sandbox} is not CNI_NETNS ${a.netns}`);
-  let out: unknown[][];
+  let out;
   try {
     out = await readState(
       [
@@ -144,7 +144,7 @@ export async function checkPod(a: CmdArgs, prev: Result, want: PodExpectation): 
   } catch (e) {
     return [`pod interface ${a.ifName}: ${(e as Error).message}`];
   }
-  const [links, routes4, routes6] = out as [IpLink[], IpRoute[], IpRoute[]];
+  const [links, routes4, routes6] = out;
   const link = links[0];
   if (link.linkinfo?.info_kind && link.linkinfo.info_kind !== 'veth') problems.push(`${a.ifName} is a ${link.linkinfo.info_kind}, not a veth`);
   if (iface.mac && link.address !== iface.mac) problems.push(`${a.ifName} has MAC ${link.address}, expected ${iface.mac}`);

@@ -32,7 +32,7 @@ const input = (ipam: Result, extra = {}) => ({
 describe('ptp planning', () => {
   it('plans the node batch: pair with ee:ee:... MAC, v6 link-local before up, host routes after', () => {
     const p = planPtpPod(input(dual()));
-    expect(argvOf(nodeOps(p.veth))).toEqual([
+    expect(argvOf(nodeOps(p.veth.node))).toEqual([
       [
         'link',
         'add',
@@ -84,12 +84,12 @@ describe('ptp planning', () => {
   it('needs no pod sysctls (no spawn) and no link-local lines for an IPv4-only pod', () => {
     const p = planPtpPod(input({ cniVersion: '1.0.0', ips: [{ address: '10.22.0.5/24' }] }));
     expect(p.veth.pod.beforeUp).toEqual([]);
-    expect(argvOf(nodeOps(p.veth)).map((c) => c.slice(0, 4).join(' '))).toEqual([
+    expect(argvOf(nodeOps(p.veth.node)).map((c) => c.slice(0, 4).join(' '))).toEqual([
       'link add name ptp0123456789ab',
       'link set ptp0123456789ab up',
       'route replace 10.22.0.5/32 dev',
     ]);
-    expect(argvOf(podOps(p.veth)).some((c) => c.includes('fe80::ecee:eeff:feee:eeee'))).toBe(false);
+    expect(argvOf(podOps(p.veth.pod)).some((c) => c.includes('fe80::ecee:eeff:feee:eeee'))).toBe(false);
     expect(p.hostSysctls).not.toHaveProperty('net/ipv6/conf/all/forwarding');
   });
 

@@ -199,7 +199,7 @@ export function withSubnets(r: Result, subnetOf: (ip: string) => number | undefi
 export async function applyPtpPlan(plan: PtpPlan, undo: Undo): Promise<void> {
   const { node } = plan.veth;
   const sysctls = sysctlOps(plan.hostSysctls);
-  const nodeSide = plan.hostSysctlsFirst ? [...node.create, ...sysctls, ...node.beforeUp, ...node.up, ...node.after] : [...nodeOps(plan.veth), ...sysctls];
+  const nodeSide = plan.hostSysctlsFirst ? [...node.create, ...sysctls, ...node.beforeUp, ...node.up, ...node.after] : [...nodeOps(plan.veth.node), ...sysctls];
   await applyPairOps(undo, plan.veth.hostName, nodeSide);
-  await applyOps(podOps(plan.veth), { netns: plan.veth.netns });
+  await applyOps(podOps(plan.veth.pod), { netns: plan.veth.netns });
 }

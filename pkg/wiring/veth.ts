@@ -6,13 +6,17 @@ import type { Undo } from '../undo';
 
 export type { RouteSpec };
 
-export interface PodSide {
+/** The pod end as the pair is made, before IPAM has answered. */
+export interface PeerEnd {
   netns: string;
   ifName: string;
   mac: string;
+  mtu: number;
+}
+
+export interface PodSide extends PeerEnd {
   /** the pair was made before `mac` was known (it follows from the IPAM result): the pod side sets it */
   setMac?: boolean;
-  mtu: number;
   /** CIDRs, e.g. 10.22.0.5/16 on a bridge, 10.22.0.5/32 on ptp */
   addresses: string[];
   /** skip IPv6 duplicate address detection so the address is usable at once */
@@ -40,59 +44,80 @@ export interface HostSide {
   after?: KernelOp[];
 }
 
-/** The phases in the order they run; each side's lists are applied in one go (pkg/ip/ops.ts). */
+/** The node end's phases in the order they run: the pair (its peer made inside the pod netns), before up, up, after. */
+export interface NodeEndPlan {
+  create: KernelOp[];
+  beforeUp: KernelOp[];
+  up: KernelOp[];
+  after: KernelOp[];
+}
+
+/** The pod end's phases: sysctls before up, addresses and up, then routes. */
+export interface PodEndPlan {
+  beforeUp: KernelOp[];
+  up: KernelOp[];
+  after: KernelOp[];
+}
+
+/** Both ends; each side's lists are applied in one go (pkg/ip/ops.ts). */
 export interface VethPlan {
   netns: string;
   hostName: string;
-  node: { create: KernelOp[]; beforeUp: KernelOp[]; up: KernelOp[]; after: KernelOp[] };
-  pod: { beforeUp: KernelOp[]; up: KernelOp[]; after: KernelOp[] };
+  node: NodeEndPlan;
+  pod: PodEndPlan;
 }
 
 export const sysctlOps = (values: Record<string, string>): KernelOp[] => Object.entries(values).map(([key, value]) => ({ op: 'sysctl', key, value }));
 
-export function planVeth(host: HostSide, pod: PodSide): VethPlan {
+/** The node end: what making the pair needs of the pod end is only its name, netns, MAC and MTU. */
+export function planNodeEnd(host: HostSide, peer: PeerEnd): NodeEndPlan {
   const beforeUp: KernelOp[] = [];
   if (host.master) beforeUp.push({ op: 'link-set', name: host.name, master: host.master });
   if (host.hairpin || host.isolated)
     beforeUp.push({ op: 'port-set', name: host.name, ...(host.hairpin ? { hairpin: true } : {}), ...(host.isolated ? { isolated: true } : {}) });
   beforeUp.push(...(host.beforeUp ?? []));
-  const podUp: KernelOp[] = pod.setMac ? [{ op: 'link-set', name: pod.ifName, mac: pod.mac }] : [];
-  podUp.push(...pod.addresses.map((cidr): KernelOp => ({ op: 'addr-replace', dev: pod.ifName, cidr, nodad: pod.nodad })));
-  const up = pod.up !== false;
-  if (up) podUp.push({ op: 'link-set', name: pod.ifName, up: true });
   return {
-    netns: pod.netns,
-    hostName: host.name,
-    node: {
-      create: [
-        {
-          op: 'link-add',
-          name: host.name,
-          mac: host.mac,
-          mtu: host.mtu,
-          link: { type: 'veth', peer: { name: pod.ifName, mac: pod.mac, mtu: pod.mtu, netns: pod.netns } },
-        },
-      ],
-      beforeUp,
-      up: [{ op: 'link-set', name: host.name, up: true }],
-      after: host.after ?? [],
-    },
-    pod: {
-      beforeUp: sysctlOps(pod.sysctls),
-      up: podUp,
-      after: up ? [...pod.routes.map((route): KernelOp => ({ op: 'route-replace', route })), ...(pod.after ?? [])] : [],
-    },
+    create: [
+      {
+        op: 'link-add',
+        name: host.name,
+        mac: host.mac,
+        mtu: host.mtu,
+        link: { type: 'veth', peer: { name: peer.ifName, mac: peer.mac, mtu: peer.mtu, netns: peer.netns } },
+      },
+    ],
+    beforeUp,
+    up: [{ op: 'link-set', name: host.name, up: true }],
+    after: host.after ?? [],
   };
 }
 
+/** The pod end, once its addresses are known. */
+export function planPodEnd(pod: PodSide): PodEndPlan {
+  const up: KernelOp[] = pod.setMac ? [{ op: 'link-set', name: pod.ifName, mac: pod.mac }] : [];
+  up.push(...pod.addresses.map((cidr): KernelOp => ({ op: 'addr-replace', dev: pod.ifName, cidr, nodad: pod.nodad })));
+  const goesUp = pod.up !== false;
+  if (goesUp) up.push({ op: 'link-set', name: pod.ifName, up: true });
+  return {
+    beforeUp: sysctlOps(pod.sysctls),
+    up,
+    after: goesUp ? [...pod.routes.map((route): KernelOp => ({ op: 'route-replace', route })), ...(pod.after ?? [])] : [],
+  };
+}
+
+/** Both ends when everything is known at once (ptp). */
+export function planVeth(host: HostSide, pod: PodSide): VethPlan {
+  return { netns: pod.netns, hostName: host.name, node: planNodeEnd(host, pod), pod: planPodEnd(pod) };
+}
+
 /** The node side in order: pair, before up, up, after. */
-export function nodeOps(p: VethPlan): KernelOp[] {
-  return [...p.node.create, ...p.node.beforeUp, ...p.node.up, ...p.node.after];
+export function nodeOps(n: NodeEndPlan): KernelOp[] {
+  return [...n.create, ...n.beforeUp, ...n.up, ...n.after];
 }
 
 /** The pod side in order: sysctls, addresses and up, routes. */
-export function podOps(p: VethPlan): KernelOp[] {
-  return [...p.pod.beforeUp, ...p.pod.up, ...p.pod.after];
+export function podOps(p: PodEndPlan): KernelOp[] {
+  return [...p.beforeUp, ...p.up, ...p.after];
 }
 
 /**

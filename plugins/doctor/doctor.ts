@@ -7,7 +7,7 @@ import { CniError, ErrCode } from '../../pkg/cni/errors';
 import { plainType } from '../../pkg/cni/names';
 import { parseNetConf } from '../../pkg/cni/skel';
 import type { CmdArgs, NetConf, Result } from '../../pkg/cni/types';
-import { readState, type IpLink } from '../../pkg/ip/ops';
+import { readState } from '../../pkg/ip/ops';
 import { netnsExists } from '../../pkg/ip/netns';
 import { readLink } from '../../pkg/ip/sysfs';
 import { listReservations } from '../../ipam/host-local/plugin';
@@ -66,13 +66,13 @@ function baseArgs(conf: NetConf): CmdArgs {
 // ---- the pod's netns: the namespace holding the peer of its node veth ----
 
 async function findNetns(hostVeth: string): Promise<string | undefined> {
-  let out: unknown[][];
+  let out;
   try {
     out = await readState([{ read: 'links', dev: hostVeth }, { read: 'namespaces' }]);
   } catch {
     return undefined;
   }
-  const [links, spaces] = out as [IpLink[], { name: string; id?: number }[]];
+  const [links, spaces] = out;
   const id = links[0]?.link_netnsid;
   const name = id === undefined ? undefined : spaces.find((s) => s.id === id)?.name;
   return name ? `/var/run/netns/${name}` : undefined;

@@ -5,8 +5,9 @@ import { argvOf } from '../../pkg/ip/ops';
 import { parseFabricConf } from '../../pkg/fabric/config';
 import { planFabric } from '../../pkg/fabric/plan';
 import { diffFabric } from '../../pkg/fabric/reconcile';
-import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type JsonLink, type Peer, type UnderlayFacts } from '../../pkg/fabric/types';
+import { FABRIC_ALIAS, RTPROT_TSCNI, type FabricState, type Peer, type UnderlayFacts } from '../../pkg/fabric/types';
 import { thrown } from '../../pkg/testing';
+import type { IpLink } from '../../pkg/ip/ops';
 
 // seed 001: node1/node2 on 192.168.10.0/24, node3 on 192.168.20.0/24 behind a router
 const NODES = {
@@ -114,7 +115,7 @@ describe('ipip plan', () => {
 
 describe('ipip reconcile diff against the kernel view', () => {
   // `ip -d -j addr show` of the device our plugin made in the UML guest (6.1), trimmed to what the diff reads
-  const tunnel = (o: Partial<JsonLink> = {}): JsonLink => ({
+  const tunnel = (o: Partial<IpLink> = {}): IpLink => ({
     ifname: 'tscni.ipip',
     mtu: 1480,
     flags: ['NOARP', 'UP', 'LOWER_UP'],
@@ -131,7 +132,7 @@ describe('ipip reconcile diff against the kernel view', () => {
     { dst: '10.244.2.0/24', gateway: '192.168.10.12', dev: 'tscni.ipip', flags: ['onlink'] },
     { dst: '10.244.3.0/24', gateway: '192.168.20.13', dev: 'tscni.ipip', flags: ['onlink'] },
   ];
-  const state = (links: JsonLink[], r = routes): FabricState => ({ links, routes: r, neighs: [], fdb: [] });
+  const state = (links: IpLink[], r = routes): FabricState => ({ links, routes: r, neighs: [], fdb: [] });
 
   it('nothing to do when the kernel matches the plan', () => {
     const diff = diffFabric(plan('node1'), state([tunnel()]));

@@ -30,7 +30,7 @@ import {
   ptpRoutes,
   withSubnets,
 } from '../../pkg/wiring/ptp';
-import { deleteLink, readState, type IpLink, type IpNeigh, type IpRoute } from '../../pkg/ip/ops';
+import { deleteLink, readState } from '../../pkg/ip/ops';
 import type { DoctorView } from '../doctor/view';
 import { parsePtpConf, type PtpConf } from './config';
 
@@ -154,10 +154,10 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
   if (host.mac !== HOST_MAC) problems.push(`node veth ${hostName} has MAC ${host.mac}, expected ${HOST_MAC}`);
   if (host.mtu !== conf.mtu) problems.push(`node veth ${hostName} has MTU ${host.mtu}, expected ${conf.mtu}`);
   // `table all` makes ip dump both families (a batch line cannot say -6; `root ::/0` alone lists none)
-  const [addrs, routes] = (await readState([
+  const [addrs, routes] = await readState([
     { read: 'links', dev: hostName },
     { read: 'routes', table: 'all', dev: hostName },
-  ])) as [IpLink[], IpRoute[]];
+  ]);
   for (const x of addrs[0]?.addr_info ?? []) {
     if (x.scope !== 'link') problems.push(`node veth ${hostName} holds address ${x.local}/${x.prefixlen}; it must hold none`);
   }
@@ -181,13 +181,13 @@ async function checkNode(hostName: string, conf: PodConf, prev: Result): Promise
 /** The gateway route and the permanent neighbour entries that ADD put in the pod. */
 async function checkGateway(a: CmdArgs, prev: Result): Promise<string[]> {
   const fams = familiesOf(prev);
-  const [routes, neighs] = (await readState(
+  const [routes, neighs] = await readState(
     [
       { read: 'routes', table: 'main', dev: a.ifName },
       { read: 'neighs', dev: a.ifName },
     ],
     { netns: a.netns },
-  )) as [IpRoute[], IpNeigh[]];
+  );
   const problems: string[] = [];
   if (fams.includes(4) && !routes.some((r) => r.dst === GATEWAY4 && r.scope === 'link')) {
     problems.push(`pod has no route ${GATEWAY4} dev ${a.ifName} scope link`);

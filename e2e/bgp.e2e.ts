@@ -8,7 +8,8 @@ import { ErrCode } from '../pkg/cni/errors';
 import { run } from '../pkg/exec';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { buildCluster, tscni, type Cluster, type ClusterNode } from './lib/cluster';
-import { background, waitFor, type Background } from './lib/etcd';
+import { background, type Background } from './lib/etcd';
+import { waitFor } from './lib/wait';
 import { addPod, type AddedPod } from './lib/pods';
 import { defaultBinDir, useWorld } from './lib/world';
 

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { run } from '../pkg/exec';
 import { Cnictl } from './lib/cnictl';
+import { holders, ipFiles, reservationsOf } from './lib/pods';
 import { defaultBinDir, ping, REFERENCE_BIN_DIR, World, type Netns } from './lib/world';
 
 const NET = 'tscni-e2e-refbr';
@@ -74,9 +75,7 @@ describe('cnictl: reference bridge + tscni host-local through libcni', () => {
     const ok = await ctl.check(node, NET, p1, { cniPath });
     expect(ok.stderr).toBe('');
     expect(ok.exitCode).toBe(0);
-    const [file] = fs
-      .readdirSync(path.join(dataDir, NET))
-      .filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(Cnictl.defaultContainerId(p1.path)));
+    const [file] = reservationsOf(dataDir, NET, Cnictl.defaultContainerId(p1.path));
     const saved = fs.readFileSync(path.join(dataDir, NET, file));
     fs.rmSync(path.join(dataDir, NET, file));
     try {
@@ -95,8 +94,7 @@ describe('cnictl: reference bridge + tscni host-local through libcni', () => {
     const del = await ctl.del(node, NET, p1, { cniPath });
     expect(del.stderr).toBe('');
     expect(del.exitCode).toBe(0);
-    const left = fs.readdirSync(path.join(dataDir, NET)).filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(id));
-    expect(left).toEqual([]);
+    expect(reservationsOf(dataDir, NET, id)).toEqual([]);
     expect(fs.existsSync(ctl.cacheFile(NET, id))).toBe(false);
     expect((await p1.ipJson<{ ifname: string }[]>(['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
     const again = await ctl.del(node, NET, p1, { cniPath });
@@ -109,8 +107,7 @@ describe('cnictl: reference bridge + tscni host-local through libcni', () => {
     await run('ip', ['netns', 'del', p2.name]);
     const del = await ctl.del(node, NET, p2.path, { cniPath });
     expect(del.exitCode).toBe(0);
-    const left = fs.readdirSync(path.join(dataDir, NET)).filter((f) => fs.readFileSync(path.join(dataDir, NET, f), 'utf8').startsWith(id));
-    expect(left).toEqual([]);
+    expect(reservationsOf(dataDir, NET, id)).toEqual([]);
   });
 
   it('with libcni default cache, the helper removes the cache files it caused', async () => {
@@ -152,12 +149,7 @@ describe('cnictl gc/status (spec 1.1) on our host-local', () => {
       const r = await world.cni(node, { command: 'ADD', containerId: id, netns: pod, config: conf });
       expect(r.exitCode).toBe(0);
     }
-    const held = () =>
-      fs
-        .readdirSync(path.join(dataDir, 'gcnet'))
-        .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
-        .map((f) => fs.readFileSync(path.join(dataDir, 'gcnet', f), 'utf8').split('\r\n')[0])
-        .sort();
+    const held = () => holders(dataDir, 'gcnet');
     expect(held()).toEqual([...ids].sort());
 
     const gc = await ctl.run(node, 'gc', 'gcnet', pod, { validAttachments: [{ containerID: ids[0], ifname: 'eth0' }] });
@@ -190,7 +182,7 @@ describe('cnictl gc/status (spec 1.1) on our host-local', () => {
         .exitCode,
     ).toBe(0);
     expect((await ctl.run(node, 'gc', 'oldnet', pod)).exitCode).toBe(0);
-    expect(fs.readdirSync(path.join(dataDir, 'oldnet')).filter((f) => f.startsWith('10.80.'))).toHaveLength(1);
+    expect(ipFiles(dataDir, 'oldnet').filter((f) => f.startsWith('10.80.'))).toHaveLength(1);
   });
 });
 

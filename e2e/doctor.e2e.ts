@@ -6,7 +6,7 @@ import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { hostVethName } from '../pkg/wiring/names';
-import { buildCluster, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { buildCluster, fabricConf, tscni, type Cluster, type ClusterNode } from './lib/cluster';
 import { run } from '../pkg/exec';
 import { addPod } from './lib/pods';
 import { CLEAN_PATH, defaultBinDir, useWorld, type Netns } from './lib/world';
@@ -238,19 +238,6 @@ describe('ptp node', () => {
   });
 });
 
-function fabricConf(c: Cluster, n: ClusterNode, type: string) {
-  return {
-    cniVersion: '1.0.0',
-    name: `d-${type}`,
-    type,
-    nodeIP: n.ip,
-    podCIDR: n.podCIDR,
-    clusterCIDR: c.clusterCIDR,
-    peersFile: c.peersFile,
-    ipam: { type: 'host-local', dataDir: world.tmpDir('ipam') },
-  };
-}
-
 describe('vxlan across three nodes', () => {
   let c: Cluster;
   let n1: ClusterNode;
@@ -259,7 +246,7 @@ describe('vxlan across three nodes', () => {
   beforeAll(async () => {
     c = await buildCluster(world, { tag: 'dvx' });
     for (const n of c.nodes) {
-      const conf = fabricConf(c, n, 'vxlan');
+      const conf = fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { cniVersion: '1.0.0', name: 'd-vxlan' });
       if (n.name === 'node1') file = conflist(conf);
       await addDoctorPod(n.ns, conf, n.name);
     }
@@ -325,7 +312,7 @@ describe('host-gw between node1 and node2', () => {
     c = await buildCluster(world, { tag: 'dhg' });
     c.writePeers([c.node('node1'), c.node('node2')]);
     for (const n of [c.node('node1'), c.node('node2')]) {
-      const conf = fabricConf(c, n, 'host-gw');
+      const conf = fabricConf(c, n, 'host-gw', world.tmpDir('ipam'), { cniVersion: '1.0.0', name: 'd-host-gw' });
       if (n.name === 'node1') file = conflist(conf);
       await addDoctorPod(n.ns, conf, n.name);
     }

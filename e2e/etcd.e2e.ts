@@ -6,7 +6,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { buildCluster, type Cluster, type ClusterNode } from './lib/cluster';
-import { background, etcdctl, makeTls, restartEtcd, startEtcd, waitFor, type Background, type EtcdMember, type TlsFiles } from './lib/etcd';
+import { background, etcdctl, makeTls, restartEtcd, startEtcd, type Background, type EtcdMember, type TlsFiles } from './lib/etcd';
+import { waitFor } from './lib/wait';
 import { addPod } from './lib/pods';
 import { defaultBinDir, useWorld } from './lib/world';
 

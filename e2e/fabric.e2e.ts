@@ -5,10 +5,11 @@ import * as path from 'path';
 import { ErrCode } from '../pkg/cni/errors';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
-import { buildCluster, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { buildCluster, fabricConf, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
 import { attachmentTraces, Cnictl, delAfterNetnsGone } from './lib/cnictl';
 import { addPod } from './lib/pods';
 import { defaultBinDir, useWorld, type Netns } from './lib/world';
+import { waitFor } from './lib/wait';
 
 const world = useWorld();
 jest.setTimeout(60_000);
@@ -22,33 +23,11 @@ interface Pod {
   conf: Record<string, unknown>;
 }
 
-function fabricConf(c: Cluster, n: ClusterNode, type: string, dataDir: string, extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: '1.1.0',
-    name: `tscni-${type}`,
-    type,
-    nodeIP: n.ip,
-    podCIDR: n.podCIDR,
-    clusterCIDR: c.clusterCIDR,
-    peersFile: c.peersFile,
-    ipam: { type: 'host-local', dataDir },
-    ...extra,
-  };
-}
-
 async function addFabricPod(n: ClusterNode, conf: Record<string, unknown>, label: string): Promise<Pod> {
   return { ...(await addPod(world, n.ns, conf, `pod${++podCount}-${label}`, { lo: true, idLabel: label })), node: n, conf };
 }
 
 let podCount = 0;
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function routes(n: ClusterNode): Promise<{ dst: string; gateway?: string; dev: string }[]> {
   return world.ipJson(n.ns, ['route', 'show', 'proto', String(RTPROT_TSCNI)]);

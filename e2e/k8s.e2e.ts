@@ -8,7 +8,8 @@ import { configMapData } from '../pkg/fabric/testdata/k8s/manifest';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { run } from '../pkg/exec';
 import { buildCluster, type Cluster, type ClusterNode } from './lib/cluster';
-import { background, makeTls, waitFor, type Background } from './lib/etcd';
+import { background, makeTls, type Background } from './lib/etcd';
+import { waitFor } from './lib/wait';
 import { addPod, ipFiles, type AddedPod } from './lib/pods';
 import { CLEAN_PATH, defaultBinDir, useWorld } from './lib/world';
 

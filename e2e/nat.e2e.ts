@@ -9,7 +9,6 @@ import { useWorld, type Netns } from './lib/world';
 
 jest.setTimeout(60_000);
 
-const run = exec.run;
 const NET = 'natnet';
 const att = (cid: string, ifName = 'eth0') => ({ network: NET, containerId: cid, ifName });
 const A = att('container-a');
@@ -21,15 +20,15 @@ const rulesA: MasqRule[] = [
 const rulesB: MasqRule[] = [{ ...B, ip: '10.1.0.6', excluded: ['10.1.0.0/16'] }];
 
 async function nftText(ns: Netns): Promise<string> {
-  const r = await run('nsenter', [`--net=${ns.path}`, 'nft', 'list', 'table', 'inet', 'tscni'], { allowFailure: true });
+  const r = await ns.exec(['nft', 'list', 'table', 'inet', 'tscni'], { allowFailure: true });
   return r.exitCode === 0 ? r.stdout.replace(/packets \d+ bytes \d+/g, '') : '';
 }
 async function nftJson(ns: Netns): Promise<any[]> {
-  const r = await run('nsenter', [`--net=${ns.path}`, 'nft', '-j', 'list', 'ruleset']);
+  const r = await ns.exec(['nft', '-j', 'list', 'ruleset']);
   return JSON.parse(r.stdout).nftables;
 }
 async function iptSave(ns: Netns, f: 4 | 6): Promise<string> {
-  return (await run('nsenter', [`--net=${ns.path}`, f === 4 ? 'iptables-save' : 'ip6tables-save', '-t', 'nat'])).stdout;
+  return (await ns.exec([f === 4 ? 'iptables-save' : 'ip6tables-save', '-t', 'nat'])).stdout;
 }
 const lines = (s: string, re: RegExp) => s.split('\n').filter((l) => re.test(l));
 
@@ -107,15 +106,15 @@ describe.each([
   it('check is one listing and names a deleted rule and a deleted element; ADD again repairs', async () => {
     await setupMasq('nftables', rulesA, o);
     expect(await spawns(() => checkMasq('nftables', rulesA, o))).toEqual(n(0, 1));
-    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'element', 'inet', 'tscni', 'masq6', '{', 'fd00:1::5', '}']);
+    await ns.exec(['nft', 'delete', 'element', 'inet', 'tscni', 'masq6', '{', 'fd00:1::5', '}']);
     expect(await checkMasq('nftables', rulesA, o)).toEqual([expect.stringMatching(/masq6 element fd00:1::5 is missing/)]);
     await setupMasq('nftables', rulesA, o);
     expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
     const masq = (await nftJson(ns)).find((i) => i.rule?.chain === 'postrouting' && i.rule.expr.some((e: any) => 'masquerade' in e));
-    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'rule', 'inet', 'tscni', 'postrouting', 'handle', String(masq.rule.handle)]);
+    await ns.exec(['nft', 'delete', 'rule', 'inet', 'tscni', 'postrouting', 'handle', String(masq.rule.handle)]);
     expect(await checkMasq('nftables', rulesA, o)).toEqual([expect.stringMatching(/postrouting is missing or changed/)]);
     // a deleted map (or table) sends setup down the full path, which also rebuilds the chain
-    await run('nsenter', [`--net=${ns.path}`, 'nft', 'delete', 'table', 'inet', 'tscni']);
+    await ns.exec(['nft', 'delete', 'table', 'inet', 'tscni']);
     await setupMasq('nftables', rulesA, o);
     expect(await checkMasq('nftables', rulesA, o)).toEqual([]);
   });
@@ -210,8 +209,7 @@ describe('iptables rules', () => {
     expect(await checkMasq('iptables', [...rulesA, ...rulesB], o)).toEqual([]);
 
     // CHECK sees a removed jump
-    await run('nsenter', [
-      `--net=${ns.path}`,
+    await ns.exec([
       'ip6tables',
       '-w',
       '-t',

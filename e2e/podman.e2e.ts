@@ -7,7 +7,7 @@ import * as path from 'path';
 import { run } from '../pkg/exec';
 import { pluginBinDir } from './lib/bins';
 import { busyboxMissing, busyboxRootfsTar } from './lib/busybox';
-import { ipFiles } from './lib/pods';
+import { ipFiles, natRuleset } from './lib/pods';
 import { Podman, podmanMissing } from './lib/podman';
 import { NETNS_DIR, REFERENCE_BIN_DIR, REPO_ROOT, useWorld, type Netns } from './lib/world';
 
@@ -24,15 +24,10 @@ function shipped(file: string, dataDir: string): { name: string; plugins: any[] 
   return conf;
 }
 
+/** The machine's own links: podman must leave none behind there (nodeLinks reads a world's namespace). */
 async function rootLinks(): Promise<string[]> {
   const links = JSON.parse((await run('ip', ['-json', 'link', 'show'])).stdout) as { ifname: string }[];
   return links.map((l) => l.ifname).sort();
-}
-
-async function nodeRules(node: Netns): Promise<string> {
-  const nft = await node.exec(['nft', 'list', 'ruleset'], { allowFailure: true });
-  const ipt = await node.exec(['iptables-save', '-t', 'nat'], { allowFailure: true });
-  return nft.stdout + ipt.stdout;
 }
 
 d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
@@ -164,7 +159,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       const links = await world.ipJson<{ ifindex: number; ifname: string }[]>(node, ['link', 'show']);
       const veth = links.find((l) => l.ifindex === iflink)?.ifname;
       expect(veth).toBeDefined();
-      expect(await nodeRules(node)).toContain(ipA);
+      expect(await natRuleset(node)).toContain(ipA);
       const cache = pm.cacheFile(net, idA);
       expect(fs.existsSync(cache)).toBe(true);
       const conmons = pm.conmonPids();
@@ -174,7 +169,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       expect(ipFiles(dataDirs[net], net)).toEqual([]);
       const after = await world.ipJson<{ ifname: string }[]>(node, ['link', 'show']);
       expect(after.map((l) => l.ifname)).not.toContain(veth);
-      expect(await nodeRules(node)).not.toContain(ipA);
+      expect(await natRuleset(node)).not.toContain(ipA);
       expect(fs.existsSync(cache)).toBe(false);
       expect(await pm.conmonPidsAfter()).toEqual([]);
     });
@@ -260,7 +255,7 @@ d('podman 4.3 (CNI backend) with tscni as its plugin dir', () => {
       expect(ipFiles(dataDir, 'tscni-v110')).toEqual([]);
       const links = await world.ipJson<{ ifname: string; master?: string }[]>(node, ['link', 'show']);
       expect(links.filter((l) => l.master === 'cni1')).toEqual([]);
-      expect(await nodeRules(node)).not.toMatch(/10\.22\.\d+\.\d+ comment/);
+      expect(await natRuleset(node)).not.toMatch(/10\.22\.\d+\.\d+ comment/);
       await pm.podman(['rm', '-f', '-t', '0', c]);
       fs.rmSync(path.join(pm.netDir, 'tscni-v110.conflist'));
     });

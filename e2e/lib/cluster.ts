@@ -31,6 +31,21 @@ export interface Cluster {
   node(name: string): ClusterNode;
 }
 
+/** A fabric plugin's config for node `n`: its node IP and pod CIDR, the cluster CIDR, the shared peers file. */
+export function fabricConf(c: Cluster, n: ClusterNode, type: string, dataDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    cniVersion: '1.1.0',
+    name: `tscni-${type}`,
+    type,
+    nodeIP: n.ip,
+    podCIDR: n.podCIDR,
+    clusterCIDR: c.clusterCIDR,
+    peersFile: c.peersFile,
+    ipam: { type: 'host-local', dataDir },
+    ...extra,
+  };
+}
+
 export interface ClusterOptions {
   /** namespace name prefix, so several clusters live in one World; default 'c' */
   tag?: string;

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'child_process';
 import * as path from 'path';
 import { CLEAN_PATH, type Netns, type World } from './world';
+import { waitFor } from './wait';
 
 export interface Background {
   proc: ChildProcess;
@@ -31,15 +32,6 @@ export function background(world: World, ns: Netns, argv: string[], env: Record<
   };
   world.onCleanup(() => b.stop('SIGKILL'));
   return b;
-}
-
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what = 'condition'): Promise<number> {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > ms) throw new Error(`${what}: not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return Date.now() - start;
 }
 
 export interface EtcdMember {

@@ -53,6 +53,18 @@ export function ipFiles(dataDir: string, net: string): string[] {
   }
 }
 
+/** The reservation files of a network that container `id` holds. */
+export function reservationsOf(dataDir: string, net: string, id: string): string[] {
+  return ipFiles(dataDir, net).filter((f) => fs.readFileSync(path.join(dataDir, net, f), 'utf8').startsWith(id));
+}
+
+/** Who holds a network's reservations: a container ID per reservation file, sorted. */
+export function holders(dataDir: string, net: string): string[] {
+  return ipFiles(dataDir, net)
+    .map((f) => fs.readFileSync(path.join(dataDir, net, f), 'utf8').split('\r\n')[0])
+    .sort();
+}
+
 /** Every masquerade backend's NAT state of a node as text: nftables, iptables and ip6tables (their timestamps dropped). */
 export async function natRuleset(node: Netns): Promise<string> {
   const [nft, ipt, ip6t] = await Promise.all([

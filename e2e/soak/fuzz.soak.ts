@@ -67,6 +67,8 @@ const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)
 const value = (r: Rand): unknown => structuredClone(pick(r, VALUES));
 
 interface Paths {
+  /** why the immutable directory is not among them (chattr +i refused), else undefined */
+  noImmutable?: string;
   ok: string;
   all: string[];
 }
@@ -84,6 +86,7 @@ async function oddPaths(tmp: string): Promise<Paths> {
   const ok = path.join(tmp, 'ok');
   return {
     ok,
+    noImmutable: chattr.exitCode === 0 ? undefined : `chattr +i: ${chattr.stderr.trim() || `exit ${chattr.exitCode}`}`,
     all: [
       '/proc/tscni-fuzz',
       '/proc/sys/net',
@@ -273,8 +276,10 @@ describe.each(PLUGINS)('fuzz %s', (plugin) => {
       maxCallMs: Math.round(maxMs),
       internalErrors: Object.fromEntries(internal),
       leftOnTheNode: { podVeths: state.podVeths, reservations: state.reservations },
+      ...(paths.noImmutable ? { notTried: `an immutable directory (${paths.noImmutable})` } : {}),
     });
     expect(offs.slice(0, 10)).toEqual([]);
     expect(failedDels.slice(0, 10)).toEqual([]);
+    expect({ podVeths: state.podVeths, reservations: state.reservations }).toEqual({ podVeths: [], reservations: 0 });
   }, 7_200_000);
 });

@@ -1,6 +1,6 @@
 // Three projects: unit tests need no root; e2e tests build namespaces and need root + the built binary; soak
 // (make soak, a release check outside make test) runs the e2e world for an hour's worth of faults, churn and fuzz.
-const tsJest = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] };
+const tsJest = { '^.+\\.ts$': ['ts-jest', {}] };
 module.exports = {
   projects: [
     { displayName: 'unit', testMatch: ['<rootDir>/{pkg,plugins,ipam}/**/*.test.ts'], transform: tsJest, testEnvironment: 'node' },

@@ -541,7 +541,8 @@ export class World {
  */
 export function useWorld(): World {
   const w = new World();
-  afterAll(() => w.cleanup());
+  // its own limit, not the file's hook timeout (5 s unless set): deleting many namespaces on a busy machine takes longer
+  afterAll(() => w.cleanup(), 120_000);
   return w;
 }
 

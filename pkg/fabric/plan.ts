@@ -89,6 +89,7 @@ export function planFabric<O>(mode: FabricMode<O>, self: SelfNets, peers: Peer[]
     mode: mode.name,
     families: nets.map((n) => n.family),
     mtu: ctxs[0].mtu,
+    overhead: mode.overhead(fam),
     device,
     usesFdb: !!mode.usesFdb,
     routes: [],

@@ -67,6 +67,8 @@ export interface DesiredFabric {
   families: Array<4 | 6>;
   /** the MTU pods get: the fabric's MTU */
   mtu: number;
+  /** what the mode's encapsulation takes of the underlay MTU (by the underlay's family, not the pods') */
+  overhead: number;
   device?: DesiredDevice;
   /** the device carries FDB entries (read with `bridge fdb`) */
   usesFdb: boolean;

@@ -73,9 +73,13 @@ describe('fabric findings name their peer', () => {
   });
 
   it('explains the expected VTEP MTU', () => {
-    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, undefined, vxlanMode)).toBe(' (underlay MTU 1450 - 50 for vxlan)');
-    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, 1400, vxlanMode)).toBe(' (mtu in the config)');
-    expect(mtuReason('route 10.244.2.0/24 missing', d, undefined, vxlanMode)).toBe('');
+    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, undefined)).toBe(' (underlay MTU 1450 - 50 for vxlan)');
+    expect(mtuReason('tscni.1 has MTU 1500, expected 1400', d, 1400)).toBe(' (mtu in the config)');
+    expect(mtuReason('route 10.244.2.0/24 missing', d, undefined)).toBe('');
+    // IPv6 pods over an IPv4 underlay: VXLAN over IPv4 takes 50, whatever the pods' family
+    const opts = parseFabricConf({ podCIDR: 'fd00:10:244:1::/64' }, vxlanMode).opts;
+    const d6 = planFabric(vxlanMode, { podCIDR: 'fd00:10:244:1::/64' }, [], underlay, opts);
+    expect(mtuReason(`${d6.device!.name} has MTU 1500, expected 1400`, d6, undefined)).toBe(' (underlay MTU 1450 - 50 for vxlan)');
   });
 });
 

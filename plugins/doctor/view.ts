@@ -127,11 +127,10 @@ export function peerOf(problem: string, index: Map<string, string>): string | un
 }
 
 /** Where an expected device MTU comes from, for a finding about it. */
-export function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined, mode: FabricMode<unknown>): string {
+export function mtuReason(problem: string, d: DesiredFabric, configured: number | undefined): string {
   if (!d.device || !problem.startsWith(`${d.device.name} has MTU `)) return '';
   if (configured !== undefined) return ' (mtu in the config)';
-  const overhead = mode.overhead(d.families[0]);
-  return ` (underlay MTU ${d.mtu + overhead} - ${overhead} for ${d.mode})`;
+  return ` (underlay MTU ${d.mtu + d.overhead} - ${d.overhead} for ${d.mode})`;
 }
 
 /** The node's fabric against the plan of a host-gw/vxlan/ipip config, each finding with the peer it is about. */
@@ -145,7 +144,7 @@ export async function fabricFindings<O>(a: CmdArgs, mode: FabricMode<O>, finding
     const name = peer && names.get(peer);
     findings.push({
       where: 'node',
-      problem: p + mtuReason(p, desired, parsed.fabric.mtu, mode),
+      problem: p + mtuReason(p, desired, parsed.fabric.mtu),
       ...(peer ? { peer } : {}),
       ...(name ? { peerName: name } : {}),
     });

@@ -5,9 +5,10 @@
 // - the skeleton (pkg/cni/skel.ts) starts it for every verb and arms the watchdog below, the last resort for
 //   a wait nothing else bounds;
 // - pkg/exec.ts gives every spawn at most the time left, and spawns nothing once it is spent;
-// - host-local's lock wait (ipam/host-local/lock.ts) stops at the budget;
-// - every other loop of a call is bounded by its input (path components, files in one directory, a fixed
-//   number of retries), so it needs no clock.
+// - host-local's lock wait (ipam/host-local/lock.ts) stops at the budget, and so does its full scan of a
+//   store's files (ipam/host-local/disk.ts), before anything is written;
+// - every other loop of a call is bounded by its input (path components, a fixed number of retries), so it
+//   needs no clock.
 // Agents (tscni fabric watch, tscni k8s run) run no plugin call and have no budget.
 import { nowMs } from '../clock';
 import { CniError, ErrCode } from './errors';

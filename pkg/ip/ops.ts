@@ -293,19 +293,23 @@ function readArgs(r: KernelRead): string[] {
   }
 }
 
-export interface ApplyOptions {
+export interface ApplyOptions<T extends readonly KernelRead[] = readonly KernelRead[]> {
   /** inside this network namespace (a path: /var/run/netns/x, /proc/PID/ns/net) */
   netns?: string;
   /** dumps taken after the ops, in the same spawn as the last ip ops when there are any (details included) */
-  reads?: KernelRead[];
+  reads?: T;
 }
 
 /**
  * Carry out ops in order; the first the kernel refuses stops the rest and is thrown as an OpError. Consecutive
  * ops of one tool go in one spawn. Returns what the reads found, one list per read.
  */
-export async function applyOps(ops: readonly KernelOp[], o: ApplyOptions = {}): Promise<unknown[][]> {
-  const reads = o.reads ?? [];
+export async function applyOps<const T extends readonly KernelRead[] = []>(ops: readonly KernelOp[], o: ApplyOptions<T> = {}): Promise<ReadResults<T>> {
+  return (await carryOut(ops, o)) as ReadResults<T>;
+}
+
+async function carryOut(ops: readonly KernelOp[], o: ApplyOptions): Promise<unknown[][]> {
+  const reads = [...(o.reads ?? [])];
   if (netlinkUsable()) return applyInProcess(ops, reads, o);
   const toolOf = (x: KernelOp) => (x.op === 'sysctl' ? 'sysctl' : commandOf(x).tool);
   // the reads ride with the last run of ip ops when it is the last run
@@ -363,7 +367,7 @@ export type ReadResults<T extends readonly KernelRead[]> = { -readonly [K in key
 
 /** Dumps only (one spawn, or none over netlink), each answered in its own shape. */
 export async function readState<const T extends readonly KernelRead[]>(reads: T, o: Omit<ApplyOptions, 'reads'> = {}): Promise<ReadResults<T>> {
-  return (await applyOps([], { ...o, reads: [...reads] })) as ReadResults<T>;
+  return applyOps([], { ...o, reads });
 }
 
 /** Links with their addresses (all, or one device; [] when it does not exist). */

@@ -5,7 +5,7 @@ import { settled } from '../settled';
 import type { Attachment, CmdArgs, DNS, Result } from '../cni/types';
 import { macFromIPv4, randomMac } from '../ip/mac';
 import { netnsExists } from '../ip/netns';
-import { applyOps, deleteLink, globalAddrs, readState, type IpAddr, type IpLink, type KernelOp } from '../ip/ops';
+import { applyOps, deleteLink, globalAddrs, readState, type IpAddr, type KernelOp } from '../ip/ops';
 import { linkExists, readLink } from '../ip/sysfs';
 import { readSysctl } from '../ip/sysctl';
 import { Undo } from '../undo';
@@ -66,8 +66,12 @@ function observeNode(conf: BridgePodConf, gwDev: string) {
 
 /** The pair on the node, a port of the bridge, up; the gateway device's addresses read in the same go. */
 async function createPair(undo: Undo, hostName: string, plan: NodeEndPlan, readGateway?: string): Promise<IpAddr[]> {
-  const [links] = await applyPairOps(undo, hostName, nodeOps(plan), readGateway ? { reads: [{ read: 'links', dev: readGateway }] } : {});
-  return readGateway ? globalAddrs((links as IpLink[])[0]) : [];
+  if (!readGateway) {
+    await applyPairOps(undo, hostName, nodeOps(plan));
+    return [];
+  }
+  const [links] = await applyPairOps(undo, hostName, nodeOps(plan), { reads: [{ read: 'links', dev: readGateway }] });
+  return globalAddrs(links[0]);
 }
 
 /** Masquerade of the pod's addresses, begun now; its undo waits for it to end before taking it back. */

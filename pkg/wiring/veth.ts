@@ -1,7 +1,7 @@
 // A veth pair from the node into the pod, planned as kernel operations in named phases: on the node, the pair
 // (its peer made straight inside the pod netns), what the node end needs before it goes up, up, and what comes
 // after (routes through it); in the pod, sysctls before its end goes up, then addresses and up, then routes.
-import { applyOps, deleteLink, OpError, type ApplyOptions, type KernelOp, type RouteSpec } from '../ip/ops';
+import { applyOps, deleteLink, OpError, type ApplyOptions, type KernelOp, type KernelRead, type ReadResults, type RouteSpec } from '../ip/ops';
 import type { Undo } from '../undo';
 
 export type { RouteSpec };
@@ -124,7 +124,12 @@ export function podOps(p: PodEndPlan): KernelOp[] {
  * Apply node-side ops that begin with the pair's `link add`. From the moment the pair exists, its deletion is
  * on the undo stack; a failed `link add` made nothing, and the name may belong to a live pod, so then nothing is.
  */
-export async function applyPairOps(undo: Undo, hostName: string, ops: KernelOp[], o: ApplyOptions = {}): Promise<unknown[][]> {
+export async function applyPairOps<const T extends readonly KernelRead[] = []>(
+  undo: Undo,
+  hostName: string,
+  ops: KernelOp[],
+  o: ApplyOptions<T> = {},
+): Promise<ReadResults<T>> {
   try {
     const found = await applyOps(ops, o);
     undo.push(() => deleteLink(hostName));

@@ -2,7 +2,6 @@
 // ADD is idempotent per (containerID, ifname); DEL releases by (containerID, ifname), falling back to legacy
 // id-only files; CHECK wants an address in every range set; GC frees what the runtime no longer lists; STATUS
 // reports an exhausted range set or an unwritable dataDir with code 50.
-import * as fs from 'fs';
 import * as path from 'path';
 import { setBudget } from '../../pkg/cni/budget';
 import { CniError, ErrCode } from '../../pkg/cni/errors';
@@ -12,7 +11,7 @@ import { probeDirs } from '../../pkg/files';
 import { contains, formatIP, parseCIDR, parseIP } from '../../pkg/ipnet';
 import { type HostLocalConfig, type RangeSet, type RequestedIP, parseConfig } from './config';
 import { readResolvConf } from './dns';
-import { type Entry, type ScanEntry, TORN_GRACE_MS, parseIPFileName, parseOwner } from './disk';
+import { type Entry, type ScanEntry, NetworkDir, TORN_GRACE_MS } from './disk';
 import { Store } from './store';
 
 export const KNOWN_CNI_ARGS = ['IP', 'MAC', 'K8S_POD_NAMESPACE', 'K8S_POD_NAME', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID'] as const;
@@ -200,26 +199,19 @@ export function listReservations(conf: NetConf): Reservation[] {
   const cfg = parseConfig(conf, {});
   const dir = path.join(cfg.dataDir, cfg.name);
   const out = new Map<string, Reservation>();
-  let names: string[];
+  let entries: ScanEntry[];
   try {
-    names = fs.readdirSync(dir);
+    // the store's own reader: a file that is not a reservation (a FIFO, a directory) cannot hold the doctor
+    entries = new NetworkDir(dir).scan();
   } catch {
     return [];
   }
-  for (const name of names.sort()) {
-    const a = parseIPFileName(name);
-    const set = a && cfg.rangeSets.find((s) => s.rangeOf(a.family, a.ip));
-    if (!a || !set) continue;
-    let owner;
-    try {
-      owner = parseOwner(fs.readFileSync(path.join(dir, name), 'utf8'));
-    } catch {
-      continue;
-    }
-    if (!owner) continue;
+  for (const { family, addr, owner } of entries.sort((x, y) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0))) {
+    const set = cfg.rangeSets.find((s) => s.rangeOf(family, addr));
+    if (!set || !owner) continue;
     const key = `${owner.id}/${owner.ifname}`;
     if (!out.has(key)) out.set(key, { id: owner.id, ifName: owner.ifname, ips: [] });
-    out.get(key)!.ips.push(ipConfig(set, a.ip));
+    out.get(key)!.ips.push(ipConfig(set, addr));
   }
   return [...out.values()];
 }

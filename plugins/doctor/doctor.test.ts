@@ -1,3 +1,4 @@
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -92,6 +93,8 @@ describe('pods from host-local reservations', () => {
     fs.writeFileSync(path.join(net, 'fd00::5'), 'c1\r\neth0');
     fs.writeFileSync(path.join(net, '10.22.0.6'), 'c2\r\nnet1');
     fs.writeFileSync(path.join(net, '10.22.0.7'), '');
+    // a FIFO where a reservation belongs is none, and reading it must not block
+    execFileSync('mkfifo', [path.join(net, '10.22.0.8')]);
     fs.writeFileSync(path.join(net, 'last_reserved_ip.0'), '10.22.0.6');
     const conf = parseNetConf(
       Buffer.from(

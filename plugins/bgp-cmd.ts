@@ -9,7 +9,8 @@ import { coalesced } from '../pkg/coalesce';
 import { renderBirdConf } from '../pkg/bgp/bird';
 import { birdFiles, planBgp } from '../pkg/bgp/plan';
 import { superviseBird } from '../pkg/bgp/daemon';
-import { loadFabricConf } from './fabric-cmd';
+import { leftOutLines } from '../pkg/fabric/plan';
+import { leftOutWarner, loadFabricConf } from './fabric-cmd';
 import { watchFiles } from './watch-files';
 
 const USAGE = 'usage: tscni bgp run --conf <conflist or conf file with "routing": "bgp"> [--bird /usr/sbin/bird] [--interval <seconds>]';
@@ -43,15 +44,13 @@ export async function bgpMain(argv: string[]): Promise<number> {
   const conf0 = conf;
   const supervisor = superviseBird({ bird, ...birdFiles(conf0), log });
   let applied = '';
-  let said = '';
+  const warn = leftOutWarner(log);
   const round = coalesced(async () => {
     try {
       const c = loadFabricConf(file!);
       const { peers, underlay } = await syncFabric(c);
       const p = planBgp(c, peers, underlay);
-      const leftOut = p.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`).join('\n');
-      if (leftOut !== said) for (const l of leftOut ? leftOut.split('\n') : []) log(`warning: ${l}`);
-      said = leftOut;
+      warn(leftOutLines(p));
       const text = renderBirdConf(p.bird);
       if (text === applied) return;
       await supervisor.apply(text);

@@ -36,11 +36,19 @@ export function fabricConfOf(raw: Record<string, unknown>, file: string): Fabric
   return parseFabricConf(raw, mode);
 }
 
-/**
- * One reconcile, with a line of what it did. Peers left out are named on stderr; a watcher passes `said` so that
- * the same set is named once, not on every periodic sync.
- */
-async function syncOnce(file: string, said?: { leftOut: string }): Promise<void> {
+/** A warning per peer left out, said again only when that set changed: agents sync every interval. */
+export function leftOutWarner(log: (line: string) => void): (lines: string[]) => void {
+  let said: string | undefined;
+  return (lines) => {
+    const key = lines.join('\n');
+    if (key === said) return;
+    said = key;
+    for (const l of lines) log(`warning: ${l}`);
+  };
+}
+
+/** One reconcile, with a line of what it did; peers left out are named on stderr (by `warn`, in a watcher). */
+async function syncOnce(file: string, warn = leftOutWarner(log)): Promise<void> {
   const t0 = process.hrtime.bigint();
   const conf = loadFabricConf(file);
   const { desired, report } = await syncFabric(conf);
@@ -50,10 +58,7 @@ async function syncOnce(file: string, said?: { leftOut: string }): Promise<void>
     `fabric ${desired.mode}: ${desired.paths.length} peer(s) (${direct} direct, ${desired.paths.length - direct} tunnelled), mtu ${desired.mtu}, ` +
       `${report.changed ? `${report.changed} change(s)` : 'unchanged'}${report.leftOut.length ? `, ${report.leftOut.length} left out` : ''} in ${ms.toFixed(0)} ms\n`,
   );
-  const key = report.leftOut.join('\n');
-  if (said && said.leftOut === key) return;
-  if (said) said.leftOut = key;
-  for (const l of report.leftOut) log(`warning: ${l}`);
+  warn(report.leftOut);
 }
 
 function fail(e: unknown): void {
@@ -172,10 +177,10 @@ function watchKubernetes(conf: FabricConf, peersFile: string, sync: () => void, 
  * With `kubernetes`, the peers file is ours to write from the Node API instead of a file to follow.
  */
 async function watch(file: string, interval: number, kubernetes: boolean): Promise<number> {
-  const said = { leftOut: '' };
+  const warn = leftOutWarner(log);
   const afterSync: Array<() => Promise<void>> = [];
   const sync = coalesced(async () => {
-    const good = await syncOnce(file, said).then(
+    const good = await syncOnce(file, warn).then(
       () => true,
       (e) => (fail(e), false),
     );

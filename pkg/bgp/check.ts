@@ -1,11 +1,12 @@
 // CHECK and the doctor in BGP mode: the sessions as BIRD reports them, and for every peer pod CIDR whether BGP
 // brought its route into the kernel, with the reason in plain words when not.
+import { leftOutLines } from '../fabric/plan';
 import { birdCommand, parseProtocols, parseRoutePrefixes, sessionName } from './bird';
 import type { BgpPlan } from './plan';
 
 /** `kernel`: the destinations of BIRD's routes in the main table (`ip route show proto bird`). */
 export async function bgpProblems(p: BgpPlan, kernel: Set<string>): Promise<string[]> {
-  const problems = p.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`);
+  const problems = leftOutLines(p);
   let protocols;
   let learned: Set<string>;
   try {

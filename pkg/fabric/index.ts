@@ -2,8 +2,8 @@
 import { defaultRouteInterface } from '../ip/sysfs';
 import { parseCIDR } from '../ipnet';
 import { loadPeers, type FabricConf } from './config';
-import { planFabric, underlayFacts } from './plan';
-import { applyFabric, diffFabric, leftOutLines, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
+import { leftOutLines, planFabric, underlayFacts } from './plan';
+import { applyFabric, diffFabric, readFabricState, sysctlProblems, type ReconcileReport } from './reconcile';
 import { readStamp, stampKey, writeStamp } from './stamp';
 import type { DesiredFabric, FabricState, Peer, UnderlayFacts } from './types';
 

@@ -191,3 +191,8 @@ export function screenPeers(peers: Peer[], self: { nodeIP: string; podCIDR: stri
   });
   return { kept, leftOut };
 }
+
+/** One line per peer a plan (the fabric's, or BGP's) left out. */
+export function leftOutLines(p: { leftOut: LeftOutPeer[] }): string[] {
+  return p.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`);
+}

@@ -5,6 +5,7 @@ import { applyOps, OpError, readFdb, readState, type IpLink, type IpNeigh, type 
 import { defaultRouteInterface, linkExists } from '../ip/sysfs';
 import { readSysctl, setSysctls } from '../ip/sysctl';
 import { CniError } from '../cni/errors';
+import { leftOutLines } from './plan';
 import { FABRIC_ALIAS, RTPROT_TSCNI, type DesiredFabric, type FabricDiff, type FabricState } from './types';
 
 /**
@@ -165,11 +166,6 @@ export interface ReconcileReport {
   problems: string[];
   /** peers the plan left out and routes held by another owner: one line each, for the log */
   leftOut: string[];
-}
-
-/** One line per peer the plan left out. */
-export function leftOutLines(d: DesiredFabric): string[] {
-  return d.leftOut.map((l) => `peer ${l.peer} left out: ${l.why}`);
 }
 
 /** Make the kernel match `d`, given the state read before planning. A race with a concurrent ADD is retried once. */

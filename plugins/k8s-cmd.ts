@@ -206,7 +206,7 @@ export async function install(o: InstallOptions, cfg: ApiConfig): Promise<{ vars
 /** The pod network the files in place were rendered for; undefined when there are none (or they do not parse). */
 function renderedNet(
   o: Pick<InstallOptions, 'conflist' | 'fabricConf'>,
-): (import('./k8s-node').NodeNet & { podCIDRs: string[]; peersFile?: string; bgp?: { clusterCIDRs: string[]; dir: string } }) | undefined {
+): (import('./k8s-node').NodeNet & { podCIDRs: string[]; peersFile?: string; bgp?: import('./k8s-node').RenderedBgp }) | undefined {
   const { loadFabricConf } = require('./fabric-cmd') as typeof import('./fabric-cmd');
   try {
     const fabric = loadFabricConf(o.fabricConf);

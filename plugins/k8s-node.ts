@@ -63,12 +63,15 @@ export async function forgetPodCIDR(old: NodeNet): Promise<string[]> {
   return done;
 }
 
+/** With BGP routing: BIRD's routes inside these cluster CIDRs are ours (they persist after BIRD), and its directory. */
+export interface RenderedBgp {
+  clusterCIDRs: string[];
+  dir: string;
+}
+
 export interface UninstallInput {
-  /**
-   * the pod network of the rendered conflist (read before it is removed); undefined when there is none. With BGP
-   * routing, BIRD's routes inside its cluster CIDRs are ours (they persist after BIRD), and so is BIRD's directory
-   */
-  net?: NodeNet & { bgp?: { clusterCIDRs: string[]; dir: string } };
+  /** the pod network of the rendered conflist (read before it is removed); undefined when there is none */
+  net?: NodeNet & { bgp?: RenderedBgp };
   /** the rendered files: conflist, fabric conf, peers file */
   files: string[];
   binDir: string;

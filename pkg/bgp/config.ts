@@ -36,8 +36,7 @@ export function parseBgp(c: ConfigReader): BgpConf {
   const asn = b.int('asn', undefined, 1, ASN_MAX);
   if (asn === undefined) throw b.fail('asn', 'is required');
   const rid = b.string('routerId');
-  if (rid !== undefined && !/^\d+\.\d+\.\d+\.\d+$/.test(rid)) throw b.fail('routerId', `${JSON.stringify(rid)} is not an IPv4 address`);
-  if (rid !== undefined && !canonicalIP(rid)) throw b.fail('routerId', `${JSON.stringify(rid)} is not an IPv4 address`);
+  if (rid !== undefined && !(/^\d+\.\d+\.\d+\.\d+$/.test(rid) && canonicalIP(rid))) throw b.fail('routerId', `${JSON.stringify(rid)} is not an IPv4 address`);
   const neighbors = (b.objectList('neighbors') ?? []).map((n): BgpNeighbor => {
     const a = n.requiredString('address');
     const address = canonicalIP(a);

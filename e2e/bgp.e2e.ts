@@ -7,7 +7,7 @@ import * as path from 'path';
 import { ErrCode } from '../pkg/cni/errors';
 import { run } from '../pkg/exec';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
-import { buildCluster, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { buildCluster, fabricConf, tscni, writeConflist, type Cluster, type ClusterNode } from './lib/cluster';
 import { background, type Background } from './lib/etcd';
 import { waitFor } from './lib/wait';
 import { addPod, type AddedPod } from './lib/pods';
@@ -32,18 +32,11 @@ interface BgpNode {
 }
 
 function confOf(c: Cluster, n: ClusterNode, dir: string, bgp: Record<string, unknown>) {
-  return {
-    cniVersion: '1.1.0',
+  return fabricConf(c, n, 'host-gw', path.join(dir, 'ipam'), {
     name: 'tscni-bgp',
-    type: 'host-gw',
-    nodeIP: n.ip,
-    podCIDR: n.podCIDR,
-    clusterCIDR: c.clusterCIDR,
-    peersFile: c.peersFile,
-    ipam: { type: 'host-local', dataDir: path.join(dir, 'ipam') },
     routing: 'bgp',
     bgp: { holdTime: HOLD, restartTime: RESTART, dir: path.join(dir, 'bird'), ...bgp },
-  };
+  });
 }
 
 function startAgent(b: BgpNode): Background {
@@ -67,9 +60,7 @@ function setup(tag: string, names: string[], bgpOf: (n: ClusterNode) => Record<s
     for (const n of members) {
       const dir = world.tmpDir(`bgp-${n.name}`);
       const conf = confOf(t.c, n, dir, bgpOf(n));
-      const file = path.join(dir, 'net.conflist');
-      const { cniVersion, name, ...plugin } = conf;
-      fs.writeFileSync(file, JSON.stringify({ cniVersion, name, plugins: [plugin] }));
+      const file = writeConflist(dir, conf);
       const b: BgpNode = { n, dir, conf, file };
       t.nodes.set(n.name, b);
       startAgent(b);

@@ -6,7 +6,7 @@ import * as path from 'path';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
 import { hostVethName } from '../pkg/wiring/names';
-import { buildCluster, fabricConf, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { buildCluster, fabricConf, tscni, writeConflist, type Cluster, type ClusterNode } from './lib/cluster';
 import { run } from '../pkg/exec';
 import { addPod } from './lib/pods';
 import { CLEAN_PATH, defaultBinDir, useWorld, type Netns } from './lib/world';
@@ -25,14 +25,6 @@ let podCount = 0;
 
 const addDoctorPod = (node: Netns, conf: Record<string, unknown>, label: string) =>
   addPod(world, node, conf, `d${++podCount}-${label}`, { lo: true, idLabel: label });
-
-/** The config as a conflist file, as an operator would hand it to doctor. */
-function conflist(conf: Record<string, unknown>): string {
-  const f = path.join(world.tmpDir('conf'), 'net.conflist');
-  const { cniVersion, name, ...plugin } = conf;
-  fs.writeFileSync(f, JSON.stringify({ cniVersion, name, plugins: [plugin] }));
-  return f;
-}
 
 async function doctor(node: Netns, file: string, ...args: string[]) {
   const r = await tscni(node, ['doctor', '--conf', file, ...args], 60_000);
@@ -93,7 +85,7 @@ describe('bridge node with two pods', () => {
       mtu: 1400,
       ipam: { type: 'host-local', subnet: '10.22.0.0/24', dataDir: world.tmpDir('ipam') },
     };
-    file = conflist(conf);
+    file = writeConflist(world.tmpDir('conf'), conf);
     pods.push(await addDoctorPod(node, conf, 'a'), await addDoctorPod(node, conf, 'b'));
   });
 
@@ -196,7 +188,7 @@ describe('ptp node', () => {
       mtu: 1400,
       ipam: { type: 'host-local', subnet: '10.23.0.0/24', dataDir: world.tmpDir('ipam') },
     };
-    file = conflist(conf);
+    file = writeConflist(world.tmpDir('conf'), conf);
     pod = await addDoctorPod(node, conf, 'p');
     veth = hostVethName(pod.id, 'eth0', 'ptp');
   });
@@ -247,7 +239,7 @@ describe('vxlan across three nodes', () => {
     c = await buildCluster(world, { tag: 'dvx' });
     for (const n of c.nodes) {
       const conf = fabricConf(c, n, 'vxlan', world.tmpDir('ipam'), { cniVersion: '1.0.0', name: 'd-vxlan' });
-      if (n.name === 'node1') file = conflist(conf);
+      if (n.name === 'node1') file = writeConflist(world.tmpDir('conf'), conf);
       await addDoctorPod(n.ns, conf, n.name);
     }
     n1 = c.node('node1');
@@ -313,7 +305,7 @@ describe('host-gw between node1 and node2', () => {
     c.writePeers([c.node('node1'), c.node('node2')]);
     for (const n of [c.node('node1'), c.node('node2')]) {
       const conf = fabricConf(c, n, 'host-gw', world.tmpDir('ipam'), { cniVersion: '1.0.0', name: 'd-host-gw' });
-      if (n.name === 'node1') file = conflist(conf);
+      if (n.name === 'node1') file = writeConflist(world.tmpDir('conf'), conf);
       await addDoctorPod(n.ns, conf, n.name);
     }
     n1 = c.node('node1');
@@ -335,7 +327,7 @@ describe('host-gw between node1 and node2', () => {
       ipam: { type: 'host-local', dataDir: world.tmpDir('ipam'), ranges: [[{ subnet: '10.244.0.0/16', rangeStart: '10.244.1.50', rangeEnd: '10.244.1.60' }]] },
     };
     await addDoctorPod(n1.ns, ptp, 'ptpf');
-    const ptpFile = conflist(ptp);
+    const ptpFile = writeConflist(world.tmpDir('conf'), ptp);
     const healthy = await doctor(n1.ns, ptpFile, '--fabric', file);
     expect(healthy.lines).toEqual([expect.stringMatching(/^ptp network d-ptp-fabric: node and 1 pod\(s\) checked: all as planned$/)]);
     expect(healthy.exitCode).toBe(0);

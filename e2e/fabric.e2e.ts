@@ -5,7 +5,7 @@ import * as path from 'path';
 import { ErrCode } from '../pkg/cni/errors';
 import { RTPROT_TSCNI } from '../pkg/fabric/types';
 import { stableMac } from '../pkg/ip/mac';
-import { buildCluster, fabricConf, pingDF, tscni, type Cluster, type ClusterNode } from './lib/cluster';
+import { buildCluster, fabricConf, pingDF, tscni, writeConflist, type Cluster, type ClusterNode } from './lib/cluster';
 import { attachmentTraces, Cnictl, delAfterNetnsGone } from './lib/cnictl';
 import { addPod } from './lib/pods';
 import { defaultBinDir, useWorld, type Netns } from './lib/world';
@@ -87,7 +87,7 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     expect(bad.exitCode).not.toBe(0);
     expect(bad.json.msg).toMatch(/route 10\.244\.2\.0\/24 via 192\.168\.50\.2 dev eth0 missing/);
     // the next sync puts it back
-    const s = await tscni(c.node('node1').ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
+    const s = await tscni(c.node('node1').ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), conf)]);
     expect(s.stderr).toBe('');
     expect(s.stdout).toMatch(/1 change/);
     expect(await world.ping(a.ns, b.ip)).toBe(true);
@@ -100,7 +100,7 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     try {
       const { nodeIP, ...conf } = a.conf;
       expect(nodeIP).toBe('192.168.50.1');
-      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
+      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), conf)]);
       expect(s.stderr).toBe('');
       expect(s.stdout).toMatch(/fabric host-gw: 1 peer\(s\).*unchanged/);
     } finally {
@@ -124,7 +124,7 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
       const chk = await world.cni(n1.ns, { command: 'CHECK', containerId: id, netns: ns, config: { ...conf, prevResult: r.json } });
       expect(chk.json.code).toBe(ErrCode.CheckFailed);
       expect(chk.json.msg).toMatch(why);
-      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
+      const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), conf)]);
       expect(s.exitCode).toBe(0);
       expect(s.stdout).toMatch(/1 peer\(s\).*1 left out/);
       expect(s.stderr).toMatch(new RegExp(`^tscni fabric: warning: ${why.source}`));
@@ -134,13 +134,6 @@ describe('host-gw between node1 and node2 (one L2 segment)', () => {
     }
   });
 });
-
-function writeConf(conf: Record<string, unknown>): string {
-  const f = path.join(world.tmpDir('conf'), 'net.conflist');
-  const { cniVersion, name, ...plugin } = conf;
-  fs.writeFileSync(f, JSON.stringify({ cniVersion, name, plugins: [plugin] }));
-  return f;
-}
 
 describe('vxlan across three nodes (node3 behind a router)', () => {
   let c: Cluster;
@@ -200,7 +193,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
 
   it('removing a peer from the peers file and syncing removes its route, neighbour and FDB entry; adding it back restores it', async () => {
     const n1 = c.node('node1');
-    const file = writeConf(confs.node1);
+    const file = writeConflist(world.tmpDir('conf'), confs.node1);
     c.writePeers([c.node('node1'), c.node('node2')]);
     const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', file]);
     expect(s.stderr).toBe('');
@@ -220,7 +213,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
 
   it('watch re-syncs when the peers file changes and exits cleanly on SIGTERM', async () => {
     const n2 = c.node('node2');
-    const file = writeConf(confs.node2);
+    const file = writeConflist(world.tmpDir('conf'), confs.node2);
     const { spawn } = await import('child_process');
     const w = spawn('ip', ['netns', 'exec', n2.ns.name, path.join(defaultBinDir(), 'tscni'), 'fabric', 'watch', '--conf', file, '--interval', '30'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -263,7 +256,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
       config: { ...conf, vtepName: 'tscni.1', vni: 2 },
     });
     expect(vni.json.msg).toContain('tscni.1 has VNI 1, expected 2');
-    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(confs.node1)])).exitCode).toBe(0);
+    expect((await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), confs.node1)])).exitCode).toBe(0);
     const again = await world.cni(n1.ns, { command: 'CHECK', containerId: pods.node1.id, netns: pods.node1.ns, config: conf });
     expect(again.exitCode).toBe(0);
   });
@@ -298,7 +291,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
     r = await add({ ...confs.node1, peersFile: f });
     expect(r.json.msg).toMatch(/^invalid config: peersFile .*: not valid JSON/);
     expect(await snapshot()).toBe(before);
-    const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(conf)]);
+    const sync = (conf: Record<string, unknown>) => tscni(n1.ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), conf)]);
     const bads: [Record<string, unknown>, RegExp][] = [
       [{ ...confs.node1, peersFile: f }, /^tscni fabric: invalid config: peersFile .*: not valid JSON/],
       [
@@ -318,7 +311,7 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
 
   it('a route to a peer pod CIDR that someone else holds is not taken over: sync and CHECK name it, ADD still wires its pod', async () => {
     const n1 = c.node('node1');
-    const file = writeConf(confs.node1);
+    const file = writeConflist(world.tmpDir('conf'), confs.node1);
     await n1.ns.ip(['route', 'del', '10.244.3.0/24', 'proto', String(RTPROT_TSCNI)]);
     await n1.ns.ip(['route', 'add', '10.244.3.0/24', 'via', '192.168.50.2', 'dev', 'eth0', 'proto', 'static']);
     try {
@@ -346,12 +339,12 @@ describe('vxlan across three nodes (node3 behind a router)', () => {
   it('a new VNI replaces the VTEP: the old device goes with its entries, and back', async () => {
     const n1 = c.node('node1');
     const dev = async (name: string) => (await world.ipJson(n1.ns, ['link', 'show'])).some((l: any) => l.ifname === name);
-    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf({ ...confs.node1, vni: 2 })]);
+    const s = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), { ...confs.node1, vni: 2 })]);
     expect(s.stderr).toBe('');
     expect(await dev('tscni.2')).toBe(true);
     expect(await dev('tscni.1')).toBe(false);
     expect((await routes(n1)).map((r) => r.dev)).toEqual(['tscni.2', 'tscni.2']);
-    const back = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConf(confs.node1)]);
+    const back = await tscni(n1.ns, ['fabric', 'sync', '--conf', writeConflist(world.tmpDir('conf'), confs.node1)]);
     expect(back.stderr).toBe('');
     expect(await dev('tscni.2')).toBe(false);
     expect(await world.ping(pods.node1.ns, pods.node2.ip)).toBe(true);

@@ -46,6 +46,14 @@ export function fabricConf(c: Cluster, n: ClusterNode, type: string, dataDir: st
   };
 }
 
+/** A single-plugin config as a conflist file in `dir`, as an operator hands it to `tscni fabric|doctor|bgp`. */
+export function writeConflist(dir: string, conf: Record<string, unknown>): string {
+  const f = path.join(dir, 'net.conflist');
+  const { cniVersion, name, ...plugin } = conf;
+  fs.writeFileSync(f, JSON.stringify({ cniVersion, name, plugins: [plugin] }));
+  return f;
+}
+
 export interface ClusterOptions {
   /** namespace name prefix, so several clusters live in one World; default 'c' */
   tag?: string;
